@@ -1,0 +1,33 @@
+"""Search for a target with a camera: like explore, with the navigator in search mode."""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+
+def generate_launch_description() -> LaunchDescription:
+    default_params = os.path.join(get_package_share_directory('vlm_nav'), 'config',
+                                  'vlm_nav.yaml')
+    params_file = LaunchConfiguration('params_file')
+    model = LaunchConfiguration('model')
+    target = LaunchConfiguration('target')
+    return LaunchDescription([
+        DeclareLaunchArgument('params_file', default_value=default_params,
+                              description='parameters of every vlm_nav node'),
+        DeclareLaunchArgument('model', default_value='',
+                              description="HF model id or folder; '' = embedded model"),
+        DeclareLaunchArgument('target', default_value='red ball',
+                              description='what to search for (free text)'),
+        Node(package='vlm_nav', executable='camera_node', name='camera_node',
+             parameters=[params_file], output='screen'),
+        Node(package='vlm_nav', executable='vlm_node', name='vlm_node',
+             parameters=[params_file, {'model': model}], output='screen'),
+        Node(package='vlm_nav', executable='scene_describer_node', name='scene_describer_node',
+             parameters=[params_file], output='screen'),
+        Node(package='vlm_nav', executable='navigator_node', name='navigator_node',
+             parameters=[params_file, {'mode': 'search', 'target': target}], output='screen'),
+    ])

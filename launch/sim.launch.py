@@ -1,0 +1,36 @@
+"""The built-in simulator instead of a robot: sim_node + the stack (what `vlm-nav demo` runs)."""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+
+
+def generate_launch_description() -> LaunchDescription:
+    default_params = os.path.join(get_package_share_directory('vlm_nav'), 'config',
+                                  'vlm_nav.yaml')
+    params_file = LaunchConfiguration('params_file')
+    model = LaunchConfiguration('model')
+    target = LaunchConfiguration('target')
+    seed = ParameterValue(LaunchConfiguration('seed'), value_type=int)
+    return LaunchDescription([
+        DeclareLaunchArgument('params_file', default_value=default_params,
+                              description='parameters of every vlm_nav node'),
+        DeclareLaunchArgument('model', default_value='',
+                              description="HF model id or folder; '' = embedded model"),
+        DeclareLaunchArgument('target', default_value='',
+                              description='search target; empty = navigator idle'),
+        DeclareLaunchArgument('seed', default_value='0', description='simulator layout'),
+        Node(package='vlm_nav', executable='sim_node', name='sim_node',
+             parameters=[params_file, {'seed': seed}], output='screen'),
+        Node(package='vlm_nav', executable='vlm_node', name='vlm_node',
+             parameters=[params_file, {'model': model}], output='screen'),
+        Node(package='vlm_nav', executable='scene_describer_node', name='scene_describer_node',
+             parameters=[params_file], output='screen'),
+        Node(package='vlm_nav', executable='navigator_node', name='navigator_node',
+             parameters=[params_file, {'target': target}], output='screen'),
+    ])

@@ -1,0 +1,99 @@
+"""Shared fixtures: a private DDS domain per test module, a probe node that spins in a
+thread, and stacks of real vlm_nav node processes started the way `vlm-nav bringup` does.
+"""
+
+import os
+from pathlib import Path
+import random
+import threading
+import time
+from typing import Callable, Dict, List
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope='session')
+def tiny_llava_dir(tmp_path_factory) -> str:
+    """A small LlavaForConditionalGeneration (real classes, random weights) saved to disk."""
+    from vlm_nav.models.tiny import build_tiny_llava
+    path = tmp_path_factory.mktemp('tiny_llava')
+    build_tiny_llava(path)
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def ros_domain():
+    """A random ROS_DOMAIN_ID for this module's processes and probes; localhost only."""
+    saved = {k: os.environ.get(k) for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE')}
+    os.environ['ROS_DOMAIN_ID'] = str(random.randint(101, 200))
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    yield int(os.environ['ROS_DOMAIN_ID'])
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+class Probe:
+    """A test node in its own context, spun in a background thread; records messages."""
+
+    def __init__(self, name: str = 'test_probe'):
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import MultiThreadedExecutor
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor.add_node(self.node)
+        self.received: Dict[str, List] = {}
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def record(self, msg_type, topic: str, qos=10) -> None:
+        self.received[topic] = []
+
+        def store(msg, topic=topic):
+            with self._lock:
+                self.received[topic].append((time.monotonic(), msg))
+        self.node.create_subscription(msg_type, topic, store, qos)
+
+    def messages(self, topic: str) -> List:
+        with self._lock:
+            return [m for _, m in self.received[topic]]
+
+    def timed(self, topic: str) -> List:
+        with self._lock:
+            return list(self.received[topic])
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.05)
+        return predicate()
+
+    def call(self, srv_type, name: str, request, timeout: float = 20.0):
+        client = self.node.create_client(srv_type, name)
+        assert client.wait_for_service(timeout_sec=timeout), f'{name} not available'
+        future = client.call_async(request)
+        assert self.wait_for(future.done, timeout), f'{name} did not answer in {timeout} s'
+        return future.result()
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        import rclpy
+        rclpy.try_shutdown(context=self.context)
+
+
+@pytest.fixture
+def probe(ros_domain):
+    p = Probe()
+    yield p
+    p.close()

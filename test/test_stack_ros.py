@@ -1,0 +1,180 @@
+"""The foundation stack as real processes over DDS: camera_node (test pattern), vlm_node
+(a small LLaVA of real classes, random weights), scene_describer_node and navigator_node,
+started the way `vlm-nav bringup` starts them. Model quality is tested elsewhere; this
+checks the plumbing: services, stamps, Twist, watchdog, bad input.
+"""
+
+import math
+import signal
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Twist
+import pytest
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+from vlm_nav_interfaces.msg import NavigatorState, SceneDescription
+from vlm_nav_interfaces.srv import Ask, Observe, SetTarget
+
+from vlm_nav.bringup import Stack
+from vlm_nav.stack import default_params_file, profile_nodes
+
+pytestmark = pytest.mark.ros
+
+TIMEOUT_S = 1.0   # navigator perception_timeout_s (config default)
+
+
+@pytest.fixture(scope='module')
+def stack(ros_domain, tiny_llava_dir, tmp_path_factory):
+    specs = profile_nodes('explore', model=tiny_llava_dir)
+    specs[0].parameters.update({'width': 96, 'height': 96})
+    specs[3].parameters = {'mode': 'idle'}
+    log_dir = tmp_path_factory.mktemp('logs')
+    with Stack(specs, default_params_file(), echo=False, log_dir=str(log_dir)) as running:
+        yield running
+    for spec in specs:
+        print(f'--- {spec.name} log ---')
+        print((log_dir / f'{spec.name}.log').read_text()[-3000:])
+
+
+def _model_ready(probe, timeout=60.0):
+    """Wait until vlm_node answers Ask successfully (model loaded, frames flowing)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = probe.call(Ask, 'vlm_nav/ask', Ask.Request(question='Is the path ahead clear?',
+                                                       choices=['yes', 'no']))
+        if r.success:
+            return r
+        time.sleep(0.5)
+    pytest.fail(f'vlm_node never became ready: {r.message}')
+
+
+def test_ask_scores_choices_on_the_newest_frame(stack, probe):
+    probe.record(Image, 'camera/image_raw', qos_profile_sensor_data)
+    _model_ready(probe)
+    response = probe.call(Ask, 'vlm_nav/ask', Ask.Request(
+        question='Where is the red ball?', choices=['left', 'center', 'right']))
+    assert response.success, response.message
+    assert len(response.scores) == 3
+    assert math.isclose(sum(response.scores), 1.0, abs_tol=1e-4)
+    assert response.answer == ['left', 'center', 'right'][
+        max(range(3), key=lambda i: response.scores[i])]
+    assert response.model_name and response.latency_s >= 0.0
+    seen = {(m.header.stamp.sec, m.header.stamp.nanosec)
+            for m in probe.messages('camera/image_raw')}
+    assert (response.frame_stamp.sec, response.frame_stamp.nanosec) in seen
+
+
+def test_ask_free_text_and_sent_image(stack, probe):
+    _model_ready(probe)
+    response = probe.call(Ask, 'vlm_nav/ask', Ask.Request(question='Describe the scene.',
+                                                          max_new_tokens=5))
+    assert response.success, response.message
+    assert isinstance(response.answer, str)
+    image = Image(height=8, width=8, encoding='rgb8', step=24, data=bytes(8 * 8 * 3))
+    image.header.stamp.sec = 1234
+    response = probe.call(Ask, 'vlm_nav/ask', Ask.Request(question='Is there a red ball?',
+                                                          choices=['yes', 'no'], image=image))
+    assert response.success, response.message
+    assert response.frame_stamp.sec == 1234
+
+
+@pytest.mark.parametrize('request_kwargs, reason', [
+    ({'question': '', 'choices': ['yes', 'no']}, 'empty'),
+    ({'question': 'x' * 5000}, 'limit'),
+    ({'question': 'ok?\x07', 'choices': ['yes']}, 'control'),
+    ({'question': 'ok?', 'choices': ['yes', 'yes']}, 'distinct'),
+    ({'question': 'ok?', 'image': Image(height=4, width=4, encoding='rgb8', step=12,
+                                         data=bytes(10))}, 'bytes'),
+    ({'question': 'ok?', 'image': Image(height=4, width=4, encoding='weird', step=12,
+                                         data=bytes(48))}, 'encoding'),
+])
+def test_bad_ask_requests_are_refused_with_a_message(stack, probe, request_kwargs, reason):
+    response = probe.call(Ask, 'vlm_nav/ask', Ask.Request(**request_kwargs))
+    assert not response.success
+    assert reason in response.message
+
+
+@pytest.mark.parametrize('target, mode, reason', [
+    ('', 'search', 'empty'), ('red ball', 'dance', 'unknown mode'),
+    ('red\nball', 'search', 'control'), ('b' * 500, 'follow', 'limit')])
+def test_bad_set_target_is_refused(stack, probe, target, mode, reason):
+    response = probe.call(SetTarget, 'vlm_nav/set_target',
+                          SetTarget.Request(target=target, mode=mode))
+    assert not response.success
+    assert reason in response.message
+
+
+def test_describer_publishes_text_and_structured(stack, probe):
+    probe.record(String, 'scene_description')
+    probe.record(SceneDescription, 'scene_description/structured')
+    _model_ready(probe)
+    assert probe.wait_for(lambda: probe.messages('scene_description/structured')
+                          and probe.messages('scene_description'), 30.0)
+    scene = probe.messages('scene_description/structured')[-1]
+    assert scene.header.stamp.sec > 0 and scene.model_name
+    assert scene.inference_latency_s > 0.0
+
+
+def test_bad_frames_are_skipped_counted_and_the_node_stays_up(stack, probe):
+    probe.record(DiagnosticArray, '/diagnostics')
+    publisher = probe.node.create_publisher(Image, 'camera/image_raw', qos_profile_sensor_data)
+    bad = [Image(height=4, width=4, encoding='yuv422_weird', step=12, data=bytes(48)),
+           Image(height=4, width=4, encoding='rgb8', step=5, data=bytes(20)),
+           Image(height=4, width=4, encoding='rgb8', step=12, data=bytes(7))]
+
+    def rejected():
+        for array in probe.messages('/diagnostics'):
+            for status in array.status:
+                if status.name == 'vlm_nav: vlm_node':
+                    values = {kv.key: kv.value for kv in status.values}
+                    if int(values.get('frames_rejected', 0)) > 0:
+                        return values
+        return None
+    deadline = time.monotonic() + 15.0     # keep sending until discovery has matched us
+    while rejected() is None and time.monotonic() < deadline:
+        for msg in bad:
+            publisher.publish(msg)
+        time.sleep(0.1)
+    assert rejected() is not None, 'vlm_node never reported a rejected frame'
+    assert rejected()['last_reject_reason']
+    assert _model_ready(probe).success     # still serving
+
+
+def test_search_drives_and_stale_perception_stops(stack, probe):
+    probe.record(Twist, 'cmd_vel')
+    probe.record(NavigatorState, 'vlm_nav/navigator_state')
+    _model_ready(probe)
+    observed = probe.call(Observe, 'vlm_nav/observe', Observe.Request(target='red ball'))
+    assert observed.success, observed.message
+    assert observed.observation.bearing_labels == ['left', 'center', 'right']
+    response = probe.call(SetTarget, 'vlm_nav/set_target',
+                          SetTarget.Request(target='red ball', mode='search'))
+    assert response.success, response.message
+
+    def moving():
+        return any(abs(t.linear.x) + abs(t.angular.z) > 1e-3
+                   for t in probe.messages('cmd_vel')[-20:])
+    assert probe.wait_for(moving, 20.0), 'navigator never commanded motion'
+    states = probe.messages('vlm_nav/navigator_state')
+    assert states[-1].mode == 'search' and states[-1].target == 'red ball'
+    assert not states[-1].stale and states[-1].reason
+    for t in probe.messages('cmd_vel'):
+        assert abs(t.linear.x) <= 0.3 + 1e-6 and abs(t.angular.z) <= 1.0 + 1e-6
+
+    # Watchdog: the camera dies; within the timeout (+ one control period and DDS slack)
+    # every Twist is zero and the navigator says it is stale.
+    stack.processes['camera_node'].send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    assert probe.wait_for(lambda: probe.messages('vlm_nav/navigator_state')[-1].stale, 10.0)
+    timed = probe.timed('cmd_vel')
+    first_zero = next(t for t, m in timed if t > killed and m.linear.x == 0.0
+                      and m.angular.z == 0.0 and all(
+                          mm.linear.x == 0.0 and mm.angular.z == 0.0
+                          for tt, mm in timed if tt >= t))
+    # frames were up to one period (0.1 s) old at the kill
+    assert first_zero - killed <= TIMEOUT_S + 0.5, first_zero - killed
+    time.sleep(0.5)
+    assert all(m.linear.x == 0.0 and m.angular.z == 0.0
+               for t, m in probe.timed('cmd_vel') if t > first_zero)

@@ -1,0 +1,44 @@
+"""The one small interface every model backend implements. No ROS imports."""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple
+
+import numpy as np
+
+# An image is an HxWx3 uint8 RGB numpy array everywhere in model code.
+Image = np.ndarray
+Question = Tuple[str, Sequence[str]]
+
+
+class ModelLoadError(RuntimeError):
+    """The model could not be loaded; the message says why and what to do."""
+
+
+@dataclass
+class ScoredAnswer:
+    choices: List[str]
+    probs: List[float]          # calibrated: softmax over the choices' log-likelihoods
+
+    @property
+    def best(self) -> str:
+        return self.choices[int(np.argmax(self.probs))]
+
+
+class VLMBackend(ABC):
+    """describe / ask / score on one image. Implementations must be thread-compatible
+    (called from one worker thread at a time)."""
+
+    name: str = 'unknown'
+
+    @abstractmethod
+    def load(self) -> None:
+        """Load weights; raise ModelLoadError with a clear message on failure."""
+
+    @abstractmethod
+    def score(self, image: Image, questions: Sequence[Question]) -> List[ScoredAnswer]:
+        """Answer several closed-set questions about the same image (image encoded once)."""
+
+    @abstractmethod
+    def generate(self, image: Image, prompt: str, max_new_tokens: int) -> str:
+        """Free-text answer, greedy, at most max_new_tokens."""

@@ -1,0 +1,247 @@
+"""Navigator: asks the VLM node about the target on the newest frame and drives.
+
+Perception arrives asynchronously (Observe service, call_async, one request in
+flight); a control timer turns the newest observation into a Twist through the
+pure policy and the velocity limiter. When the newest observation's frame is older
+than perception_timeout_s, the robot is stopped at once and holds.
+"""
+
+import math
+import time
+from typing import Optional
+
+from geometry_msgs.msg import Twist
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
+from vlm_nav_interfaces.msg import NavigatorState
+from vlm_nav_interfaces.srv import Observe, SetTarget
+
+from vlm_nav.diagnostics import DiagnosticsPublisher, OK, WARN
+from vlm_nav.nav.limits import VelocityLimiter
+from vlm_nav.nav.policy import Decision, MODES, NavigationPolicy, PolicyConfig
+from vlm_nav.perception import clean_text, Observation
+from vlm_nav.ros_params import check_choices, declare
+
+# parameter name -> PolicyConfig field
+POLICY_PARAMS = {
+    'max_linear_speed': 'max_linear', 'max_angular_speed': 'max_angular',
+    'turn_gain': 'turn_gain', 'visible_threshold': 'visible_threshold',
+    'lost_threshold': 'lost_threshold', 'near_threshold': 'near_threshold',
+    'center_threshold': 'center_threshold', 'blocked_threshold': 'blocked_threshold',
+    'scan_angular_speed': 'scan_angular', 'lost_memory_s': 'lost_memory_s',
+    'relocate_s': 'relocate_s', 'explore_linear_speed': 'explore_linear',
+}
+
+
+class NavigatorNode(Node):
+
+    def __init__(self):
+        super().__init__('navigator_node')
+        declare(self, 'mode', 'idle', 'initial mode; idle with a target set starts a search',
+                choices=MODES)
+        declare(self, 'target', '', 'initial target (free text)')
+        declare(self, 'control_rate_hz', 20.0, 'control loop rate', 1.0, 200.0, read_only=True)
+        declare(self, 'perception_timeout_s', 1.0,
+                'stop when the newest observation is older than this', 0.05, 30.0)
+        declare(self, 'request_timeout_s', 2.0, 'give up on an Observe call after this',
+                0.1, 60.0)
+        declare(self, 'max_linear_accel', 0.5, 'm/s^2', 0.01, 10.0)
+        declare(self, 'max_angular_accel', 2.0, 'rad/s^2', 0.01, 20.0)
+        declare(self, 'hfov_deg', 60.0, 'camera horizontal field of view', 10.0, 180.0)
+        defaults = PolicyConfig()
+        ranges = {'max_linear_speed': (0.0, 2.0), 'max_angular_speed': (0.0, 5.0),
+                  'turn_gain': (0.0, 10.0), 'scan_angular_speed': (0.0, 5.0),
+                  'lost_memory_s': (0.0, 60.0), 'relocate_s': (0.0, 60.0),
+                  'explore_linear_speed': (0.0, 2.0)}
+        for name, field_name in POLICY_PARAMS.items():
+            low, high = ranges.get(name, (0.0, 1.0))
+            declare(self, name, float(getattr(defaults, field_name)),
+                    f'policy: {field_name}', low, high)
+        self.add_on_set_parameters_callback(
+            lambda params: check_choices(params, {'mode': MODES}))
+        self.add_post_set_parameters_callback(self._on_parameters_set)
+
+        self._policy = NavigationPolicy()
+        self._limiter = VelocityLimiter()
+        self._apply_parameters([])
+        self._observation: Optional[Observation] = None
+        self._obs_latency = 0.0
+        self._pending = None
+        self._pending_since = 0.0
+        self._last_tick: Optional[float] = None
+        self._last = Decision(0.0, 0.0, 'idle', 'starting')
+        self._stale = False
+        self._counts = {'observations': 0, 'observe_failures': 0, 'stale_stops': 0,
+                        'last_observe_error': ''}
+
+        self._cmd_pub = self.create_publisher(
+            Twist, 'cmd_vel', QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        self._state_pub = self.create_publisher(NavigatorState, 'vlm_nav/navigator_state', 10)
+        self._observe = self.create_client(Observe, 'vlm_nav/observe')
+        self.create_service(SetTarget, 'vlm_nav/set_target', self._on_set_target)
+        self._diagnostics = DiagnosticsPublisher(self)
+        self.create_timer(1.0, self._publish_diagnostics)
+        mode, target = self.get_parameter('mode').value, self.get_parameter('target').value
+        self._set_mode('search' if mode == 'idle' and target.strip() else mode, target.strip())
+        period = 1.0 / self.get_parameter('control_rate_hz').value
+        self.create_timer(period, self._tick)
+
+    # ---- configuration ------------------------------------------------------------------
+    def _apply_parameters(self, _params) -> None:
+        config = PolicyConfig(hfov_rad=math.radians(self.get_parameter('hfov_deg').value))
+        for name, field_name in POLICY_PARAMS.items():
+            setattr(config, field_name, float(self.get_parameter(name).value))
+        self._policy.config = config
+        self._limiter.max_linear = config.max_linear
+        self._limiter.max_angular = config.max_angular
+        self._limiter.max_linear_accel = self.get_parameter('max_linear_accel').value
+        self._limiter.max_angular_accel = self.get_parameter('max_angular_accel').value
+
+    def _on_parameters_set(self, params) -> None:
+        self._apply_parameters(params)
+        if any(p.name in ('mode', 'target') for p in params):
+            self._set_mode(self.get_parameter('mode').value,
+                           self.get_parameter('target').value.strip())
+
+    def _on_set_target(self, request: SetTarget.Request,
+                       response: SetTarget.Response) -> SetTarget.Response:
+        mode = request.mode.strip().lower()
+        try:
+            if mode not in MODES:
+                raise ValueError(f'unknown mode {request.mode!r}; one of {", ".join(MODES)}')
+            target = request.target.strip()
+            if mode in ('search', 'follow') or target:
+                target = clean_text(target, 100, 'target', multiline=False)
+        except ValueError as error:
+            response.success, response.message = False, str(error)
+            self.get_logger().warning(f'SetTarget rejected: {error}')
+            return response
+        self._set_mode(mode, target)
+        response.success = True
+        response.message = f'mode {mode}' + (f', target {target!r}' if target else '')
+        return response
+
+    def _set_mode(self, mode: str, target: str) -> None:
+        self._policy.reset(mode, target)
+        self._observation = None          # never act on an answer about the old target
+        self._pending = None
+        self._limiter.stop()
+        self._publish_twist(0.0, 0.0)
+        self.get_logger().info(f'mode {mode}' + (f', target {target!r}' if target else ''))
+
+    # ---- perception ---------------------------------------------------------------------------
+    def _request_observation(self, now: float) -> None:
+        if self._pending is not None:
+            if now - self._pending_since < self.get_parameter('request_timeout_s').value:
+                return
+            self._counts['observe_failures'] += 1
+            self._counts['last_observe_error'] = 'observe call timed out'
+            self._pending = None
+        if not self._observe.service_is_ready():
+            return
+        target = self._policy.target if self._policy.mode != 'explore' else ''
+        future = self._observe.call_async(Observe.Request(target=target))
+        self._pending, self._pending_since = future, now
+        future.add_done_callback(lambda f, t=target: self._on_observation(f, t))
+
+    def _on_observation(self, future, target: str) -> None:
+        if future is not self._pending:
+            return                        # abandoned or superseded
+        self._pending = None
+        try:
+            response = future.result()
+        except Exception as error:  # noqa: B902
+            self._counts['observe_failures'] += 1
+            self._counts['last_observe_error'] = str(error)
+            return
+        if not response.success:
+            self._counts['observe_failures'] += 1
+            self._counts['last_observe_error'] = response.message
+            self.get_logger().warning(f'observe failed: {response.message}',
+                                   throttle_duration_sec=5.0)
+            return
+        if target != (self._policy.target if self._policy.mode != 'explore' else ''):
+            return
+        o = response.observation
+        stamp = Time.from_msg(o.header.stamp).nanoseconds * 1e-9
+        if self._observation is not None and stamp <= self._observation.stamp_s:
+            return                        # same or older frame: nothing new
+        self._observation = Observation(
+            target=o.target, stamp_s=stamp, visible_prob=o.visible_prob,
+            bearing_probs=dict(zip(o.bearing_labels, o.bearing_probs)),
+            distance_probs=dict(zip(o.distance_labels, o.distance_probs)),
+            path_clear_prob=o.path_clear_prob)
+        self._obs_latency = o.inference_latency_s
+        self._counts['observations'] += 1
+
+    # ---- control --------------------------------------------------------------------------
+    def _tick(self) -> None:
+        now = self.get_clock().now().nanoseconds * 1e-9
+        mono = time.monotonic()
+        dt = 0.0 if self._last_tick is None else mono - self._last_tick
+        self._last_tick = mono
+        if self._policy.mode == 'idle':
+            return
+        self._request_observation(mono)
+        obs = self._observation
+        age = math.inf if obs is None else now - obs.stamp_s
+        timeout = self.get_parameter('perception_timeout_s').value
+        if age > timeout:
+            if not self._stale:
+                self._counts['stale_stops'] += 1
+                self.get_logger().warning(
+                    'perception stale ' + ('(none yet)' if obs is None else f'({age:.2f} s)') +
+                    ': stopping', throttle_duration_sec=2.0)
+            self._stale = True
+            linear, angular = self._limiter.stop()
+            why = 'no observation yet' if obs is None else \
+                f'newest observation is {age:.2f} s old (> {timeout:.2f} s)'
+            self._last = Decision(0.0, 0.0, 'stale', why)
+        else:
+            self._stale = False
+            self._last = self._policy.decide(obs, now)
+            linear, angular = self._limiter.limit(self._last.linear, self._last.angular, dt)
+        self._publish_twist(linear, angular)
+        self._publish_state(linear, angular, age)
+
+    def _publish_twist(self, linear: float, angular: float) -> None:
+        twist = Twist()
+        twist.linear.x, twist.angular.z = float(linear), float(angular)
+        self._cmd_pub.publish(twist)
+
+    def _publish_state(self, linear: float, angular: float, age: float) -> None:
+        state = NavigatorState(mode=self._policy.mode, target=self._policy.target,
+                               phase=self._last.phase, reason=self._last.reason,
+                               linear_x=float(linear), angular_z=float(angular),
+                               perception_age_s=float(age if math.isfinite(age) else -1.0),
+                               stale=self._stale)
+        state.stamp = self.get_clock().now().to_msg()
+        self._state_pub.publish(state)
+
+    def _publish_diagnostics(self) -> None:
+        values = dict(self._counts, mode=self._policy.mode, target=self._policy.target,
+                      phase=self._last.phase, last_inference_latency_s=f'{self._obs_latency:.3f}')
+        if self._policy.mode != 'idle' and self._stale:
+            level, message = WARN, f'stopped: {self._last.reason}'
+        else:
+            level, message = OK, f'{self._policy.mode}: {self._last.phase}'
+        self._diagnostics.publish(level, message, values)
+
+    def destroy_node(self):
+        self._publish_twist(0.0, 0.0)     # leave the robot stopped
+        return super().destroy_node()
+
+
+def main(args=None):
+    try:
+        with rclpy.init(args=args):
+            rclpy.spin(NavigatorNode())
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == '__main__':
+    main()

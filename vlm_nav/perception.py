@@ -1,0 +1,109 @@
+"""The closed-set questions the package asks a VLM, and the description grammar.
+
+One source of truth: the embedded model is trained on exactly these strings,
+the vlm_node asks exactly these strings, and the navigator reads the answers
+as probabilities over these labels. No ROS imports here.
+"""
+
+from dataclasses import dataclass, field
+import math
+import re
+from typing import Dict, List, Sequence, Tuple
+
+YES_NO: Tuple[str, str] = ('yes', 'no')
+BEARINGS: Tuple[str, str, str] = ('left', 'center', 'right')
+DISTANCES: Tuple[str, str] = ('near', 'far')
+
+# Bearing of each label's image third, radians, + = left (REP 103). Set from the
+# camera's horizontal field of view so the expected bearing is a usable angle.
+DEFAULT_HFOV_RAD = math.radians(60.0)
+
+DESCRIBE_PROMPT = 'Describe the scene.'
+PATH_QUESTION = 'Is the path ahead clear?'
+NOTHING = 'nothing'
+
+
+def clean_text(text: str, limit: int, what: str, multiline: bool = True) -> str:
+    """Stripped text, or ValueError saying why it can't be used in a prompt."""
+    stripped = text.strip()
+    if not stripped:
+        raise ValueError(f'{what} is empty')
+    if len(stripped) > limit:
+        raise ValueError(f'{what} is {len(stripped)} characters; the limit is {limit}')
+    allowed = '\t\n' if multiline else ''
+    if any((ord(c) < 32 and c not in allowed) or c == '\x7f' for c in stripped):
+        raise ValueError(f'{what} contains control characters')
+    return stripped
+
+
+def visible_question(target: str) -> str:
+    return f'Is there a {target}?'
+
+
+def bearing_question(target: str) -> str:
+    return f'Where is the {target}?'
+
+
+def distance_question(target: str) -> str:
+    return f'Is the {target} near or far?'
+
+
+def target_questions(target: str) -> List[Tuple[str, Tuple[str, ...]]]:
+    """All closed-set questions about one target, in a fixed order."""
+    return [
+        (visible_question(target), YES_NO),
+        (bearing_question(target), BEARINGS),
+        (distance_question(target), DISTANCES),
+        (PATH_QUESTION, YES_NO),
+    ]
+
+
+@dataclass(frozen=True)
+class SeenObject:
+    label: str
+    bearing: str
+    distance: str
+
+
+def format_description(objects: Sequence[SeenObject]) -> str:
+    """'red ball left near. blue box center far.' ordered left to right; 'nothing.' if empty."""
+    if not objects:
+        return NOTHING + '.'
+    order = {b: i for i, b in enumerate(BEARINGS)}
+    ordered = sorted(objects, key=lambda o: (order.get(o.bearing, 9), o.label))
+    return ' '.join(f'{o.label} {o.bearing} {o.distance}.' for o in ordered)
+
+
+_ITEM = re.compile(r'^\s*(?P<label>.+?)\s+(?P<bearing>left|center|right)\s+(?P<distance>near|far)\s*$')
+
+
+def parse_description(text: str) -> List[SeenObject]:
+    """Read the description grammar back; items that don't fit it are dropped."""
+    objects = []
+    for item in text.split('.'):
+        match = _ITEM.match(item.strip().lower())
+        if match:
+            objects.append(SeenObject(match['label'], match['bearing'], match['distance']))
+    return objects
+
+
+@dataclass
+class Observation:
+    """Probabilities the model gave for one target on one frame."""
+
+    target: str
+    stamp_s: float                      # stamp of the frame the model saw
+    visible_prob: float
+    bearing_probs: Dict[str, float] = field(default_factory=dict)
+    distance_probs: Dict[str, float] = field(default_factory=dict)
+    path_clear_prob: float = 1.0
+
+    def expected_bearing(self, hfov_rad: float = DEFAULT_HFOV_RAD) -> float:
+        """Probability-weighted bearing in radians (+ = left), centre of each third."""
+        third = hfov_rad / 3.0
+        angle = {'left': third, 'center': 0.0, 'right': -third}
+        total = sum(self.bearing_probs.values()) or 1.0
+        return sum(angle[k] * p for k, p in self.bearing_probs.items() if k in angle) / total
+
+    def near_prob(self) -> float:
+        return float(self.distance_probs.get('near', 0.0))

@@ -1,0 +1,62 @@
+"""Which nodes each bringup profile starts, with which parameters: the pip-path twin of
+launch/*.launch.py (a test checks that both name the same nodes and arguments).
+"""
+
+from dataclasses import dataclass, field
+import os
+from typing import Dict, List
+
+PACKAGE = 'vlm_nav'
+
+
+@dataclass
+class NodeSpec:
+    executable: str
+    name: str
+    parameters: Dict[str, object] = field(default_factory=dict)   # overrides of the YAML
+
+
+# profile -> launch arguments it takes (same names as the launch file's)
+PROFILE_ARGUMENTS: Dict[str, List[str]] = {
+    'explore': ['params_file', 'model'],
+    'search': ['params_file', 'model', 'target'],
+    'replay': ['params_file', 'model', 'target', 'bag'],
+    'sim': ['params_file', 'model', 'target', 'seed'],
+}
+
+
+def default_params_file() -> str:
+    """config/vlm_nav.yaml: from the source tree, else from the installed share folder."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidates = [os.path.join(here, '..', 'config', 'vlm_nav.yaml')]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        candidates.append(os.path.join(get_package_share_directory(PACKAGE), 'config',
+                                       'vlm_nav.yaml'))
+    except Exception:  # noqa: B902 - not installed through ament: the source tree only
+        pass
+    for path in candidates:
+        if os.path.isfile(path):
+            return os.path.normpath(path)
+    raise FileNotFoundError('config/vlm_nav.yaml not found in ' + ', '.join(candidates))
+
+
+def profile_nodes(profile: str, model: str = '', target: str = '',
+                  seed: int = 0, bag: str = '') -> List[NodeSpec]:
+    """The nodes of a profile; arguments become parameter overrides, as in the launch files."""
+    if profile not in PROFILE_ARGUMENTS:
+        raise ValueError(f'unknown profile {profile!r}; one of {sorted(PROFILE_ARGUMENTS)}')
+    vlm = NodeSpec('vlm_node', 'vlm_node', {'model': model})
+    describer = NodeSpec('scene_describer_node', 'scene_describer_node')
+    navigator = NodeSpec('navigator_node', 'navigator_node', {'target': target})
+    if profile == 'explore':
+        navigator.parameters = {'mode': 'explore'}
+    elif profile == 'search':
+        navigator.parameters = {'mode': 'search', 'target': target}
+    if profile == 'sim':
+        source = NodeSpec('sim_node', 'sim_node', {'seed': seed})
+    elif profile == 'replay':
+        source = NodeSpec('bag_player_node', 'bag_player_node', {'bag': bag})
+    else:
+        source = NodeSpec('camera_node', 'camera_node')
+    return [source, vlm, describer, navigator]

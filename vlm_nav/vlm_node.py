@@ -1,0 +1,358 @@
+"""The VLM inference service: keeps the newest camera frame and answers questions about it.
+
+Inference runs on one worker thread, never in a subscription callback; service
+callbacks wait for it with a deadline on a reentrant group, so frames keep arriving
+and diagnostics keep flowing while the model thinks. Answers carry the stamp of the
+frame the model saw, which is what lets the navigator stop on stale perception.
+"""
+
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError as FutureTimeout
+import os
+import threading
+import time
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.time import Time
+from sensor_msgs.msg import CompressedImage, Image
+from vlm_nav_interfaces.msg import DetectedObject, SceneDescription, TargetObservation
+from vlm_nav_interfaces.srv import Ask, Describe, Observe
+
+from vlm_nav import perception
+from vlm_nav.perception import clean_text
+from vlm_nav.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
+from vlm_nav.models.base import ModelLoadError, VLMBackend
+from vlm_nav.ros_image import compressed_to_rgb, image_to_rgb, ImageError
+from vlm_nav.ros_params import declare
+
+MAX_QUESTION_CHARS = 500
+MAX_CHOICES = 32
+EMBEDDED = ('', 'embedded')
+
+
+def resolve_model(model: str) -> str:
+    """'' or 'embedded' -> the model folder shipped in the package; anything else as given."""
+    if model.strip() in EMBEDDED:
+        return os.path.join(os.path.dirname(os.path.abspath(__file__)), 'embedded_model')
+    return model.strip()
+
+
+class Frame:
+    """The newest frame, converted to RGB once on arrival (conversion is validation too)."""
+
+    def __init__(self, stamp: Time, frame_id: str, rgb: np.ndarray):
+        self.stamp = stamp
+        self.frame_id = frame_id
+        self.rgb = rgb
+        self.received = time.monotonic()
+
+
+class VlmNode(Node):
+
+    def __init__(self):
+        super().__init__('vlm_node')
+        self.model_id = declare(self, 'model', '', 'Hugging Face model id or local folder; '
+                                '"" = the embedded model shipped with vlm_nav', read_only=True)
+        self.device = declare(self, 'device', 'cpu', 'torch device: cpu, cuda, cuda:N',
+                              read_only=True)
+        self.dtype = declare(self, 'dtype', 'float32', 'weights dtype',
+                             choices=['float32', 'bfloat16', 'float16'], read_only=True)
+        declare(self, 'max_new_tokens', 48, 'default free-text budget (tokens)', 1, 512)
+        declare(self, 'max_frame_age_s', 1.0, 'frames older than this are not answered', 0.05,
+                60.0)
+        declare(self, 'inference_timeout_s', 5.0, 'deadline of one inference', 0.05, 600.0)
+        declare(self, 'diagnostics_period_s', 1.0, 'diagnostics publishing period', 0.1, 60.0)
+        declare(self, 'threads', 0, 'torch CPU threads (0 = torch default)', 0, 256,
+                read_only=True)
+
+        self._lock = threading.Lock()
+        self._frame: Optional[Frame] = None
+        self._backend: Optional[VLMBackend] = None
+        self._model_state = 'loading'
+        self._model_error = ''
+        self._cache: 'OrderedDict[Tuple, object]' = OrderedDict()
+        self._stats = {'frames_received': 0, 'frames_rejected': 0, 'last_reject_reason': '',
+                       'requests_ok': 0, 'requests_failed': 0, 'deadline_exceeded': 0,
+                       'cache_hits': 0, 'last_latency_ms': 0.0}
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix='vlm_infer')
+        self._busy_since: Optional[float] = None
+
+        frames = MutuallyExclusiveCallbackGroup()
+        services = ReentrantCallbackGroup()
+        self.create_subscription(Image, 'camera/image_raw', self._on_image,
+                                 qos_profile_sensor_data, callback_group=frames)
+        self.create_subscription(CompressedImage, 'camera/image_raw/compressed',
+                                 self._on_compressed, qos_profile_sensor_data,
+                                 callback_group=frames)
+        self.create_service(Ask, 'vlm_nav/ask', self._on_ask, callback_group=services)
+        self.create_service(Describe, 'vlm_nav/describe', self._on_describe,
+                            callback_group=services)
+        self.create_service(Observe, 'vlm_nav/observe', self._on_observe,
+                            callback_group=services)
+        self._diagnostics = DiagnosticsPublisher(self)
+        self._diag_timer = self.create_timer(self.get_parameter('diagnostics_period_s').value,
+                                             self._publish_diagnostics, callback_group=frames)
+        threading.Thread(target=self._load_model, name='vlm_load', daemon=True).start()
+
+    # ---- model --------------------------------------------------------------------------
+    def _load_model(self) -> None:
+        path = resolve_model(self.model_id)
+        self.get_logger().info(f'loading model {path!r} on {self.device} ({self.dtype})')
+        started = time.monotonic()
+        try:
+            from vlm_nav.models.hf_backend import HFBackend
+            threads = self.get_parameter('threads').value
+            if threads:
+                import torch
+                torch.set_num_threads(threads)
+            backend = HFBackend(path, device=self.device, dtype=self.dtype)
+            backend.load()
+        except ModelLoadError as error:
+            self._fail_model(str(error))
+            return
+        except Exception as error:  # noqa: B902 - anything a loader throws must not kill us
+            self._fail_model(f'{type(error).__name__}: {error}')
+            return
+        self._backend = backend
+        self._model_state = 'ready'
+        self.get_logger().info(f'model {backend.name!r} ready in '
+                               f'{time.monotonic() - started:.1f} s')
+
+    def _fail_model(self, message: str) -> None:
+        self._model_state = 'failed'
+        self._model_error = message
+        self.get_logger().error(f'model failed to load: {message}')
+
+    # ---- frames ---------------------------------------------------------------------------
+    def _on_image(self, msg: Image) -> None:
+        self._on_frame(msg, image_to_rgb)
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        self._on_frame(msg, compressed_to_rgb)
+
+    def _on_frame(self, msg, convert: Callable) -> None:
+        try:
+            rgb = convert(msg)
+        except ImageError as error:
+            self._reject(str(error))
+            return
+        self._store(Frame(Time.from_msg(msg.header.stamp), msg.header.frame_id, rgb))
+
+    def _store(self, frame: Frame) -> None:
+        with self._lock:
+            self._frame = frame
+            self._stats['frames_received'] += 1
+
+    def _reject(self, reason: str) -> None:
+        with self._lock:
+            self._stats['frames_rejected'] += 1
+            self._stats['last_reject_reason'] = reason
+        self.get_logger().warning(f'frame skipped: {reason}', throttle_duration_sec=5.0)
+
+    def _fresh_frame(self) -> Frame:
+        with self._lock:
+            frame = self._frame
+        if frame is None:
+            raise RuntimeError('no camera frame received yet')
+        age = time.monotonic() - frame.received
+        limit = self.get_parameter('max_frame_age_s').value
+        if age > limit:
+            raise RuntimeError(f'newest frame is {age:.2f} s old (max_frame_age_s {limit})')
+        return frame
+
+    # ---- inference --------------------------------------------------------------------------
+    def _infer(self, key: Optional[Tuple], job: Callable[[VLMBackend], object]):
+        """Run job on the worker with the deadline; cached by key (frame stamp + question)."""
+        if self._backend is None:
+            if self._model_state == 'failed':
+                raise RuntimeError(f'model failed to load: {self._model_error}')
+            raise RuntimeError('model is still loading')
+        if key is not None:
+            with self._lock:
+                if key in self._cache:
+                    self._stats['cache_hits'] += 1
+                    return self._cache[key], 0.0
+        started = time.monotonic()
+        future: Future = self._worker.submit(self._timed, job)
+        deadline = self.get_parameter('inference_timeout_s').value
+        try:
+            result = future.result(timeout=deadline)
+        except FutureTimeout:
+            self._stats['deadline_exceeded'] += 1
+            self.get_logger().error(f'inference exceeded its deadline of {deadline:.2f} s; '
+                                    'answer abandoned', throttle_duration_sec=5.0)
+            raise RuntimeError(f'inference exceeded its deadline of {deadline:.2f} s')
+        latency = time.monotonic() - started
+        if key is not None:
+            with self._lock:
+                self._cache[key] = result
+                while len(self._cache) > 64:
+                    self._cache.popitem(last=False)
+        return result, latency
+
+    def _timed(self, job: Callable[[VLMBackend], object]):
+        self._busy_since = time.monotonic()
+        try:
+            return job(self._backend)
+        finally:
+            self._busy_since = None
+
+    def _serve(self, response, work: Callable[[], None]):
+        """Common error handling: any failure -> success=false with the reason."""
+        try:
+            work()
+            response.success = True
+            self._stats['requests_ok'] += 1
+        except Exception as error:  # noqa: B902 - a bad request must never kill the node
+            response.success = False
+            response.message = str(error)
+            self._stats['requests_failed'] += 1
+        return response
+
+    def _on_ask(self, request: Ask.Request, response: Ask.Response) -> Ask.Response:
+        def work():
+            question = clean_text(request.question, MAX_QUESTION_CHARS, 'question')
+            choices = [clean_text(c, 100, 'choice', multiline=False) for c in request.choices]
+            if len(choices) > MAX_CHOICES:
+                raise ValueError(f'{len(choices)} choices; the limit is {MAX_CHOICES}')
+            if len(set(choices)) != len(choices):
+                raise ValueError('choices must be distinct')
+            sent = bool(request.image.width or request.image.height or len(request.image.data))
+            if sent:
+                frame = Frame(Time.from_msg(request.image.header.stamp),
+                              request.image.header.frame_id, image_to_rgb(request.image))
+            else:
+                frame = self._fresh_frame()
+            budget = min(int(request.max_new_tokens or
+                             self.get_parameter('max_new_tokens').value), 512)
+
+            def job(backend: VLMBackend):
+                if choices:
+                    return backend.score(frame.rgb, [(question, choices)])[0]
+                return backend.generate(frame.rgb, question, budget)
+
+            # Sent images are not cached: their stamps needn't be unique.
+            key = None if sent else (frame.stamp.nanoseconds, question, tuple(choices), budget)
+            result, latency = self._infer(key, job)
+            if choices:
+                response.scores = [float(p) for p in result.probs]
+                response.answer = result.best
+            else:
+                response.answer = result
+            response.model_name = self._backend.name
+            response.latency_s = float(latency)
+            response.frame_stamp = frame.stamp.to_msg()
+            self._stats['last_latency_ms'] = latency * 1e3
+        return self._serve(response, work)
+
+    def _on_observe(self, request: Observe.Request,
+                    response: Observe.Response) -> Observe.Response:
+        def work():
+            target = request.target.strip()
+            if target:
+                target = clean_text(target, 100, 'target', multiline=False)
+            frame = self._fresh_frame()
+            questions = (perception.target_questions(target) if target
+                         else [(perception.PATH_QUESTION, perception.YES_NO)])
+            key = (frame.stamp.nanoseconds, 'observe', target)
+            answers, latency = self._infer(key, lambda b: b.score(frame.rgb, questions))
+            obs = TargetObservation(target=target, model_name=self._backend.name,
+                                    inference_latency_s=float(latency))
+            obs.header.stamp = frame.stamp.to_msg()
+            obs.header.frame_id = frame.frame_id
+            if target:
+                visible, bearing, distance, path = answers
+                obs.visible_prob = float(visible.probs[0])
+                obs.bearing_labels = list(bearing.choices)
+                obs.bearing_probs = [float(p) for p in bearing.probs]
+                obs.distance_labels = list(distance.choices)
+                obs.distance_probs = [float(p) for p in distance.probs]
+            else:
+                path = answers[0]
+            obs.path_clear_prob = float(path.probs[0])
+            response.observation = obs
+            self._stats['last_latency_ms'] = latency * 1e3
+        return self._serve(response, work)
+
+    def _on_describe(self, request: Describe.Request,
+                     response: Describe.Response) -> Describe.Response:
+        def work():
+            frame = self._fresh_frame()
+            budget = min(int(request.max_new_tokens or
+                             self.get_parameter('max_new_tokens').value), 512)
+
+            def job(backend: VLMBackend):
+                started = time.monotonic()
+                text = backend.generate(frame.rgb, perception.DESCRIBE_PROMPT, budget)
+                objects = perception.parse_description(text)
+                questions = [(perception.PATH_QUESTION, perception.YES_NO)] + [
+                    (perception.visible_question(o.label), perception.YES_NO) for o in objects]
+                scores = backend.score(frame.rgb, questions)
+                return text, objects, scores, time.monotonic() - started
+
+            key = (frame.stamp.nanoseconds, 'describe', budget)
+            (text, objects, scores, _), latency = self._infer(key, job)
+            response.description = self.to_scene_description(
+                frame, text, objects, scores, self._backend.name, latency)
+            self._stats['last_latency_ms'] = latency * 1e3
+        return self._serve(response, work)
+
+    @staticmethod
+    def to_scene_description(frame: Frame, text, objects, scores, model_name,
+                             latency) -> SceneDescription:
+        third = perception.DEFAULT_HFOV_RAD / 3.0
+        angle = {'left': third, 'center': 0.0, 'right': -third}
+        msg = SceneDescription(text=text, model_name=model_name,
+                               inference_latency_s=float(latency))
+        msg.header.stamp = frame.stamp.to_msg()
+        msg.header.frame_id = frame.frame_id
+        msg.path_clear = scores[0].best == 'yes'
+        msg.path_clear_confidence = float(max(scores[0].probs))
+        msg.objects = [DetectedObject(label=o.label, bearing=o.bearing,
+                                      bearing_rad=angle[o.bearing], distance=o.distance,
+                                      confidence=float(s.probs[0]))
+                       for o, s in zip(objects, scores[1:])]
+        return msg
+
+    # ---- health -------------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        values = dict(self._stats, model=resolve_model(self.model_id),
+                      model_state=self._model_state, device=self.device, dtype=self.dtype)
+        busy = self._busy_since
+        values['busy_s'] = f'{time.monotonic() - busy:.2f}' if busy else '0'
+        if self._model_state == 'failed':
+            level, message = ERROR, f'model failed to load: {self._model_error}'
+        elif self._model_state == 'loading':
+            level, message = WARN, 'model loading'
+        elif busy and time.monotonic() - busy > self.get_parameter('inference_timeout_s').value:
+            level, message = ERROR, 'inference hung past its deadline'
+        elif self._frame is None:
+            level, message = WARN, 'no camera frames yet'
+        else:
+            level, message = OK, 'ready'
+        self._diagnostics.publish(level, message, values)
+
+    def destroy_node(self):
+        self._worker.shutdown(wait=False, cancel_futures=True)
+        return super().destroy_node()
+
+
+def main(args=None):
+    try:
+        with rclpy.init(args=args):
+            node = VlmNode()
+            executor = MultiThreadedExecutor(num_threads=4)
+            executor.add_node(node)
+            executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == '__main__':
+    main()
