@@ -1,0 +1,376 @@
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""A headless pybullet world for one Layout: diff-drive robot, camera, ground truth.
+
+pybullet is only the renderer (p.DIRECT + ER_TINY_RENDERER, CPU): bodies have
+visual shapes and no collision shapes, and the robot is never rendered (the
+camera sits at its centre). Motion and collisions are exact 2-D geometry (robot
+disc vs axis-aligned wall boxes and object bounding circles), which is faster
+and simpler than pybullet contact queries and fully deterministic.
+"""
+
+from dataclasses import asdict, dataclass
+import math
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+import pybullet as p
+
+from vlm_nav.perception import BEARINGS, format_description, SeenObject
+from vlm_nav.sim.layout import Layout, ObjectSpec, Rect, ROBOT_RADIUS
+
+# An object is 'near' when the robot centre is within this many metres of the
+# object's centre (door: centre of its panel's face). Centre, not surface,
+# so the label does not depend on an object's size or orientation.
+NEAR_DISTANCE_M = 1.0
+# An object is visible when at least this fraction of the image shows it
+# (segmentation mask of the same render, so occlusion counts). 96x96 -> 14 px.
+MIN_VISIBLE_FRACTION = 0.0015
+CAMERA_NEAR_M = 0.05
+CAMERA_FAR_M = 25.0
+
+
+def min_visible_pixels(image_size: int) -> int:
+    """Pixel count at or above which an object counts as visible."""
+    return max(4, int(round(MIN_VISIBLE_FRACTION * image_size * image_size)))
+
+
+def wrap_angle(a: float) -> float:
+    """Wrap to [-pi, pi)."""
+    return (a + math.pi) % (2.0 * math.pi) - math.pi
+
+
+class Pose2D(NamedTuple):
+    x: float
+    y: float
+    yaw: float
+
+
+@dataclass
+class ObjectTruth:
+    """What is true about one object for the current robot pose and last render."""
+
+    label: str
+    x: float
+    y: float
+    distance_m: float          # robot centre to object centre (door: panel face centre)
+    bearing_rad: float         # + = left of the robot heading (REP 103), in [-pi, pi)
+    visible: bool              # pixel_count >= min_visible_pixels(image_size)
+    pixel_count: int
+    image_bearing: str         # third of the image holding the visible pixels' centroid;
+    #                            with no pixels, the third the geometric bearing falls in
+    distance: str              # 'near' if distance_m <= NEAR_DISTANCE_M else 'far'
+
+    def to_dict(self) -> Dict:
+        return asdict(self)
+
+
+def bearing_label(bearing_rad: float, hfov_rad: float) -> str:
+    """'left'/'center'/'right' for a geometric bearing, by image thirds."""
+    # Thirds of the image are not equal angles for a pinhole camera: compare in
+    # the image plane (tan), and put anything beyond the edges on its side.
+    if abs(bearing_rad) >= math.pi / 2:
+        return BEARINGS[0] if bearing_rad > 0 else BEARINGS[2]
+    u = math.tan(bearing_rad) / math.tan(hfov_rad / 2.0)   # +1 = left edge
+    if u > 1.0 / 3.0:
+        return BEARINGS[0]
+    if u < -1.0 / 3.0:
+        return BEARINGS[2]
+    return BEARINGS[1]
+
+
+def describe(truths: Sequence[ObjectTruth]) -> str:
+    """The description grammar of vlm_nav.perception for the visible objects."""
+    return format_description([SeenObject(t.label, t.image_bearing, t.distance)
+                               for t in truths if t.visible])
+
+
+def _cone_mesh(radius: float, height: float, n: int = 16
+               ) -> Tuple[List[List[float]], List[int]]:
+    verts = [[0.0, 0.0, height], [0.0, 0.0, 0.0]]
+    verts += [[radius * math.cos(2 * math.pi * i / n), radius * math.sin(2 * math.pi * i / n),
+               0.0] for i in range(n)]
+    idx: List[int] = []
+    for i in range(n):
+        a, b = 2 + i, 2 + (i + 1) % n
+        idx += [0, a, b, 1, b, a]
+    return verts, idx
+
+
+class World:
+    """One layout in its own pybullet client; several may live in one process."""
+
+    def __init__(self, layout: Layout, image_size: int = 96, hfov_deg: float = 60.0,
+                 robot_radius: float = ROBOT_RADIUS) -> None:
+        self.layout = layout
+        self.image_size = int(image_size)
+        self.hfov_rad = math.radians(hfov_deg)
+        self.robot_radius = float(robot_radius)
+        self.collisions = 0            # contact events: a blocked step after a free one
+        self.blocked_steps = 0         # every step that was refused
+        self._in_contact = False
+        self._pose = Pose2D(0.0, 0.0, 0.0)
+        self._cid = p.connect(p.DIRECT)
+        self._closed = False
+        # Collision geometry: walls + door panels as rects, other objects as circles.
+        rects = list(layout.walls) + [o.panel for o in layout.objects if o.panel is not None]
+        self._rect_c = np.array([[r.cx, r.cy] for r in rects], dtype=float).reshape(-1, 2)
+        self._rect_h = np.array([[r.hx, r.hy] for r in rects], dtype=float).reshape(-1, 2)
+        circles = [o for o in layout.objects if o.panel is None]
+        self._circ_c = np.array([[o.x, o.y] for o in circles], dtype=float).reshape(-1, 2)
+        self._circ_r = np.array([o.radius for o in circles], dtype=float)
+        self._body_to_obj: Dict[int, int] = {}
+        self._build_scene()
+        n_ids = max(self._body_to_obj, default=0) + 2
+        # seg value v (-1 = background) -> object index (-1 = none) via lut[v + 1].
+        self._lut = np.full(n_ids, -1, dtype=np.int64)
+        for body, idx in self._body_to_obj.items():
+            self._lut[body + 1] = idx
+        fov_v = math.degrees(self.hfov_rad)   # square image: vertical fov = horizontal
+        self._proj = p.computeProjectionMatrixFOV(fov_v, 1.0, CAMERA_NEAR_M, CAMERA_FAR_M,
+                                                  physicsClientId=self._cid)
+        self._last_seg: Optional[np.ndarray] = None
+        self._cols = np.tile(np.arange(self.image_size, dtype=float), self.image_size)
+        self._last_image: Optional[np.ndarray] = None
+        self._seg_pose: Optional[Pose2D] = None
+
+    # ---------------------------------------------------------------- scene
+    def _body(self, shape: int, pos: Sequence[float], color: Sequence[float],
+              yaw: float = 0.0, **kwargs) -> int:
+        vs = p.createVisualShape(shape, rgbaColor=list(color) + [1.0],
+                                 physicsClientId=self._cid, **kwargs)
+        orn = p.getQuaternionFromEuler([0.0, 0.0, yaw])
+        return p.createMultiBody(0.0, -1, vs, list(pos), orn, physicsClientId=self._cid)
+
+    def _box(self, rect: Rect, z0: float = 0.0) -> int:
+        return self._body(p.GEOM_BOX, [rect.cx, rect.cy, z0 + rect.height / 2],
+                          rect.color, halfExtents=[rect.hx, rect.hy, rect.height / 2])
+
+    def _build_scene(self) -> None:
+        lay = self.layout
+        hw, hd = lay.width / 2 + 0.2, lay.depth / 2 + 0.2
+        self._box(Rect(0.0, 0.0, hw, hd, 0.02, lay.floor_color), z0=-0.02)
+        for wall in lay.walls:
+            self._box(wall)
+        for idx, obj in enumerate(lay.objects):
+            for body in self._object_bodies(obj):
+                self._body_to_obj[body] = idx
+
+    def _object_bodies(self, obj: ObjectSpec) -> List[int]:
+        x, y, c, yaw = obj.x, obj.y, obj.color, obj.yaw
+        shape = obj.shape
+        if obj.label == 'door':
+            return [self._box(obj.panel)]
+        if shape == 'ball':
+            r = 0.16
+            return [self._body(p.GEOM_SPHERE, [x, y, r], c, radius=r)]
+        if shape == 'box':
+            h = 0.18
+            return [self._body(p.GEOM_BOX, [x, y, h], c, yaw, halfExtents=[h, h, h])]
+        if shape == 'cone':
+            verts, idx = _cone_mesh(0.18, 0.48)
+            return [self._body(p.GEOM_MESH, [x, y, 0.0], c, vertices=verts, indices=idx)]
+        if shape == 'chair':
+            return self._chair(x, y, yaw, c)
+        if shape == 'plant':
+            pot = (0.62, 0.33, 0.2)
+            return [self._body(p.GEOM_CYLINDER, [x, y, 0.15], pot, radius=0.15, length=0.3),
+                    self._body(p.GEOM_SPHERE, [x, y, 0.5], c, radius=0.26)]
+        raise ValueError(f'unknown object {obj.label!r}')
+
+    def _chair(self, x: float, y: float, yaw: float, c: Sequence[float]) -> List[int]:
+        cy, sy = math.cos(yaw), math.sin(yaw)
+
+        def at(lx: float, ly: float) -> Tuple[float, float]:
+            return x + cy * lx - sy * ly, y + sy * lx + cy * ly
+
+        parts = [((0.0, 0.0, 0.44), (0.21, 0.21, 0.025))]                 # seat
+        parts += [((sx * 0.18, sy2 * 0.18, 0.21), (0.02, 0.02, 0.21))     # legs
+                  for sx in (-1, 1) for sy2 in (-1, 1)]
+        parts.append(((-0.19, 0.0, 0.68), (0.02, 0.21, 0.22)))            # back
+        bodies = []
+        for (lx, ly, z), half in parts:
+            px, py = at(lx, ly)
+            bodies.append(self._body(p.GEOM_BOX, [px, py, z], c, yaw, halfExtents=list(half)))
+        return bodies
+
+    # ---------------------------------------------------------------- robot
+    @property
+    def robot_pose(self) -> Pose2D:
+        return self._pose
+
+    @property
+    def objects(self) -> List[ObjectSpec]:
+        return list(self.layout.objects)
+
+    def reset_robot(self, x: float, y: float, yaw: float) -> None:
+        """Teleport the robot (no collision check) and clear contact state."""
+        self._pose = Pose2D(float(x), float(y), wrap_angle(float(yaw)))
+        self._in_contact = False
+
+    def collides_at(self, x: float, y: float, margin: float = 0.0) -> bool:
+        """True if the robot disc (radius + margin) at (x, y) overlaps any geometry."""
+        return bool(self._hits(np.array([[x, y]], dtype=float),
+                               self.robot_radius + margin)[0])
+
+    def _hits(self, pts: np.ndarray, r: float) -> np.ndarray:
+        hit = np.zeros(len(pts), dtype=bool)
+        if len(self._rect_c):
+            d = np.maximum(np.abs(pts[:, None, :] - self._rect_c[None]) - self._rect_h[None], 0)
+            hit |= ((d ** 2).sum(-1) < r * r).any(1)
+        if len(self._circ_c):
+            dist = np.linalg.norm(pts[:, None, :] - self._circ_c[None], axis=-1)
+            hit |= (dist < r + self._circ_r[None]).any(1)
+        return hit
+
+    def random_free_pose(self, rng: np.random.Generator, margin: float = 0.05,
+                         clear_ahead_m: float = 0.0, max_tries: int = 2000) -> Pose2D:
+        """A uniformly random collision-free pose; with clear_ahead_m, facing free space."""
+        hw, hd = self.layout.width / 2, self.layout.depth / 2
+        r = self.robot_radius
+        for _ in range(max_tries):
+            x = float(rng.uniform(-hw + r, hw - r))
+            y = float(rng.uniform(-hd + r, hd - r))
+            yaw = float(rng.uniform(-math.pi, math.pi))
+            if self.collides_at(x, y, margin):
+                continue
+            if clear_ahead_m > 0 and not self._sweep_clear(x, y, yaw, clear_ahead_m):
+                continue
+            return Pose2D(x, y, yaw)
+        raise RuntimeError('no free pose found')
+
+    def step(self, linear_x: float, angular_z: float, dt: float) -> bool:
+        """Integrate unicycle kinematics for dt. Returns True if blocked (collision).
+
+        A blocked step still turns (a disc can always rotate in place) but keeps
+        its position, so the robot never enters geometry.
+        """
+        x, y, th = self._pose
+        v, w = float(linear_x), float(angular_z)
+        if abs(w) > 1e-9:
+            nx = x + v / w * (math.sin(th + w * dt) - math.sin(th))
+            ny = y - v / w * (math.cos(th + w * dt) - math.cos(th))
+        else:
+            nx, ny = x + v * dt * math.cos(th), y + v * dt * math.sin(th)
+        nth = wrap_angle(th + w * dt)
+        blocked = (nx != x or ny != y) and self.collides_at(nx, ny)
+        if blocked:
+            self.blocked_steps += 1
+            if not self._in_contact:
+                self.collisions += 1
+            self._pose = Pose2D(x, y, nth)
+        else:
+            self._pose = Pose2D(nx, ny, nth)
+        self._in_contact = blocked
+        return blocked
+
+    def _sweep_clear(self, x: float, y: float, yaw: float, lookahead_m: float) -> bool:
+        n = max(2, int(math.ceil(lookahead_m / 0.04)) + 1)
+        s = np.linspace(0.0, lookahead_m, n)
+        pts = np.stack([x + s * math.cos(yaw), y + s * math.sin(yaw)], axis=1)
+        return not self._hits(pts, self.robot_radius).any()
+
+    def path_clear(self, lookahead_m: float = 0.8) -> bool:
+        """True if the robot disc can drive lookahead_m straight ahead without touching
+        anything (a corridor of robot width, rounded at the far end)."""
+        x, y, yaw = self._pose
+        return self._sweep_clear(x, y, yaw, lookahead_m)
+
+    # ---------------------------------------------------------------- camera
+    def render(self) -> np.ndarray:
+        """HxWx3 uint8 RGB from the robot camera; keeps the segmentation mask."""
+        lay = self.layout
+        x, y, yaw = self._pose
+        z = lay.camera_height
+        pitch = math.radians(lay.camera_pitch_deg)
+        fwd = (math.cos(yaw) * math.cos(pitch), math.sin(yaw) * math.cos(pitch),
+               math.sin(pitch))
+        view = p.computeViewMatrix([x, y, z], [x + fwd[0], y + fwd[1], z + fwd[2]],
+                                   [0.0, 0.0, 1.0], physicsClientId=self._cid)
+        n = self.image_size
+        _, _, rgba, _, seg = p.getCameraImage(
+            n, n, view, self._proj, renderer=p.ER_TINY_RENDERER, shadow=0,
+            lightDirection=list(lay.light_direction), lightColor=[1.0, 1.0, 1.0],
+            lightAmbientCoeff=lay.light_ambient, lightDiffuseCoeff=lay.light_diffuse,
+            lightSpecularCoeff=0.05, physicsClientId=self._cid)
+        image = np.ascontiguousarray(np.asarray(rgba, dtype=np.uint8).reshape(n, n, 4)[:, :, :3])
+        self._last_seg = np.asarray(seg, dtype=np.int64).reshape(n, n)
+        self._last_image = image
+        self._seg_pose = self._pose
+        return image
+
+    def ground_truth(self) -> List[ObjectTruth]:
+        """Truth for every object, from the last render's mask (renders if stale)."""
+        if self._last_seg is None or self._seg_pose != self._pose:
+            self.render()
+        n_obj = len(self.layout.objects)
+        seg = self._last_seg
+        ids = seg + 1
+        ids = np.where(ids < len(self._lut), ids, 0)  # walls/floor ids beyond lut -> none
+        obj = self._lut[ids].ravel() + 1              # 0 = no object
+        cols = self._cols
+        counts = np.bincount(obj, minlength=n_obj + 1)
+        col_sum = np.bincount(obj, weights=cols, minlength=n_obj + 1)
+        x, y, yaw = self._pose
+        threshold = min_visible_pixels(self.image_size)
+        truths = []
+        for i, o in enumerate(self.layout.objects):
+            dx, dy = o.x - x, o.y - y
+            dist = math.hypot(dx, dy)
+            bearing = wrap_angle(math.atan2(dy, dx) - yaw)
+            count = int(counts[i + 1])
+            if count > 0:
+                third = int(3 * (col_sum[i + 1] / count + 0.5) / self.image_size)
+                image_bearing = BEARINGS[min(max(third, 0), 2)]
+            else:
+                image_bearing = bearing_label(bearing, self.hfov_rad)
+            truths.append(ObjectTruth(
+                label=o.label, x=o.x, y=o.y, distance_m=dist, bearing_rad=bearing,
+                visible=count >= threshold, pixel_count=count, image_bearing=image_bearing,
+                distance='near' if dist <= NEAR_DISTANCE_M else 'far'))
+        return truths
+
+    def render_with_truth(self) -> Tuple[np.ndarray, List[ObjectTruth]]:
+        """One render, and the truth read from its mask."""
+        image = self.render()
+        return image, self.ground_truth()
+
+    # ---------------------------------------------------------------- misc
+    def top_down(self, path: Optional[Sequence[Sequence[float]]] = None, **kwargs):
+        """A matplotlib Figure of the layout, the robot and an optional trajectory."""
+        from vlm_nav.sim.plot import top_down_figure
+        trajectory = list(path) if path is not None else [tuple(self._pose)]
+        return top_down_figure(self.layout, trajectory, robot_radius=self.robot_radius,
+                               **kwargs)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            try:
+                p.disconnect(physicsClientId=self._cid)
+            except p.error:
+                pass
+
+    def __enter__(self) -> 'World':
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter teardown: pybullet may be gone
+            pass

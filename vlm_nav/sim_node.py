@@ -1,0 +1,252 @@
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""ROS 2 node around vlm_nav.sim: cmd_vel in; camera, odom, collisions, truth out.
+
+No TF is published: tf2_msgs is not on PyPI. odom carries the robot pose
+(odom == world frame, perfect odometry); the camera sits at base_link's origin,
+looking along +x, at the layout's camera height, pitched down by its pitch.
+"""
+
+import json
+import math
+from typing import List, Optional
+
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+import numpy as np
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+import rclpy
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock as ClockMsg
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import String, UInt32
+
+from vlm_nav.sim.layout import make_layout
+from vlm_nav.sim.world import World
+
+
+def _range(lo: float, hi: float) -> List[FloatingPointRange]:
+    return [FloatingPointRange(from_value=lo, to_value=hi, step=0.0)]
+
+
+class SimNode(Node):
+
+    def __init__(self) -> None:
+        super().__init__('sim_node')
+        ro = {'read_only': True}
+        self.declare_parameter('seed', 0, ParameterDescriptor(
+            description='Layout seed (vlm_nav.sim.make_layout); also picks a random start.',
+            **ro))
+        self.declare_parameter('image_size', 96, ParameterDescriptor(
+            description='Square camera image side, pixels.',
+            integer_range=[IntegerRange(from_value=16, to_value=1024, step=1)], **ro))
+        self.declare_parameter('hfov_deg', 60.0, ParameterDescriptor(
+            description='Camera horizontal field of view, degrees.',
+            floating_point_range=_range(10.0, 150.0), **ro))
+        self.declare_parameter('rate_hz', 10.0, ParameterDescriptor(
+            description='Camera (and ground truth) rate, Hz of simulated time.',
+            floating_point_range=_range(0.1, 100.0), **ro))
+        self.declare_parameter('physics_rate_hz', 30.0, ParameterDescriptor(
+            description='Kinematics and odom rate, Hz of simulated time.',
+            floating_point_range=_range(1.0, 1000.0), **ro))
+        self.declare_parameter('real_time_factor', 1.0, ParameterDescriptor(
+            description='Simulated seconds per wall second (>1: faster than real time; '
+                        'use with publish_clock so other nodes follow).',
+            floating_point_range=_range(0.01, 100.0), **ro))
+        self.declare_parameter('publish_clock', False, ParameterDescriptor(
+            description='Publish /clock (simulated time, from 0) and stamp with it.', **ro))
+        self.declare_parameter('frame_id', 'camera', ParameterDescriptor(
+            description='frame_id of image and camera_info.', **ro))
+        self.declare_parameter('odom_frame_id', 'odom', ParameterDescriptor(
+            description='Odometry frame (equal to the world frame).', **ro))
+        self.declare_parameter('base_frame_id', 'base_link', ParameterDescriptor(
+            description='Robot frame, child of odom.', **ro))
+        # An empty default would be typed as a byte array; declare the type instead
+        # (unset = random start). Give floats on the command line: [1.0, 2.0, 0.0].
+        self.declare_parameter('start_pose', Parameter.Type.DOUBLE_ARRAY, ParameterDescriptor(
+            description='[x, y, yaw] start in the world frame; unset or empty: a random '
+                        'free pose facing open space, chosen from seed.', **ro))
+        self.declare_parameter('cmd_vel_timeout_s', 0.5, ParameterDescriptor(
+            description='Stop the robot when no cmd_vel came for this long (sim time).',
+            floating_point_range=_range(0.0, 60.0)))
+        self.declare_parameter('publish_ground_truth', True, ParameterDescriptor(
+            description='Publish sim/ground_truth (tests and benchmarks only).', **ro))
+
+        seed = self.get_parameter('seed').value
+        self._image_size = self.get_parameter('image_size').value
+        self._hfov = math.radians(self.get_parameter('hfov_deg').value)
+        self._physics_dt = 1.0 / self.get_parameter('physics_rate_hz').value
+        self._camera_dt = 1.0 / self.get_parameter('rate_hz').value
+        rtf = self.get_parameter('real_time_factor').value
+        self._publish_clock = self.get_parameter('publish_clock').value
+        self._frame_id = self.get_parameter('frame_id').value
+        self._odom_frame = self.get_parameter('odom_frame_id').value
+        self._base_frame = self.get_parameter('base_frame_id').value
+        self._publish_truth = self.get_parameter('publish_ground_truth').value
+
+        self._world = World(make_layout(seed), image_size=self._image_size,
+                            hfov_deg=math.degrees(self._hfov))
+        start = self.get_parameter_or('start_pose', Parameter('start_pose', value=[])).value
+        if start is not None and len(start) > 0:
+            if len(start) != 3:
+                raise ValueError(f'start_pose must be [x, y, yaw], got {list(start)}')
+            self._world.reset_robot(*start)
+        else:
+            self._world.reset_robot(*self._world.random_free_pose(
+                np.random.default_rng(seed), clear_ahead_m=1.0))
+        if self._world.collides_at(*self._world.robot_pose[:2]):
+            self.get_logger().warning('start_pose overlaps geometry; the robot may be stuck')
+
+        self._sim_time = 0.0
+        self._next_camera = 0.0
+        self._cmd = (0.0, 0.0)
+        self._last_cmd_time: Optional[float] = None
+        self._velocity = (0.0, 0.0)
+
+        self._image_pub = self.create_publisher(Image, 'camera/image_raw',
+                                                qos_profile_sensor_data)
+        self._info_pub = self.create_publisher(CameraInfo, 'camera/camera_info',
+                                               qos_profile_sensor_data)
+        self._odom_pub = self.create_publisher(Odometry, 'odom', 10)
+        self._collisions_pub = self.create_publisher(UInt32, 'sim/collisions', 10)
+        self._truth_pub = self.create_publisher(String, 'sim/ground_truth', 10)
+        self._clock_pub = None
+        if self._publish_clock:
+            if self.get_parameter('use_sim_time').value:
+                self.get_logger().warning('use_sim_time is true on the node that publishes '
+                                       '/clock; stamps still come from the simulation')
+            self._clock_pub = self.create_publisher(
+                ClockMsg, '/clock', QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        self._cmd_sub = self.create_subscription(
+            Twist, 'cmd_vel', self.cmd_vel_callback,
+            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        self._camera_info = self._make_camera_info()
+        # The simulation drives time: step on a steady (wall) clock so use_sim_time
+        # cannot stall it; one step is physics_dt of simulated time.
+        self._timer = self.create_timer(self._physics_dt / rtf, self.physics_callback,
+                                        clock=Clock(clock_type=ClockType.STEADY_TIME))
+        x, y, yaw = self._world.robot_pose
+        self.get_logger().info(
+            f'layout seed {seed}: {self._world.layout.width:.1f} x '
+            f'{self._world.layout.depth:.1f} m, objects {self._world.layout.labels}; '
+            f'robot at ({x:.2f}, {y:.2f}, {yaw:.2f})')
+
+    def cmd_vel_callback(self, msg: Twist) -> None:
+        self._cmd = (float(msg.linear.x), float(msg.angular.z))
+        self._last_cmd_time = self._sim_time
+
+    def physics_callback(self) -> None:
+        timeout = self.get_parameter('cmd_vel_timeout_s').value
+        v, w = self._cmd
+        if self._last_cmd_time is None or self._sim_time - self._last_cmd_time > timeout:
+            v, w = 0.0, 0.0
+        blocked = self._world.step(v, w, self._physics_dt)
+        self._velocity = (0.0 if blocked else v, w)
+        self._sim_time += self._physics_dt
+        stamp = self._stamp()
+        if self._clock_pub is not None:
+            self._clock_pub.publish(ClockMsg(clock=stamp))
+        self._publish_odom(stamp)
+        # Small epsilon: float sums of physics_dt must not skip a camera frame.
+        if self._sim_time + 1e-9 >= self._next_camera:
+            self._next_camera += self._camera_dt
+            self._publish_camera(stamp)
+
+    def _stamp(self) -> Time:
+        if self._publish_clock:
+            sec = int(self._sim_time)
+            return Time(sec=sec, nanosec=int(round((self._sim_time - sec) * 1e9)) % 10**9)
+        return self.get_clock().now().to_msg()
+
+    def _publish_odom(self, stamp: Time) -> None:
+        x, y, yaw = self._world.robot_pose
+        msg = Odometry()
+        msg.header.stamp = stamp
+        msg.header.frame_id = self._odom_frame
+        msg.child_frame_id = self._base_frame
+        msg.pose.pose.position.x = x
+        msg.pose.pose.position.y = y
+        msg.pose.pose.orientation.z = math.sin(yaw / 2.0)
+        msg.pose.pose.orientation.w = math.cos(yaw / 2.0)
+        msg.twist.twist.linear.x = self._velocity[0]
+        msg.twist.twist.angular.z = self._velocity[1]
+        self._odom_pub.publish(msg)
+
+    def _publish_camera(self, stamp: Time) -> None:
+        image = self._world.render()
+        n = self._image_size
+        msg = Image()
+        msg.header.stamp = stamp
+        msg.header.frame_id = self._frame_id
+        msg.height = n
+        msg.width = n
+        msg.encoding = 'rgb8'
+        msg.step = 3 * n
+        msg.data = image.tobytes()   # bytes: assigning a numpy array is ~500x slower
+        self._image_pub.publish(msg)
+        self._camera_info.header.stamp = stamp
+        self._info_pub.publish(self._camera_info)
+        self._collisions_pub.publish(UInt32(data=self._world.collisions))
+        if self._publish_truth:
+            self._truth_pub.publish(String(data=self._truth_json(stamp)))
+
+    def _truth_json(self, stamp: Time) -> str:
+        # For tests and benchmarks only: a navigator must never subscribe to this.
+        x, y, yaw = self._world.robot_pose
+        return json.dumps({
+            'stamp': stamp.sec + stamp.nanosec * 1e-9,
+            'seed': self._world.layout.seed,
+            'robot': {'x': x, 'y': y, 'yaw': yaw},
+            'collisions': self._world.collisions,
+            'path_clear': self._world.path_clear(),
+            'objects': [t.to_dict() for t in self._world.ground_truth()],
+        })
+
+    def _make_camera_info(self) -> CameraInfo:
+        n = self._image_size
+        f = (n / 2.0) / math.tan(self._hfov / 2.0)
+        c = (n - 1) / 2.0
+        info = CameraInfo()
+        info.header.frame_id = self._frame_id
+        info.height = n
+        info.width = n
+        info.distortion_model = 'plumb_bob'
+        info.d = [0.0] * 5
+        info.k = [f, 0.0, c, 0.0, f, c, 0.0, 0.0, 1.0]
+        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+        info.p = [f, 0.0, c, 0.0, 0.0, f, c, 0.0, 0.0, 0.0, 1.0, 0.0]
+        return info
+
+    def destroy_node(self) -> None:
+        self._world.close()
+        super().destroy_node()
+
+
+def main(args=None):
+    try:
+        with rclpy.init(args=args):
+            with SimNode() as node:
+                rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == '__main__':
+    main()
