@@ -38,7 +38,7 @@ class BagPlayerNode(Node):
         if not self.bag:
             raise ValueError('parameter bag is required')
         self.played = 0
-        self._publishers = {}
+        self._outputs = {}
         self._done = False
 
     def play(self) -> None:
@@ -69,15 +69,15 @@ class BagPlayerNode(Node):
     def _publish(self, connection, raw: bytes) -> None:
         cls = message_class(connection.msgtype)
         topic = connection.topic.lstrip('/')   # relative: namespaces and remaps apply
-        if topic not in self._publishers:
+        if topic not in self._outputs:
             qos = qos_profile_sensor_data if cls.__name__ in ('Image', 'CompressedImage',
                                                                'CameraInfo') else 10
-            self._publishers[topic] = self.create_publisher(cls, topic, qos)
+            self._outputs[topic] = self.create_publisher(cls, topic, qos)
         if self.get_parameter('restamp').value and hasattr(cls, 'header'):
             msg = deserialize_message(bytes(raw), cls)
             msg.header.stamp = self.get_clock().now().to_msg()
             raw = serialize_message(msg)
-        self._publishers[topic].publish(bytes(raw))
+        self._outputs[topic].publish(bytes(raw))
         self.played += 1
 
 
