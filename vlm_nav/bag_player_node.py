@@ -26,8 +26,8 @@ def message_class(type_name: str):
 
 class BagPlayerNode(Node):
 
-    def __init__(self):
-        super().__init__('bag_player_node')
+    def __init__(self, **kwargs):
+        super().__init__('bag_player_node', **kwargs)
         self.bag = declare(self, 'bag', '', 'rosbag2 folder (metadata.yaml + .mcap or .db3)', read_only=True)
         self.topics = declare(self, 'topics', ['/camera/image_raw', '/camera/camera_info'],
                               'topics to replay (others in the bag are ignored)',

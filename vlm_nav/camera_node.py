@@ -87,8 +87,8 @@ def test_pattern(index: int, width: int, height: int) -> np.ndarray:
 
 class CameraNode(Node):
 
-    def __init__(self):
-        super().__init__('camera_node')
+    def __init__(self, **kwargs):
+        super().__init__('camera_node', **kwargs)
         self.source_type = declare(self, 'source_type', 'test_pattern', 'where frames come from',
                                    choices=SOURCES, read_only=True)
         self.source = declare(self, 'source', '', 'device index/path, video file, image '

@@ -38,8 +38,8 @@ POLICY_PARAMS = {
 
 class NavigatorNode(Node):
 
-    def __init__(self):
-        super().__init__('navigator_node')
+    def __init__(self, **kwargs):
+        super().__init__('navigator_node', **kwargs)
         declare(self, 'mode', 'idle', 'initial mode; idle with a target set starts a search',
                 choices=MODES)
         declare(self, 'target', '', 'initial target (free text)')

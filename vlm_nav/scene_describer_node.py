@@ -20,8 +20,8 @@ from vlm_nav.ros_params import declare
 
 class SceneDescriberNode(Node):
 
-    def __init__(self):
-        super().__init__('scene_describer_node')
+    def __init__(self, **kwargs):
+        super().__init__('scene_describer_node', **kwargs)
         declare(self, 'rate_hz', 1.0, 'descriptions per second (at most)', 0.01, 50.0)
         declare(self, 'max_new_tokens', 48, 'token budget of a description', 1, 512)
         declare(self, 'request_timeout_s', 10.0, 'give up on a Describe call after this',

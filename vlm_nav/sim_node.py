@@ -48,8 +48,8 @@ def _range(lo: float, hi: float) -> List[FloatingPointRange]:
 
 class SimNode(Node):
 
-    def __init__(self) -> None:
-        super().__init__('sim_node')
+    def __init__(self, **kwargs) -> None:
+        super().__init__('sim_node', **kwargs)
         ro = {'read_only': True}
         self.declare_parameter('seed', 0, ParameterDescriptor(
             description='Layout seed (vlm_nav.sim.make_layout); also picks a random start.',

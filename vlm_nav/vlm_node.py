@@ -55,8 +55,8 @@ class Frame:
 
 class VlmNode(Node):
 
-    def __init__(self):
-        super().__init__('vlm_node')
+    def __init__(self, **kwargs):
+        super().__init__('vlm_node', **kwargs)
         self.model_id = declare(self, 'model', '', 'Hugging Face model id or local folder; '
                                 '"" = the embedded model shipped with vlm_nav', read_only=True)
         self.device = declare(self, 'device', 'cpu', 'torch device: cpu, cuda, cuda:N',

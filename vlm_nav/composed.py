@@ -1,0 +1,58 @@
+"""Run a bringup profile's nodes in one process on one executor (the rclpy analogue of
+component composition): no DDS hop between camera and model, one Python runtime.
+
+    python -m vlm_nav.composed sim --seed 5 --target 'red ball'
+"""
+
+import argparse
+import importlib
+import sys
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.parameter import Parameter
+
+from vlm_nav.stack import default_params_file, PROFILE_ARGUMENTS, profile_nodes
+
+# executable -> class name in vlm_nav.<executable>
+NODE_CLASSES = {
+    'camera_node': 'CameraNode', 'sim_node': 'SimNode', 'bag_player_node': 'BagPlayerNode',
+    'vlm_node': 'VlmNode', 'scene_describer_node': 'SceneDescriberNode',
+    'navigator_node': 'NavigatorNode',
+}
+
+
+def build_nodes(specs):
+    nodes = []
+    for spec in specs:
+        cls = getattr(importlib.import_module(f'vlm_nav.{spec.executable}'),
+                      NODE_CLASSES[spec.executable])
+        overrides = [Parameter(k, value=v) for k, v in spec.parameters.items()]
+        nodes.append(cls(parameter_overrides=overrides))
+    return nodes
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('profile', choices=sorted(set(PROFILE_ARGUMENTS) - {'replay'}))
+    parser.add_argument('--params-file', default=None)
+    parser.add_argument('--model', default='')
+    parser.add_argument('--target', default='')
+    parser.add_argument('--seed', type=int, default=0)
+    args = parser.parse_args(argv)
+    specs = profile_nodes(args.profile, model=args.model, target=args.target, seed=args.seed)
+    ros_args = ['--ros-args', '--params-file', args.params_file or default_params_file()]
+    try:
+        with rclpy.init(args=[sys.argv[0]] + ros_args):
+            executor = MultiThreadedExecutor(num_threads=6)
+            for node in build_nodes(specs):
+                executor.add_node(node)
+            executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
