@@ -1,0 +1,472 @@
+"""VLMBackend over Hugging Face transformers image-text-to-text models. No ROS imports.
+
+A hub id and a local folder load through the same ``from_pretrained`` path. Closed-set
+questions are scored by the log-likelihood of each choice's tokens after
+``chat_prompt(processor, question)``; see ``HFBackend.score`` for how the forward
+passes are shared.
+"""
+
+import os
+import re
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from vlm_nav.models import registry
+from vlm_nav.models.base import Image, ModelLoadError, Question, ScoredAnswer, VLMBackend
+from vlm_nav.models.prompting import chat_prompt
+
+# owner/name as the hub spells it; anything else that is not a folder is a bad path.
+_HUB_ID = re.compile(r'^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$')
+_DEVICE = re.compile(r'^(cpu|cuda(:\d+)?)$')
+_CACHE_SIZE = 512     # prompts/choices remembered; a robot asks a handful
+
+
+def answer_text(prompt: str, answer: str, tokenizer: Any = None) -> str:
+    r"""Prompt followed by an answer, as the model should see it.
+
+    Templates that end in text ('ASSISTANT:', 'Assistant:') expect ' yes'; ones that
+    end in whitespace or a special token ('<|assistant|>', 'assistant\\n') expect 'yes'.
+    Training must build its targets the same way.
+    """
+    if not prompt or prompt[-1].isspace():
+        return prompt + answer
+    if tokenizer is not None:
+        specials = set(tokenizer.all_special_tokens) | set(tokenizer.get_added_vocab())
+        if any(prompt.endswith(s) for s in specials if s):
+            return prompt + answer
+    return prompt + ' ' + answer
+
+
+def _to_pil(image: Image):
+    from PIL import Image as PILImage
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f'expected an HxWx3 RGB image, got shape {array.shape}')
+    if array.dtype != np.uint8:
+        raise ValueError(f'expected a uint8 image, got {array.dtype}')
+    return PILImage.fromarray(array, mode='RGB')
+
+
+def _common_prefix_len(rows: Sequence[Sequence[int]]) -> int:
+    first = rows[0]
+    n = min(len(r) for r in rows)
+    for i in range(n):
+        token = first[i]
+        if any(r[i] != token for r in rows):
+            return i
+    return n
+
+
+def _softmax(logps: Sequence[float]) -> List[float]:
+    x = np.asarray(logps, dtype=np.float64)
+    x = np.exp(x - x.max())
+    return (x / x.sum()).tolist()
+
+
+class HFBackend(VLMBackend):
+    """transformers VLM (LLaVA, SmolVLM/Idefics3, any AutoModelForImageTextToText)."""
+
+    def __init__(self, model: str, device: str = 'cpu', dtype: str = 'float32',
+                 max_new_tokens: int = 32, allow_download: bool = False) -> None:
+        """Store settings only; load() does the work.
+
+        :param model: hub id ('owner/name') or a folder written by save_pretrained.
+        :param allow_download: fetch a hub id that is not cached; off by default so a
+            robot never stalls on the network at start-up (pre-download instead).
+        """
+        self.model_id = str(model)
+        self.device = device
+        self.dtype = dtype
+        self.max_new_tokens = max_new_tokens
+        self.allow_download = allow_download
+        is_dir = os.path.isdir(os.path.expanduser(self.model_id))
+        self.name = (os.path.basename(os.path.normpath(self.model_id)) if is_dir
+                     else self.model_id)
+        self.family: Optional[registry.Family] = None
+        self.model: Any = None
+        self.processor: Any = None
+        self.tokenizer: Any = None
+        # Tests flip this to compare the shared-prefix path with the full-batch one.
+        self.share_prefix = True
+        self._ids_cache: Dict[Tuple[str, Tuple[int, int]], List[int]] = {}
+        self._choice_cache: Dict[Tuple[str, str], List[int]] = {}
+
+    # ------------------------------------------------------------------ loading
+
+    def load(self) -> None:
+        import torch
+        device = self._check_device()
+        try:
+            dtype = registry.torch_dtype(self.dtype)
+        except ValueError as err:
+            raise ModelLoadError(f'{self.name}: {err}') from None
+        self._check_dtype_on_device(dtype, device)
+        source = self._resolve_source()
+        config, local_only = self._load_config(source)
+        if not registry.is_image_text_to_text(config):
+            archs = ', '.join(getattr(config, 'architectures', None) or []) or 'unknown'
+            raise ModelLoadError(
+                f"'{self.model_id}' is a '{config.model_type}' model ({archs}), not an "
+                'image-text-to-text (vision-language) model; use a VLM such as llava or '
+                'idefics3/smolvlm')
+        self.family = registry.family_for(config)
+        self._check_memory(config, device)
+        cls = registry.model_class(config)
+        try:
+            processor = self._from_pretrained('AutoProcessor', source, local_only)
+            model = cls.from_pretrained(source, dtype=dtype, local_files_only=local_only)
+            model = model.to(device).eval()
+        except (torch.OutOfMemoryError, MemoryError) as err:
+            raise ModelLoadError(
+                f"out of memory loading '{self.model_id}' as {self.dtype} on {device}: {err}. "
+                'Try bfloat16/float16, a smaller model or another device') from None
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError, ImportError) as err:
+            raise ModelLoadError(
+                f"could not load '{self.model_id}' with {cls.__name__}: "
+                f'{type(err).__name__}: {err}') from None
+        if getattr(processor, 'image_processor', None) is None:
+            raise ModelLoadError(f"'{self.model_id}' has no image processor "
+                                 '(processor_config / preprocessor_config.json)')
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.model = model
+
+    def _check_device(self):
+        import torch
+        if not _DEVICE.match(self.device):
+            raise ModelLoadError(f"unknown device '{self.device}'; use 'cpu', 'cuda' or 'cuda:N'")
+        device = torch.device(self.device)
+        if device.type == 'cuda':
+            if not torch.cuda.is_available():
+                raise ModelLoadError(f"device '{self.device}' asked for but CUDA is not available")
+            if device.index is not None and device.index >= torch.cuda.device_count():
+                raise ModelLoadError(f"device '{self.device}': only "
+                                     f'{torch.cuda.device_count()} CUDA device(s)')
+        return device
+
+    def _check_dtype_on_device(self, dtype, device) -> None:
+        import torch
+        cuda = device.type == 'cuda'
+        if cuda and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+            raise ModelLoadError(f'{self.device} does not support bfloat16; use float16')
+        try:
+            # The ops every transformer needs; fails fast where a dtype is not implemented.
+            x = torch.ones(2, 8, dtype=dtype, device=device)
+            torch.nn.functional.layer_norm(x @ x.T, (2,)).softmax(-1)
+        except RuntimeError as err:
+            raise ModelLoadError(
+                f'dtype {self.dtype} is not supported on {device}: {err}') from None
+
+    def _resolve_source(self) -> str:
+        """Return what from_pretrained gets: an existing folder or a well-formed hub id."""
+        path = os.path.expanduser(self.model_id)
+        if os.path.isdir(path):
+            if not os.path.isfile(os.path.join(path, 'config.json')):
+                raise ModelLoadError(f"'{self.model_id}' is not a model folder: no config.json "
+                                     '(write one with save_pretrained)')
+            return path
+        looks_like_path = (self.model_id.startswith(('/', '.', '~')) or os.path.exists(path)
+                           or not _HUB_ID.match(self.model_id))
+        if looks_like_path:
+            raise ModelLoadError(f"model folder '{self.model_id}' does not exist (or is not a "
+                                 'folder); give a folder written by save_pretrained or a hub id')
+        return self.model_id
+
+    def _from_pretrained(self, cls_name: str, source: str, local_only: bool):
+        import transformers
+        return getattr(transformers, cls_name).from_pretrained(source, local_files_only=local_only)
+
+    def _load_config(self, source: str):
+        """Return (config, local_only), trying the cache first.
+
+        A cached model never touches the network; the hub is tried only with
+        allow_download and without HF_HUB_OFFLINE.
+        """
+        attempts = [True] + ([False] if self.allow_download and not _offline() else [])
+        for local_only in attempts:
+            try:
+                return self._from_pretrained('AutoConfig', source, local_only), local_only
+            except OSError as err:
+                if os.path.isdir(source):
+                    raise ModelLoadError(f"'{source}': unreadable config.json: {err}") from None
+                error = err
+            except ValueError as err:  # unknown model_type, malformed config
+                raise ModelLoadError(f"'{self.model_id}': unusable config: {err}") from None
+        raise ModelLoadError(self._not_cached_message(len(attempts) == 1, error))
+
+    def _not_cached_message(self, local_only: bool, err: Exception) -> str:
+        from huggingface_hub.constants import HF_HUB_CACHE
+        if local_only:
+            why = ('it is not in the local Hugging Face cache '
+                   f'({HF_HUB_CACHE}) and downloads are off '
+                   f"({'HF_HUB_OFFLINE is set' if _offline() else 'allow_download=False'})")
+        else:
+            why = f'the download failed ({type(err).__name__}: {err})'
+        tried = 'the local cache' if local_only else 'the local cache and the hub'
+        return (f"could not load hub model '{self.model_id}': tried {tried}; {why}. "
+                'Fix: pass a local folder saved with save_pretrained, or pre-download it '
+                f'(`hf download {self.model_id}` on a machine with network, then copy the '
+                'cache or set HF_HOME).')
+
+    def _check_memory(self, config, device) -> None:
+        import torch
+        try:
+            need = registry.estimate_memory_bytes(config, self.dtype)
+        except (RuntimeError, ValueError, TypeError, AttributeError):
+            return  # an estimate is a courtesy; loading will tell
+        if device.type == 'cuda':
+            free = torch.cuda.mem_get_info(device)[0]
+        else:
+            free = _mem_available_bytes()
+        if free is not None and need > free:
+            raise ModelLoadError(
+                f"'{self.model_id}' needs about {need / 2**30:.1f} GiB for its weights in "
+                f'{self.dtype} but only {free / 2**30:.1f} GiB is free on {device}; use a '
+                'smaller dtype or model')
+
+    def _require_loaded(self) -> None:
+        if self.model is None:
+            raise RuntimeError(f'{self.name}: call load() first')
+
+    # ------------------------------------------------------------------ inputs
+
+    def _encode(self, pil, prompt: str) -> Dict[str, Any]:
+        """Processor output for one image + prompt: input_ids list and the image tensors."""
+        enc = self.processor(images=[pil], text=[prompt], return_tensors='pt')
+        ids = enc.pop('input_ids')[0].tolist()
+        enc.pop('attention_mask', None)
+        return {'ids': ids, 'image': dict(enc)}
+
+    def _encode_prompts(self, pil, prompts: Sequence[str]):
+        """(input ids per prompt, image tensors), the image preprocessed once.
+
+        Expanded prompt ids depend on the image only through its size, so they are
+        cached per (prompt, size); choice ids per (prompt, choice).
+        """
+        first = self._encode(pil, prompts[0])
+        if len(self._ids_cache) > _CACHE_SIZE:
+            self._ids_cache.clear()
+        self._ids_cache[(prompts[0], pil.size)] = first['ids']
+        ids = []
+        for prompt in prompts:
+            key = (prompt, pil.size)
+            if key not in self._ids_cache:
+                self._ids_cache[key] = self._encode(pil, prompt)['ids']
+            ids.append(self._ids_cache[key])
+        return ids, first['image']
+
+    def _image_inputs(self, image: Dict[str, Any], repeat: int) -> Dict[str, Any]:
+        import torch
+        out = {}
+        for key, value in image.items():
+            if isinstance(value, torch.Tensor):
+                if value.is_floating_point():
+                    value = value.to(self.model.dtype)
+                if repeat > 1:
+                    value = value.repeat(repeat, *([1] * (value.dim() - 1)))
+                value = value.to(self.model.device)
+            out[key] = value
+        return out
+
+    def choice_ids(self, prompt: str, choice: str) -> List[int]:
+        """Token ids the tokenizer produces for ``choice`` at the answer position."""
+        if not choice:
+            raise ValueError('empty choice')
+        key = (prompt, choice)
+        if key not in self._choice_cache:
+            if len(self._choice_cache) > _CACHE_SIZE:
+                self._choice_cache.clear()
+            self._choice_cache[key] = self._tokenize_choice(prompt, choice)
+        return list(self._choice_cache[key])
+
+    def _tokenize_choice(self, prompt: str, choice: str) -> List[int]:
+        tok = self.tokenizer
+        pre = tok(prompt, add_special_tokens=False)['input_ids']
+        text = answer_text(prompt, choice, tok)
+        full = tok(text, add_special_tokens=False)['input_ids']
+        if full[:len(pre)] == pre and len(full) > len(pre):
+            return full[len(pre):]
+        # A merge across the prompt/answer boundary: spell the answer on its own.
+        return tok(text[len(prompt):], add_special_tokens=False)['input_ids']
+
+    # ------------------------------------------------------------------ scoring
+
+    def score(self, image: Image, questions: Sequence[Question]) -> List[ScoredAnswer]:
+        """Probabilities over each question's choices (softmax of choice log-likelihoods).
+
+        All (question, choice) continuations become rows ``prompt + choice[:-1]``
+        (deduplicated: single-token choices of one question share one row). With
+        left padding every row ends at the same index, so the forward keeps only the
+        last K positions' logits (K = longest choice; 1 when all choices are single
+        tokens). Where the family allows it the common prefix (chat header + image)
+        is prefilled once, its KV cache expanded over the rows, and only the question
+        tails and choice tokens are run, batched, in one more pass. Otherwise all rows
+        run in one padded batch with the image repeated.
+        """
+        self._require_loaded()
+        if not questions:
+            return []
+        import torch
+        pil = _to_pil(image)
+        with torch.inference_mode():
+            logps = self._choice_logprobs(pil, questions)
+        return [ScoredAnswer(list(choices), _softmax(lp))
+                for (_, choices), lp in zip(questions, logps)]
+
+    def _plan(self, pil, questions: Sequence[Question]):
+        """Prompt ids, the deduplicated rows, and per choice (row, target ids)."""
+        prompts = [chat_prompt(self.processor, q) for q, _ in questions]
+        prompt_ids, image = self._encode_prompts(pil, prompts)
+        rows: Dict[Tuple[int, ...], int] = {}
+        targets: List[List[Tuple[int, List[int]]]] = []
+        for prompt, ids_q, (_, choices) in zip(prompts, prompt_ids, questions):
+            if not choices:
+                raise ValueError(f"question '{prompt}' has no choices")
+            per_choice = []
+            for choice in choices:
+                ids = self.choice_ids(prompt, choice)
+                key = tuple(ids_q + ids[:-1])
+                per_choice.append((rows.setdefault(key, len(rows)), ids))
+            targets.append(per_choice)
+        return prompt_ids, image, [list(k) for k in rows], targets
+
+    def _choice_logprobs(self, pil, questions: Sequence[Question]) -> List[List[float]]:
+        import torch
+        prompt_ids, image, rows, targets = self._plan(pil, questions)
+        keep = max(len(ids) for per in targets for _, ids in per)
+        # One row (one question, single-token choices) is a single pass anyway.
+        prefix = self._shared_prefix_len(prompt_ids, rows) if len(rows) > 1 else 0
+        if prefix > 0:
+            logits = self._forward_shared(rows, prefix, image, keep)
+        else:
+            logits = self._forward_full(rows, image, keep)
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        out = []
+        for per_choice in targets:
+            scores = []
+            for row, ids in per_choice:
+                # Row ends with choice[:-1]; position keep-m+t predicts choice token t.
+                m = len(ids)
+                pos = torch.arange(keep - m, keep)
+                scores.append(float(logp[row, pos, torch.tensor(ids)].sum()))
+            out.append(scores)
+        return out
+
+    def _shared_prefix_len(self, prompt_ids, rows) -> int:
+        """Tokens all rows share, image included; 0 where sharing is off or unsafe."""
+        if not (self.share_prefix and self.family and self.family.shared_prefix):
+            return 0
+        # Every row must keep at least one token of its prompt, so the position that
+        # predicts the first choice token is always in the second pass.
+        n = min(_common_prefix_len(rows), min(len(p) for p in prompt_ids) - 1)
+        image_token = getattr(self.model.config, 'image_token_id', None)
+        if n <= 0 or image_token is None:
+            return 0
+        if any(image_token in row[n:] for row in rows):
+            return 0  # an image token after the shared part (question before image)
+        return n
+
+    def _left_pad(self, seqs: Sequence[Sequence[int]]):
+        import torch
+        width = max(len(s) for s in seqs)
+        pad = self.tokenizer.pad_token_id
+        pad = 0 if pad is None else pad
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
+            mask[i, width - len(s):] = 1
+        return ids, mask
+
+    def _forward_shared(self, rows, prefix: int, image, keep: int):
+        import torch
+        device = self.model.device
+        head = torch.tensor([rows[0][:prefix]], dtype=torch.long, device=device)
+        out = self.model(input_ids=head, attention_mask=torch.ones_like(head),
+                         use_cache=True, logits_to_keep=1, **self._image_inputs(image, 1))
+        cache = out.cache
+        if len(rows) > 1:
+            cache.batch_repeat_interleave(len(rows))
+        tails, tail_mask = self._left_pad([r[prefix:] for r in rows])
+        # Pads sit between the prefix and each tail: masked out, and positions skip them.
+        position_ids = prefix + (tail_mask.cumsum(-1) - 1).clamp(min=0)
+        mask = torch.cat([torch.ones((len(rows), prefix), dtype=torch.long), tail_mask], dim=1)
+        out = self.model(input_ids=tails.to(device), attention_mask=mask.to(device),
+                         position_ids=position_ids.to(device), cache=cache,
+                         use_cache=True, logits_to_keep=keep)
+        return out.logits
+
+    def _forward_full(self, rows, image, keep: int):
+        ids, mask = self._left_pad(rows)
+        device = self.model.device
+        kwargs = {}
+        if self.family is not None and self.family.shared_prefix:
+            kwargs['position_ids'] = ((mask.cumsum(-1) - 1).clamp(min=0)).to(device)
+        out = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                         logits_to_keep=keep, **self._image_inputs(image, len(rows)), **kwargs)
+        return out.logits
+
+    def _reference_score(self, image: Image,
+                         questions: Sequence[Question]) -> List[ScoredAnswer]:
+        """Naive scoring for tests: the whole prompt + choice re-run for every choice."""
+        self._require_loaded()
+        import torch
+        pil = _to_pil(image)
+        answers = []
+        with torch.inference_mode():
+            for question, choices in questions:
+                prompt = chat_prompt(self.processor, question)
+                enc = self._encode(pil, prompt)
+                logps = []
+                for choice in choices:
+                    ids = self.choice_ids(prompt, choice)
+                    seq = torch.tensor([enc['ids'] + ids], device=self.model.device)
+                    out = self.model(input_ids=seq, **self._image_inputs(enc['image'], 1))
+                    lp = torch.log_softmax(out.logits[0].float(), dim=-1)
+                    n = len(enc['ids'])
+                    logps.append(sum(float(lp[n - 1 + t, tok]) for t, tok in enumerate(ids)))
+                answers.append(ScoredAnswer(list(choices), _softmax(logps)))
+        return answers
+
+    # ------------------------------------------------------------------ generation
+
+    def generate_ids(self, image: Image, prompt: str,
+                     max_new_tokens: Optional[int] = None) -> List[int]:
+        """Greedy new token ids (prompt excluded), at most max_new_tokens."""
+        self._require_loaded()
+        import torch
+        budget = self.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
+        if budget <= 0:
+            return []
+        enc = self._encode(_to_pil(image), chat_prompt(self.processor, prompt))
+        ids = torch.tensor([enc['ids']], device=self.model.device)
+        tok = self.tokenizer
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=ids, attention_mask=torch.ones_like(ids),
+                **self._image_inputs(enc['image'], 1), max_new_tokens=budget,
+                do_sample=False, num_beams=1,
+                pad_token_id=tok.pad_token_id if tok.pad_token_id is not None
+                else tok.eos_token_id)
+        return out[0, ids.shape[1]:].tolist()
+
+    def generate(self, image: Image, prompt: str, max_new_tokens: Optional[int] = None) -> str:
+        """Greedy free-text answer to ``prompt`` (wrapped by chat_prompt), new text only."""
+        new = self.generate_ids(image, prompt, max_new_tokens)
+        return self.tokenizer.decode(new, skip_special_tokens=True).strip()
+
+
+def _offline() -> bool:
+    return os.environ.get('HF_HUB_OFFLINE', '').strip().lower() in ('1', 'true', 'yes', 'on')
+
+
+def _mem_available_bytes() -> Optional[int]:
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
