@@ -105,3 +105,19 @@ def test_limiter_respects_acceleration_and_stops_at_once():
     lv, lw = limiter.limit(0.3, 1.0, 0.1)
     assert lv == pytest.approx(0.05) and lw == pytest.approx(0.2)
     assert limiter.stop() == (0.0, 0.0)
+
+
+def test_original_policy_parses_substrings_like_the_original_node():
+    from vlm_nav.nav.original import original_decision
+    assert original_decision('search', 'red ball', 'no.').angular == 0.3
+    assert original_decision('search', 'red ball', 'yes, the red ball is left and far.'
+                             ).angular == 0.5
+    assert original_decision('search', 'red ball', 'Yes, the red ball is right.').angular == -0.5
+    assert original_decision('search', 'red ball', 'the red ball is center and far.'
+                             ).linear == 0.3
+    assert original_decision('search', 'red ball', 'the red ball is center and near.').arrived
+    # its known weakness: "right" anywhere wins over what the answer meant
+    assert original_decision('search', 'red ball', 'red ball: not left but center right now'
+                             ).angular == 0.5
+    assert original_decision('explore', '', 'obstacle ahead on the left').angular == -0.5
+    assert original_decision('explore', '', 'the path ahead is clear.').linear == 0.4

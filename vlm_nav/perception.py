@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import math
 import re
 from typing import Dict, List, Sequence, Tuple
+import unicodedata
 
 YES_NO: Tuple[str, str] = ('yes', 'no')
 BEARINGS: Tuple[str, str, str] = ('left', 'center', 'right')
@@ -23,6 +24,15 @@ PATH_QUESTION = 'Is the path ahead clear?'
 NOTHING = 'nothing'
 
 
+# Characters a prompt never needs: controls (C0 and C1), invisible format characters
+# (zero-width, bidi overrides, BOM), surrogates, private use, unassigned, and line or
+# paragraph separators that act as newlines.
+_REFUSED_CATEGORIES = frozenset(('Cc', 'Cf', 'Cs', 'Co', 'Cn', 'Zl', 'Zp'))
+# Chat-template and tokenizer markup ('<image>', '</s>', '<|assistant|>',
+# '<end_of_utterance>'): user text must not add images or open and close turns.
+_MARKUP = re.compile(r'<\|[^<>]*\|>|</?[A-Za-z_][\w.:-]*>')
+
+
 def clean_text(text: str, limit: int, what: str, multiline: bool = True) -> str:
     """Stripped text, or ValueError saying why it can't be used in a prompt."""
     stripped = text.strip()
@@ -31,8 +41,13 @@ def clean_text(text: str, limit: int, what: str, multiline: bool = True) -> str:
     if len(stripped) > limit:
         raise ValueError(f'{what} is {len(stripped)} characters; the limit is {limit}')
     allowed = '\t\n' if multiline else ''
-    if any((ord(c) < 32 and c not in allowed) or c == '\x7f' for c in stripped):
-        raise ValueError(f'{what} contains control characters')
+    for c in stripped:
+        if c not in allowed and unicodedata.category(c) in _REFUSED_CATEGORIES:
+            raise ValueError(f'{what} contains control or invisible characters '
+                             f'(U+{ord(c):04X})')
+    markup = _MARKUP.search(stripped)
+    if markup:
+        raise ValueError(f'{what} contains model markup {markup.group(0)!r}')
     return stripped
 
 
@@ -56,6 +71,34 @@ def target_questions(target: str) -> List[Tuple[str, Tuple[str, ...]]]:
         (distance_question(target), DISTANCES),
         (PATH_QUESTION, YES_NO),
     ]
+
+
+# The original design's free-text prompts (the baseline the package is measured against):
+# it generated up to 50 / 150 tokens and searched the text for words like "left".
+ORIGINAL_SEARCH_TOKENS = 50
+ORIGINAL_EXPLORE_TOKENS = 150
+ORIGINAL_EXPLORE_PROMPT = ('Describe the scene for robot navigation:\n'
+                           '1. What obstacles are visible?\n'
+                           '2. Is the path ahead clear?\n'
+                           '3. Any interesting objects or landmarks?\n'
+                           '4. Suggested direction (straight/left/right)?')
+
+
+def original_search_question(target: str) -> str:
+    return (f'Is there a {target} in this image? If yes, describe its location '
+            '(left, right, center, far, near).')
+
+
+def original_search_answer(target: str, bearing: str = '', distance: str = '') -> str:
+    """The free-text answer the embedded model is taught for the original question."""
+    if not bearing:
+        return 'no.'
+    return f'yes, the {target} is {bearing} and {distance}.'
+
+
+def original_explore_answer(path_clear: bool, description: str) -> str:
+    return ('the path ahead is clear. ' if path_clear else
+            'obstacle ahead, the path is blocked. ') + description
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Training and evaluation of the embedded model on simulator frames. No ROS imports."""
