@@ -137,7 +137,7 @@ def run(args) -> int:
                   f'{_call(executor, node, "", "explore").message}')
             started = time.monotonic()
             searching = False
-            last_print, last_line = 0.0, ''
+            last_print, last_phase, last_scene = 0.0, '', ''
             while time.monotonic() - started < args.timeout_s:
                 executor.spin_once(timeout_sec=0.05)
                 if st.dead():
@@ -146,15 +146,20 @@ def run(args) -> int:
                 if not searching and time.monotonic() - started >= args.explore_s:
                     print(f'[demo] search: {_call(executor, node, args.target, "search").message}')
                     searching = True
+                if node.scene != last_scene:
+                    print(f'[demo t={time.monotonic() - started:5.1f}s] scene_description: '
+                          f'{node.scene!r}')
+                    last_scene = node.scene
                 s = node.state
                 if s is None:
                     continue
                 line = f'{s.mode}/{s.phase}: v={s.linear_x:+.2f} m/s w={s.angular_z:+.2f} ' \
                        f'rad/s | {s.reason}'
                 now = time.monotonic()
-                if line.split('|')[0] != last_line.split('|')[0] or now - last_print > 1.0:
+                # every phase change, and the running decision once a second
+                if s.phase != last_phase or now - last_print > 1.0:
                     print(f'[demo t={now - started:5.1f}s] {line}')
-                    last_print, last_line = now, line
+                    last_print, last_phase = now, s.phase
                 if searching and s.mode == 'search' and s.phase == 'arrived':
                     outcome = 'arrived'
                     break
