@@ -31,6 +31,8 @@ setup(
             'navigator_node = vlm_nav.navigator_node:main',
             'sim_node = vlm_nav.sim_node:main',
             'bag_player_node = vlm_nav.bag_player_node:main',
+            'recorder = vlm_nav.recorder:main',
+            'oracle_node = vlm_nav.oracle_node:main',
             'vlm-nav = vlm_nav.cli:main',
         ],
     },

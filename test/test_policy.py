@@ -121,3 +121,35 @@ def test_original_policy_parses_substrings_like_the_original_node():
                              ).angular == 0.5
     assert original_decision('explore', '', 'obstacle ahead on the left').angular == -0.5
     assert original_decision('explore', '', 'the path ahead is clear.').linear == 0.4
+
+
+def test_blocked_approach_creeps_then_detours_away_from_the_target_side():
+    c = PolicyConfig(creep_s=1.0, detour_s=1.0)
+    policy = NavigationPolicy(c)
+    policy.reset('search', 'red ball')
+    seen_blocked = obs(0.95, left=0.3, center=0.7, path=0.1)
+    d = policy.decide(seen_blocked, 0.0)
+    assert d.phase == 'creeping' and 0.0 < d.linear <= c.creep_linear
+    d = policy.decide(seen_blocked, 1.2)
+    assert d.phase == 'detouring' and d.linear == 0.0 and d.angular < 0   # target was left
+    # keeps turning while blocked, even with the target out of view
+    assert policy.decide(obs(0.0, path=0.1), 1.5).angular < 0
+    d = policy.decide(obs(0.0, path=0.9), 1.8)                            # clear: drive on
+    assert d.phase == 'detouring' and d.linear > 0.0 and d.angular == 0.0
+    d = policy.decide(obs(0.0, path=0.9), 3.0)                            # over: look back
+    assert d.phase == 'reacquiring' and d.angular > 0
+
+
+def test_clear_path_to_a_seen_target_never_creeps():
+    policy = search_policy()
+    d = policy.decide(obs(0.95, center=0.95, left=0.05, path=0.9), 0.0)
+    assert d.phase == 'approaching' and d.linear > 0.2
+
+
+def test_blocked_then_clear_resets_the_creep_clock():
+    c = PolicyConfig(creep_s=1.0)
+    policy = NavigationPolicy(c)
+    policy.reset('search', 'red ball')
+    policy.decide(obs(0.95, center=0.9, left=0.1, path=0.1), 0.0)
+    policy.decide(obs(0.95, center=0.9, left=0.1, path=0.9), 0.8)
+    assert policy.decide(obs(0.95, center=0.9, left=0.1, path=0.1), 1.5).phase == 'creeping'

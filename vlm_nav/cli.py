@@ -26,6 +26,20 @@ def _bringup(args) -> int:
             return 0
 
 
+def _record(args) -> int:
+    from vlm_nav import recorder
+    from vlm_nav.bringup import ros_value
+    overrides = {'output': args.output, 'storage': args.storage,
+                 'max_duration_s': float(args.duration)}
+    if args.topics:
+        overrides['topics'] = list(args.topics)
+    ros_args = ['--ros-args', '--params-file', args.params_file or default_params_file()]
+    for name, value in overrides.items():
+        ros_args += ['-p', f'{name}:={ros_value(value)}']
+    recorder.main(args=['vlm-nav-record'] + ros_args)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='vlm-nav', description=__doc__)
     sub = parser.add_subparsers(dest='command', required=True)
@@ -42,12 +56,37 @@ def main(argv=None) -> int:
     from vlm_nav import demo as demo_module
     demo_module.add_arguments(demo)
 
+    record = sub.add_parser('record', help='record topics to a rosbag2 (like ros2 bag record)')
+    record.add_argument('--output', '-o', default='', help='bag folder to create')
+    record.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
+    record.add_argument('--topics', nargs='+', default=None,
+                        help='default: camera, descriptions, navigator state, cmd_vel')
+    record.add_argument('--duration', type=float, default=0.0, help='seconds; 0 = Ctrl-C')
+    record.add_argument('--params-file', default=None)
+
+    evaluate = sub.add_parser('evaluate-bag', help="score a model on a bag's ground truth")
+    from vlm_nav import offline_eval
+    offline_eval.add_arguments(evaluate)
+
+    bench = sub.add_parser('bench', help='benchmarks').add_subparsers(dest='bench',
+                                                                      required=True)
+    bench_nav = bench.add_parser('nav', help='closed-loop search on held-out layouts: '
+                                 'original vs scored vs oracle perception')
+    from vlm_nav import bench_nav as bench_nav_module
+    bench_nav_module.add_arguments(bench_nav)
+
     args = parser.parse_args(argv)
     if args.command == 'bringup':
         args.params_file = args.params_file or default_params_file()
         return _bringup(args)
     if args.command == 'demo':
         return demo_module.run(args)
+    if args.command == 'record':
+        return _record(args)
+    if args.command == 'evaluate-bag':
+        return offline_eval.run(args)
+    if args.command == 'bench':
+        return bench_nav_module.run(args)
     parser.error(f'unknown command {args.command}')
     return 2
 

@@ -11,19 +11,28 @@ import time
 from typing import Optional
 
 from geometry_msgs.msg import Twist
+from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from vlm_nav_interfaces.msg import NavigatorState
-from vlm_nav_interfaces.srv import Observe, SetTarget
+from vlm_nav_interfaces.srv import Ask, Observe, SetTarget
 
 from vlm_nav.diagnostics import DiagnosticsPublisher, OK, WARN
+from vlm_nav.nav.checks import observation_problem
 from vlm_nav.nav.limits import VelocityLimiter
+from vlm_nav.nav.original import Answer, OriginalPolicy
 from vlm_nav.nav.policy import Decision, MODES, NavigationPolicy, PolicyConfig
 from vlm_nav.perception import clean_text, Observation
 from vlm_nav.ros_params import check_choices, declare
+
+# A frame stamp may lead the navigator's clock by this much (clock skew between
+# machines); further ahead it would look fresh for too long and is refused.
+MAX_FUTURE_STAMP_S = 0.2
+
+POLICIES = ('scored', 'original')
 
 # parameter name -> PolicyConfig field
 POLICY_PARAMS = {
@@ -43,6 +52,9 @@ class NavigatorNode(Node):
         declare(self, 'mode', 'idle', 'initial mode; idle with a target set starts a search',
                 choices=MODES)
         declare(self, 'target', '', 'initial target (free text)')
+        declare(self, 'policy', 'scored', 'scored: closed-set probabilities (Observe); '
+                'original: the original design, free text (Ask) searched for words '
+                '(the benchmark baseline)', choices=POLICIES, read_only=True)
         declare(self, 'control_rate_hz', 20.0, 'control loop rate', 1.0, 200.0, read_only=True)
         declare(self, 'perception_timeout_s', 1.0,
                 'stop when the newest observation is older than this', 0.05, 30.0)
@@ -60,11 +72,11 @@ class NavigatorNode(Node):
             low, high = ranges.get(name, (0.0, 1.0))
             declare(self, name, float(getattr(defaults, field_name)),
                     f'policy: {field_name}', low, high)
-        self.add_on_set_parameters_callback(
-            lambda params: check_choices(params, {'mode': MODES}))
+        self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._on_parameters_set)
 
-        self._policy = NavigationPolicy()
+        self._original = self.get_parameter('policy').value == 'original'
+        self._policy = OriginalPolicy() if self._original else NavigationPolicy()
         self._limiter = VelocityLimiter()
         self._apply_parameters([])
         self._observation: Optional[Observation] = None
@@ -75,12 +87,14 @@ class NavigatorNode(Node):
         self._last = Decision(0.0, 0.0, 'idle', 'starting')
         self._stale = False
         self._counts = {'observations': 0, 'observe_failures': 0, 'stale_stops': 0,
+                        'invalid_observations': 0, 'set_target_rejected': 0,
                         'last_observe_error': ''}
 
         self._cmd_pub = self.create_publisher(
             Twist, 'cmd_vel', QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
         self._state_pub = self.create_publisher(NavigatorState, 'vlm_nav/navigator_state', 10)
         self._observe = self.create_client(Observe, 'vlm_nav/observe')
+        self._ask = self.create_client(Ask, 'vlm_nav/ask')
         self.create_service(SetTarget, 'vlm_nav/set_target', self._on_set_target)
         self._diagnostics = DiagnosticsPublisher(self)
         self.create_timer(1.0, self._publish_diagnostics)
@@ -100,6 +114,23 @@ class NavigatorNode(Node):
         self._limiter.max_linear_accel = self.get_parameter('max_linear_accel').value
         self._limiter.max_angular_accel = self.get_parameter('max_angular_accel').value
 
+    def _validate_parameters(self, params) -> SetParametersResult:
+        """mode and target set as parameters get the checks SetTarget applies."""
+        result = check_choices(params, {'mode': MODES})
+        new = {p.name: p.value for p in params if p.name in ('mode', 'target')}
+        if not result.successful or not new:
+            return result
+        mode = new.get('mode', self.get_parameter('mode').value)
+        target = new.get('target', self.get_parameter('target').value)
+        try:
+            if target.strip():
+                clean_text(target, 100, 'target', multiline=False)
+            elif mode in ('search', 'follow'):
+                raise ValueError(f'mode {mode} needs a target')
+        except ValueError as error:
+            return SetParametersResult(successful=False, reason=str(error))
+        return result
+
     def _on_parameters_set(self, params) -> None:
         self._apply_parameters(params)
         if any(p.name in ('mode', 'target') for p in params):
@@ -117,7 +148,8 @@ class NavigatorNode(Node):
                 target = clean_text(target, 100, 'target', multiline=False)
         except ValueError as error:
             response.success, response.message = False, str(error)
-            self.get_logger().warning(f'SetTarget rejected: {error}')
+            self._counts['set_target_rejected'] += 1
+            self.get_logger().warning(f'SetTarget rejected: {error}', throttle_duration_sec=1.0)
             return response
         self._set_mode(mode, target)
         response.success = True
@@ -140,12 +172,51 @@ class NavigatorNode(Node):
             self._counts['observe_failures'] += 1
             self._counts['last_observe_error'] = 'observe call timed out'
             self._pending = None
+        if self._original:
+            self._request_answer(now)
+            return
         if not self._observe.service_is_ready():
             return
         target = self._policy.target if self._policy.mode != 'explore' else ''
         future = self._observe.call_async(Observe.Request(target=target))
         self._pending, self._pending_since = future, now
         future.add_done_callback(lambda f, t=target: self._on_observation(f, t))
+
+    def _request_answer(self, now: float) -> None:
+        """policy 'original': one free-text Ask with the original prompt per decision."""
+        if not self._ask.service_is_ready():
+            return
+        prompt, budget = self._policy.prompt()
+        future = self._ask.call_async(Ask.Request(question=prompt, max_new_tokens=budget))
+        self._pending, self._pending_since = future, now
+        key = (self._policy.mode, self._policy.target)
+        future.add_done_callback(lambda f, k=key: self._on_answer(f, k))
+
+    def _on_answer(self, future, key) -> None:
+        if future is not self._pending:
+            return
+        self._pending = None
+        try:
+            response = future.result()
+        except Exception as error:  # noqa: B902
+            response = Ask.Response(success=False, message=str(error))
+        if not response.success:
+            self._counts['observe_failures'] += 1
+            self._counts['last_observe_error'] = response.message
+            return
+        if key != (self._policy.mode, self._policy.target):
+            return
+        stamp = Time.from_msg(response.frame_stamp).nanoseconds * 1e-9
+        now = self.get_clock().now().nanoseconds * 1e-9
+        if not math.isfinite(stamp) or stamp > now + MAX_FUTURE_STAMP_S:
+            self._counts['invalid_observations'] += 1
+            self._counts['last_observe_error'] = 'answer frame stamp in the future'
+            return
+        if self._observation is not None and stamp <= self._observation.stamp_s:
+            return
+        self._observation = Answer(stamp_s=stamp, answer=response.answer)
+        self._obs_latency = response.latency_s
+        self._counts['observations'] += 1
 
     def _on_observation(self, future, target: str) -> None:
         if future is not self._pending:
@@ -167,13 +238,24 @@ class NavigatorNode(Node):
             return
         o = response.observation
         stamp = Time.from_msg(o.header.stamp).nanoseconds * 1e-9
-        if self._observation is not None and stamp <= self._observation.stamp_s:
-            return                        # same or older frame: nothing new
-        self._observation = Observation(
+        observation = Observation(
             target=o.target, stamp_s=stamp, visible_prob=o.visible_prob,
             bearing_probs=dict(zip(o.bearing_labels, o.bearing_probs)),
             distance_probs=dict(zip(o.distance_labels, o.distance_probs)),
             path_clear_prob=o.path_clear_prob)
+        # NaN from the model or a stamp from the future is no perception at all: not
+        # acting on it lets the stale-perception stop apply.
+        problem = observation_problem(observation, self.get_clock().now().nanoseconds * 1e-9,
+                                      MAX_FUTURE_STAMP_S)
+        if problem:
+            self._counts['invalid_observations'] += 1
+            self._counts['last_observe_error'] = problem
+            self.get_logger().warning(f'observation refused: {problem}',
+                                      throttle_duration_sec=5.0)
+            return
+        if self._observation is not None and stamp <= self._observation.stamp_s:
+            return                        # same or older frame: nothing new
+        self._observation = observation
         self._obs_latency = o.inference_latency_s
         self._counts['observations'] += 1
 
@@ -181,8 +263,11 @@ class NavigatorNode(Node):
     def _tick(self) -> None:
         now = self.get_clock().now().nanoseconds * 1e-9
         mono = time.monotonic()
-        dt = 0.0 if self._last_tick is None else mono - self._last_tick
-        self._last_tick = mono
+        # Acceleration limits hold in the robot's time: simulated time under use_sim_time
+        # (a simulator faster than real time), else the steady clock.
+        tick = now if self.get_parameter('use_sim_time').value else mono
+        dt = 0.0 if self._last_tick is None else min(1.0, max(0.0, tick - self._last_tick))
+        self._last_tick = tick
         if self._policy.mode == 'idle':
             return
         self._request_observation(mono)
@@ -203,7 +288,11 @@ class NavigatorNode(Node):
         else:
             self._stale = False
             self._last = self._policy.decide(obs, now)
-            linear, angular = self._limiter.limit(self._last.linear, self._last.angular, dt)
+            if self._last.arrived:      # stop where the target was judged near: no coasting
+                linear, angular = self._limiter.stop()
+            else:
+                linear, angular = self._limiter.limit(self._last.linear, self._last.angular,
+                                                      dt)
         self._publish_twist(linear, angular)
         self._publish_state(linear, angular, age)
 

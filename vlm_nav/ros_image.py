@@ -59,7 +59,12 @@ def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
     buffer = np.frombuffer(bytes(msg.data), dtype=np.uint8)
     if buffer.size == 0:
         raise ImageError('empty compressed image')
-    decoded = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    try:
+        decoded = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    except cv2.error as error:
+        # e.g. a header declaring more pixels than OpenCV allows: a bad frame, not a crash.
+        raise ImageError(f'could not decode compressed image (format {msg.format!r}): '
+                         f'{str(error).strip().splitlines()[-1]}') from None
     if decoded is None:
         raise ImageError(f'could not decode compressed image (format {msg.format!r})')
     if decoded.shape[0] > MAX_SIDE or decoded.shape[1] > MAX_SIDE:

@@ -71,7 +71,12 @@ class SimNode(Node):
                         'use with publish_clock so other nodes follow).',
             floating_point_range=_range(0.01, 100.0), **ro))
         self.declare_parameter('publish_clock', False, ParameterDescriptor(
-            description='Publish /clock (simulated time, from 0) and stamp with it.', **ro))
+            description='Publish /clock (simulated time, from start_time_s) and stamp '
+                        'with it.', **ro))
+        self.declare_parameter('start_time_s', 0.0, ParameterDescriptor(
+            description='Simulated time at start (with publish_clock): lets a benchmark run '
+                        'episodes one after another without the clock going backwards.',
+            floating_point_range=_range(0.0, 1.0e9), **ro))
         self.declare_parameter('frame_id', 'camera', ParameterDescriptor(
             description='frame_id of image and camera_info.', **ro))
         self.declare_parameter('odom_frame_id', 'odom', ParameterDescriptor(
@@ -114,8 +119,8 @@ class SimNode(Node):
         if self._world.collides_at(*self._world.robot_pose[:2]):
             self.get_logger().warning('start_pose overlaps geometry; the robot may be stuck')
 
-        self._sim_time = 0.0
-        self._next_camera = 0.0
+        self._sim_time = float(self.get_parameter('start_time_s').value)
+        self._next_camera = self._sim_time
         self._cmd = (0.0, 0.0)
         self._last_cmd_time: Optional[float] = None
         self._velocity = (0.0, 0.0)

@@ -82,6 +82,8 @@ class VlmNode(Node):
                        'cache_hits': 0, 'last_latency_ms': 0.0}
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix='vlm_infer')
         self._busy_since: Optional[float] = None
+        self._abandoned: Optional[Future] = None    # timed out but still running
+        self._queued = 0                              # submitted, not finished (diagnostics)
 
         frames = MutuallyExclusiveCallbackGroup()
         services = ReentrantCallbackGroup()
@@ -169,21 +171,30 @@ class VlmNode(Node):
     # ---- inference --------------------------------------------------------------------------
     def _infer(self, key: Optional[Tuple], job: Callable[[VLMBackend], object]):
         """Run job on the worker with the deadline; cached by key (frame stamp + question)."""
-        if self._backend is None:
-            if self._model_state == 'failed':
-                raise RuntimeError(f'model failed to load: {self._model_error}')
-            raise RuntimeError('model is still loading')
+        self._require_model()
         if key is not None:
             with self._lock:
                 if key in self._cache:
                     self._stats['cache_hits'] += 1
                     return self._cache[key], 0.0
+        abandoned = self._abandoned
+        if abandoned is not None and not abandoned.done():
+            # A thread can't be killed: while an abandoned job still holds the worker,
+            # answer at once instead of queueing requests that would all time out.
+            busy = time.monotonic() - (self._busy_since or time.monotonic())
+            raise RuntimeError(f'model busy: an abandoned inference has been running for '
+                               f'{busy:.1f} s')
         started = time.monotonic()
         future: Future = self._worker.submit(self._timed, job)
+        with self._lock:
+            self._queued += 1
+        future.add_done_callback(self._job_done)
         deadline = self.get_parameter('inference_timeout_s').value
         try:
             result = future.result(timeout=deadline)
         except FutureTimeout:
+            if not future.cancel():     # still queued: dropped; already running: abandoned
+                self._abandoned = future
             self._stats['deadline_exceeded'] += 1
             self.get_logger().error(f'inference exceeded its deadline of {deadline:.2f} s; '
                                     'answer abandoned', throttle_duration_sec=5.0)
@@ -196,6 +207,16 @@ class VlmNode(Node):
                     self._cache.popitem(last=False)
         return result, latency
 
+    def _job_done(self, _future: Future) -> None:
+        with self._lock:
+            self._queued -= 1
+
+    def _require_model(self) -> None:
+        if self._backend is None:
+            if self._model_state == 'failed':
+                raise RuntimeError(f'model failed to load: {self._model_error}')
+            raise RuntimeError('model is still loading')
+
     def _timed(self, job: Callable[[VLMBackend], object]):
         self._busy_since = time.monotonic()
         try:
@@ -206,6 +227,7 @@ class VlmNode(Node):
     def _serve(self, response, work: Callable[[], None]):
         """Common error handling: any failure -> success=false with the reason."""
         try:
+            self._require_model()       # the model's state first: it's the cause to report
             work()
             response.success = True
             self._stats['requests_ok'] += 1
@@ -326,6 +348,7 @@ class VlmNode(Node):
                       model_state=self._model_state, device=self.device, dtype=self.dtype)
         busy = self._busy_since
         values['busy_s'] = f'{time.monotonic() - busy:.2f}' if busy else '0'
+        values['inference_queue'] = self._queued
         if self._model_state == 'failed':
             level, message = ERROR, f'model failed to load: {self._model_error}'
         elif self._model_state == 'loading':

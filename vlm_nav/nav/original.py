@@ -7,7 +7,10 @@ searched the lower-cased answer for words: the target's name, then 'left' / 'rig
 Reimplemented from its description, not copied; plain Python, no ROS.
 """
 
-from vlm_nav.nav.policy import Decision
+from dataclasses import dataclass
+from typing import Optional
+
+from vlm_nav.nav.policy import Decision, MODES, PolicyConfig
 from vlm_nav.perception import (ORIGINAL_EXPLORE_PROMPT, ORIGINAL_EXPLORE_TOKENS,
                                 ORIGINAL_SEARCH_TOKENS, original_search_question)
 
@@ -41,3 +44,50 @@ def original_decision(mode: str, target: str, answer: str) -> Decision:
             return Decision(0.3, 0.0, 'approaching', quoted)
         return Decision(0.0, 0.0, 'waiting', quoted)   # the original published a zero Twist
     return Decision(0.0, 0.3, 'scanning', quoted)
+
+
+@dataclass
+class Answer:
+    """One free-text answer and the stamp of the frame the model saw."""
+
+    stamp_s: float
+    answer: str
+
+
+class OriginalPolicy:
+    """original_decision behind the NavigationPolicy interface, so the navigator node can
+    run either with the same velocity limiter and stale-perception stop.
+
+    The newest answer's decision holds until the next answer (the original node published
+    one Twist per answer); 'arrived' latches, as in NavigationPolicy.
+    """
+
+    def __init__(self, config: Optional[PolicyConfig] = None):
+        self.config = config or PolicyConfig()   # only speed limits apply (via the limiter)
+        self.mode = 'idle'
+        self.target = ''
+        self._arrived = False
+
+    def reset(self, mode: str, target: str = '') -> None:
+        if mode not in MODES:
+            raise ValueError(f'unknown mode {mode!r}; one of {MODES}')
+        self.mode, self.target, self._arrived = mode, target, False
+
+    @property
+    def arrived(self) -> bool:
+        return self._arrived
+
+    def prompt(self):
+        """(prompt, max_new_tokens) for the current mode and target."""
+        return original_prompt(self.mode, self.target)
+
+    def decide(self, obs: Optional[Answer], now_s: float) -> Decision:
+        if self.mode == 'idle' or obs is None:
+            return Decision(0.0, 0.0, 'idle', 'idle' if obs else 'no answer yet')
+        if self._arrived:
+            return Decision(0.0, 0.0, 'arrived', f'stopped in front of the {self.target}', True)
+        # follow has no original counterpart: it searches the same way.
+        decision = original_decision('explore' if self.mode == 'explore' else 'search',
+                                     self.target, obs.answer)
+        self._arrived = decision.arrived
+        return decision

@@ -28,6 +28,9 @@ class PolicyConfig:
     relocate_s: float = 4.0          # drive this long to a new spot after a fruitless scan
     explore_linear: float = 0.25     # m/s cruising in explore mode
     follow_deadband_rad: float = 0.12
+    creep_linear: float = 0.08       # m/s toward a centred target while the path is blocked
+    creep_s: float = 3.0             # ... for this long (the target itself may be what blocks)
+    detour_s: float = 2.5            # then drive this long beside the obstacle once clear
     hfov_rad: float = DEFAULT_HFOV_RAD
 
 
@@ -53,6 +56,9 @@ class _Memory:
     last_now: Optional[float] = None
     last_angular: float = 0.0
     seen_headings: list = field(default_factory=list)
+    blocked_since: Optional[float] = None   # approaching with the path blocked since
+    detour: Optional[str] = None            # 'turning' (away until clear) | 'driving'
+    detour_until: Optional[float] = None
 
 
 class NavigationPolicy:
@@ -102,6 +108,10 @@ class NavigationPolicy:
         c, m = self.config, self._m
         if m.arrived:
             return Decision(0.0, 0.0, 'arrived', f'stopped in front of the {self.target}', True)
+        if m.detour is not None:
+            detour = self._detour(obs, now_s)
+            if detour is not None:
+                return detour
         if self._sees(obs):
             bearing = obs.expected_bearing(c.hfov_rad)
             m.last_seen_s, m.last_seen_bearing = now_s, bearing
@@ -117,9 +127,53 @@ class NavigationPolicy:
             angular = c.turn_gain * bearing
             # Drive only as much as the target is straight ahead; slow down when near.
             linear = c.max_linear * p_center * (1.0 - 0.5 * p_near)
+            if obs.path_clear_prob < c.blocked_threshold and linear > 0.0:
+                return self._blocked_approach(obs, now_s, linear, angular, where)
+            m.blocked_since = None
             phase = 'approaching' if linear > 0.05 else 'turning'
             return Decision(linear, angular, phase, f'{self.target} seen: {where}')
+        m.blocked_since = None
         return self._look_for(obs, now_s)
+
+    def _blocked_approach(self, obs: Observation, now_s: float, linear: float,
+                          angular: float, where: str) -> Decision:
+        """Something is in the way of a seen target: creep (it may be the target), then detour.
+
+        The path-clear answer covers the robot's width up to ~0.8 m ahead, so the target
+        itself blocks it before it counts as near; creeping for creep_s finds out.
+        """
+        c, m = self.config, self._m
+        if m.blocked_since is None:
+            m.blocked_since = now_s
+        if now_s - m.blocked_since < c.creep_s:
+            return Decision(min(c.creep_linear, linear), angular, 'creeping',
+                            f'{self.target} seen but path blocked '
+                            f'(P(clear)={obs.path_clear_prob:.2f}), creeping: {where}')
+        # Go around: turn away from the target's side until clear, drive, look again.
+        m.blocked_since = None
+        m.detour = 'turning'
+        m.avoid_direction = -1.0 if m.last_seen_bearing >= 0 else 1.0
+        m.detour_until = now_s + 2.0 * math.pi / max(c.scan_angular, 1e-3)
+        return Decision(0.0, m.avoid_direction * c.scan_angular, 'detouring',
+                        f'path to the {self.target} blocked for {c.creep_s:.0f} s: going around')
+
+    def _detour(self, obs: Observation, now_s: float) -> Optional[Decision]:
+        """The detour's next command, or None when it is over (search resumes)."""
+        c, m = self.config, self._m
+        clear = obs.path_clear_prob >= c.blocked_threshold
+        if m.detour == 'turning':
+            if not clear and now_s < m.detour_until:
+                return Decision(0.0, m.avoid_direction * c.scan_angular, 'detouring',
+                                f'turning away from the obstacle (P(clear)='
+                                f'{obs.path_clear_prob:.2f})')
+            m.detour, m.detour_until = 'driving', now_s + c.detour_s
+        if m.detour == 'driving' and clear and now_s < m.detour_until:
+            return Decision(c.explore_linear, 0.0, 'detouring',
+                            f'driving past the obstacle (P(clear)={obs.path_clear_prob:.2f})')
+        m.detour = m.detour_until = None
+        # Look back where the target was.
+        m.last_seen_s = now_s
+        return None
 
     def _look_for(self, obs: Observation, now_s: float) -> Decision:
         c, m = self.config, self._m

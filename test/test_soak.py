@@ -1,0 +1,46 @@
+"""A 45-second version of the soak benchmark (bench/soak.py): the simulator stack runs,
+memory is sampled, and every call must be answered with no RSS growth beyond the bound.
+
+The lead's 30-minute run uses the same script: `python bench/soak.py --minutes 30 --out
+bench/results/soak_30min`.
+"""
+
+import json
+from pathlib import Path
+import subprocess
+import sys
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / 'bench'))
+
+from soak import MAX_SLOPE_MB_PER_MIN  # noqa: E402
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+
+def test_short_soak_answers_every_call_without_growing(ros_domain, tiny_llava_dir, tmp_path):
+    out = tmp_path / 'soak'
+    result = subprocess.run(
+        [sys.executable, str(REPO / 'bench' / 'soak.py'), '--minutes', '0.75',
+         '--out', str(out), '--model', tiny_llava_dir, '--sample-s', '2', '--warmup-s', '15',
+         '--switch-s', '15'],
+        capture_output=True, text=True, timeout=300)
+    print(result.stdout[-3000:])
+    summary = json.loads((out / 'summary.json').read_text())
+    assert result.returncode == 0, summary['problems']
+    assert summary['ok'] and not summary['dead']
+    calls = summary['calls']
+    assert calls['unanswered'] == 0 and calls['answered'] >= 30, calls
+    twists = summary['twists']
+    assert twists['bad'] == 0 and twists['count'] > 100 and twists['moving'] > 0, twists
+    for node, slope in summary['rss_slope_mb_per_min'].items():
+        assert slope is not None and slope < MAX_SLOPE_MB_PER_MIN, (node, slope)
+    assert set(summary['rss_mb']) == {'sim_node', 'vlm_node', 'scene_describer_node',
+                                      'navigator_node'}
+    diagnostics = summary['final_diagnostics']
+    assert int(diagnostics['vlm_node']['requests_ok']) > 0
+    assert int(diagnostics['navigator_node']['observations']) > 0
+    for name in ('samples.csv', 'diagnostics.csv', 'calls.csv', 'rss.png'):
+        assert (out / name).stat().st_size > 0, name

@@ -1,0 +1,183 @@
+"""Record the stack's topics to a rosbag2 (mcap or sqlite3): `ros2 bag record` for the pip path.
+
+Messages are stored as the raw CDR bytes received (raw subscriptions: nothing is
+deserialized), stamped with the receive time, as `ros2 bag record` does. Topic types are
+learnt from the graph, so any topic can be recorded once a publisher appears; type
+definitions come from rosbags' Kilted typestore, and for packages it doesn't know (such as
+vlm_nav_interfaces) from the package's installed .msg files.
+"""
+
+import importlib
+import os
+from pathlib import Path
+import sys
+import time
+from typing import Dict, List, Optional
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.task import Future
+
+from vlm_nav.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
+from vlm_nav.ros_params import declare
+
+STORAGES = ('mcap', 'sqlite3')
+DEFAULT_TOPICS = ['camera/image_raw', 'scene_description', 'scene_description/structured',
+                  'vlm_nav/navigator_state', 'cmd_vel']
+REPO = Path(__file__).resolve().parents[1]
+
+
+def message_class(type_name: str):
+    """'sensor_msgs/msg/Image' -> the rclpy message class."""
+    package, _, name = type_name.split('/')
+    return getattr(importlib.import_module(f'{package}.msg'), name)
+
+
+def _interface_dirs(package: str) -> List[Path]:
+    """Where a package's .msg files may be: ament index, this Python's prefix, the source tree."""
+    prefixes = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
+    dirs = [Path(p) / 'share' / package / 'msg' for p in prefixes + [sys.prefix]]
+    return dirs + [REPO / package / 'msg']
+
+
+def typestore_for(msgtypes) -> object:
+    """rosbags' Kilted typestore plus the definitions of any msgtypes it lacks."""
+    from rosbags.typesys import get_types_from_msg, get_typestore, Stores
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    missing = {t.split('/')[0] for t in msgtypes if t not in typestore.fielddefs}
+    for package in sorted(missing):
+        folder = next((d for d in _interface_dirs(package) if d.is_dir()), None)
+        if folder is None:
+            raise FileNotFoundError(f'no .msg definitions for {package} in '
+                                    f'{[str(d) for d in _interface_dirs(package)]}')
+        types = {}
+        for path in sorted(folder.glob('*.msg')):
+            types.update(get_types_from_msg(path.read_text(), f'{package}/msg/{path.stem}'))
+        typestore.register(types)
+    return typestore
+
+
+class Recorder(Node):
+    """Subscribes (raw) to the listed topics as they appear and writes every message."""
+
+    def __init__(self, **kwargs):
+        super().__init__('recorder', **kwargs)
+        output = declare(self, 'output', '', 'rosbag2 folder to create (must not exist); '
+                         '"" = vlm_nav_<date>_<time> in the working directory',
+                         read_only=True)
+        self.storage = declare(self, 'storage', 'mcap', 'rosbag2 storage plugin',
+                               choices=STORAGES, read_only=True)
+        topics = declare(self, 'topics', list(DEFAULT_TOPICS),
+                         'topics to record; relative names resolve in the node namespace',
+                         read_only=True)
+        declare(self, 'discovery_period_s', 0.5, 'how often to look for new publishers',
+                0.05, 10.0, read_only=True)
+        declare(self, 'max_duration_s', 0.0, 'stop recording after this long; 0 = until '
+                'shut down', 0.0, 1e6, read_only=True)
+        if self.storage not in STORAGES:
+            raise ValueError(f'storage must be one of {STORAGES}, not {self.storage!r}')
+        self.output = output or time.strftime('vlm_nav_%Y%m%d_%H%M%S')
+        self._wanted = {self.resolve_topic_name(t): t for t in topics}
+        self.counts: Dict[str, int] = dict.fromkeys(self._wanted, 0)
+        self._bytes = 0
+        self._subscribed: Dict[str, object] = {}
+        self._connections: Dict[str, object] = {}
+        self._problems: Dict[str, str] = {}
+        self._started = time.monotonic()
+        self.done = Future()             # set when max_duration_s is reached
+
+        from rosbags.rosbag2 import StoragePlugin, Writer
+        plugin = StoragePlugin.MCAP if self.storage == 'mcap' else StoragePlugin.SQLITE3
+        self._writer: Optional[Writer] = Writer(Path(self.output), version=9,
+                                                storage_plugin=plugin)
+        self._writer.open()
+        self._diagnostics = DiagnosticsPublisher(self)
+        self.create_timer(1.0, self._publish_diagnostics)
+        self.create_timer(self.get_parameter('discovery_period_s').value, self._discover)
+        self.get_logger().info(f'recording {sorted(self._wanted)} to {self.output} '
+                               f'({self.storage})')
+        self._discover()
+
+    def _discover(self) -> None:
+        limit = self.get_parameter('max_duration_s').value
+        if limit and time.monotonic() - self._started >= limit:
+            if not self.done.done():
+                self.done.set_result(True)
+            return
+        for name, types in self.get_topic_names_and_types():
+            if name not in self._wanted or name in self._subscribed or name in self._problems:
+                continue
+            if not self.count_publishers(name):
+                continue                  # known from a subscriber only: QoS unknown yet
+            try:
+                self._subscribe(name, types[0])
+            except Exception as error:  # noqa: B902 - one bad topic must not stop the rest
+                self._problems[name] = f'{type(error).__name__}: {error}'
+                self.get_logger().error(f'cannot record {name}: {self._problems[name]}')
+
+    def _subscribe(self, name: str, msgtype: str) -> None:
+        typestore = typestore_for([msgtype])
+        self._connections[name] = self._writer.add_connection(name, msgtype,
+                                                              typestore=typestore)
+        # Match what is published: a reliable reader would not hear best-effort cameras.
+        publishers = self.get_publishers_info_by_topic(name)
+        reliable = publishers and all(p.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+                                      for p in publishers)
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE if reliable
+                         else ReliabilityPolicy.BEST_EFFORT)
+        self._subscribed[name] = self.create_subscription(
+            message_class(msgtype), name, lambda raw, n=name: self._write(n, raw), qos,
+            raw=True)
+        self.get_logger().info(f'recording {name} ({msgtype}, '
+                               f'{"reliable" if reliable else "best effort"})')
+
+    def _write(self, name: str, raw: bytes) -> None:
+        if self._writer is None or self.done.done():
+            return
+        self._writer.write(self._connections[name], self.get_clock().now().nanoseconds, raw)
+        self.counts[name] += 1
+        self._bytes += len(raw)
+
+    def _publish_diagnostics(self) -> None:
+        missing = [n for n in self._wanted if n not in self._subscribed]
+        if self._problems:
+            level, message = ERROR, f'cannot record {sorted(self._problems)}'
+        elif missing:
+            level, message = WARN, f'waiting for publishers of {sorted(missing)}'
+        else:
+            level, message = OK, f'recording to {self.output}'
+        values = {f'count {n}': c for n, c in self.counts.items()}
+        self._diagnostics.publish(level, message, dict(values, bytes=self._bytes,
+                                                       output=self.output))
+
+    def close(self) -> None:
+        """Finish the bag (metadata.yaml, mcap summary); safe to call twice."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            total = sum(self.counts.values())
+            self.get_logger().info(f'wrote {total} messages ({self._bytes} bytes) to '
+                                   f'{self.output}: {self.counts}')
+
+    def destroy_node(self):
+        self.close()
+        return super().destroy_node()
+
+
+def main(args=None):
+    node = None
+    try:
+        with rclpy.init(args=args):
+            node = Recorder()
+            rclpy.spin_until_future_complete(node, node.done)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.close()       # the bag must be finished even when interrupted
+
+
+if __name__ == '__main__':
+    main()
