@@ -1,0 +1,511 @@
+"""`vlm-nav bench nav`: closed-loop object search on held-out simulator layouts.
+
+Every policy runs the same episodes with the same model: the real sim_node, vlm_node (or
+oracle_node) and navigator_node in this process on one MultiThreadedExecutor, talking
+over ROS topics and services (the composed runner's arrangement), on simulated time:
+sim_node publishes /clock at real_time_factor, every other node has use_sim_time.
+
+Episode i: layout seed first_seed + i (3 000 000.. by default; training used 0..5999,
+validation 1 000 000.., held-out evaluation 2 000 000..), a target drawn from the
+layout's objects, a random collision-free start at least min_start_m from the target
+and with a path to it. It ends when the navigator says 'arrived', at the time limit, or
+at the collision limit. Success: arrived, with the robot's centre within
+success_distance_m of the target's centre and the target in view (ground truth of the
+first camera frame after the stop).
+
+Policies: original (free-text Ask + substring parsing, nav/original.py), scored (the
+package's navigator on Observe probabilities), oracle (the scored navigator on
+ground-truth perception, oracle_node: the upper bound).
+
+SPL (Anderson et al. 2018, as in Habitat ObjectNav): success x shortest / max(actual,
+shortest). shortest = 8-connected A* on a 0.05 m grid of the layout, cells where the
+robot disc (radius 0.2 m) touches no wall or object are free, from the start to the
+nearest free cell within success_distance_m of the target's centre (visibility not
+required). actual = length of the odometry path.
+"""
+
+import argparse
+import csv
+import heapq
+import json
+import math
+import os
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+POLICIES = ('original', 'scored', 'oracle')
+DEFAULT_OUT = os.path.join('bench', 'results', 'nav')
+FIRST_SEED = 3_000_000
+GRID_M = 0.05
+
+
+@dataclass
+class Episode:
+    index: int
+    seed: int
+    target: str
+    start: Tuple[float, float, float]
+    target_xy: Tuple[float, float]
+    shortest_m: float
+
+
+# ---- episodes and shortest paths (no ROS) ----
+def free_grid(world, resolution: float = GRID_M):
+    """Boolean occupancy grid (True = the robot disc fits) and its cell centres."""
+    lay = world.layout
+    xs = np.arange(-lay.width / 2 + resolution / 2, lay.width / 2, resolution)
+    ys = np.arange(-lay.depth / 2 + resolution / 2, lay.depth / 2, resolution)
+    gx, gy = np.meshgrid(xs, ys, indexing='ij')
+    pts = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    free = ~world._hits(pts, world.robot_radius)
+    return free.reshape(gx.shape), xs, ys
+
+
+def shortest_path_m(world, start_xy: Tuple[float, float], goal_xy: Tuple[float, float],
+                    goal_radius: float, resolution: float = GRID_M) -> float:
+    """A* length from start to the nearest free cell within goal_radius of goal; inf if none."""
+    free, xs, ys = free_grid(world, resolution)
+    nx, ny = free.shape
+
+    def cell(x, y):
+        return (min(nx - 1, max(0, int(round((x - xs[0]) / resolution)))),
+                min(ny - 1, max(0, int(round((y - ys[0]) / resolution)))))
+
+    start = cell(*start_xy)
+    free[start] = True    # the start pose is free by construction; grid rounding aside
+    gx, gy = goal_xy
+
+    def h(c):
+        return max(0.0, math.hypot(xs[c[0]] - gx, ys[c[1]] - gy) - goal_radius)
+
+    steps = [(dx, dy, resolution * math.hypot(dx, dy))
+             for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
+    best = {start: 0.0}
+    heap = [(h(start), 0.0, start)]
+    while heap:
+        _, g, c = heapq.heappop(heap)
+        if g > best.get(c, math.inf):
+            continue
+        if math.hypot(xs[c[0]] - gx, ys[c[1]] - gy) <= goal_radius:
+            return g
+        for dx, dy, cost in steps:
+            n = (c[0] + dx, c[1] + dy)
+            if not (0 <= n[0] < nx and 0 <= n[1] < ny) or not free[n]:
+                continue
+            if dx and dy and not (free[c[0] + dx, c[1]] and free[c[0], c[1] + dy]):
+                continue     # no corner cutting
+            ng = g + cost
+            if ng < best.get(n, math.inf):
+                best[n] = ng
+                heapq.heappush(heap, (ng + h(n), ng, n))
+    return math.inf
+
+
+def make_episodes(count: int, first_seed: int = FIRST_SEED, success_distance_m: float = 1.3,
+                  min_start_m: float = 2.0) -> List[Episode]:
+    """The benchmark's episodes: same arguments, same episodes on any machine."""
+    from vlm_nav.sim import make_layout, World
+    episodes = []
+    for i in range(count):
+        seed = first_seed + i
+        layout = make_layout(seed)
+        rng = np.random.default_rng(seed)
+        target = str(rng.choice(layout.labels))
+        obj = layout.object(target)
+        with World(layout) as world:
+            for _ in range(200):
+                x, y, yaw = world.random_free_pose(rng, margin=0.05, clear_ahead_m=0.5)
+                if math.hypot(x - obj.x, y - obj.y) < min_start_m:
+                    continue
+                shortest = shortest_path_m(world, (x, y), (obj.x, obj.y), success_distance_m)
+                if math.isfinite(shortest):
+                    break
+            else:
+                raise RuntimeError(f'layout {seed}: no start with a path to the {target}')
+        episodes.append(Episode(i, seed, target, (x, y, yaw), (obj.x, obj.y), shortest))
+    return episodes
+
+
+def path_length(trajectory) -> float:
+    return float(sum(math.hypot(b[0] - a[0], b[1] - a[1])
+                     for a, b in zip(trajectory, trajectory[1:])))
+
+
+def spl(success: bool, shortest: float, actual: float) -> float:
+    return float(success) * shortest / max(actual, shortest) if success else 0.0
+
+
+# ---- running episodes over ROS ----
+class _Watcher:
+    """What the benchmark observes of an episode (a plain rclpy node's subscriptions)."""
+
+    def __init__(self, node):
+        from nav_msgs.msg import Odometry
+        from std_msgs.msg import String
+        from vlm_nav_interfaces.msg import NavigatorState
+        self.node = node
+        self.lock = threading.Lock()
+        self.reset()
+        node.create_subscription(Odometry, 'odom', self._on_odom, 50)
+        node.create_subscription(String, 'sim/ground_truth', self._on_truth, 10)
+        node.create_subscription(NavigatorState, 'vlm_nav/navigator_state', self._on_state, 10)
+
+    def reset(self):
+        with self.lock:
+            self.trajectory: List[Tuple[float, float, float]] = []
+            self.truth: Optional[dict] = None
+            self.state = None
+            self.arrived_at: Optional[float] = None
+
+    def _on_odom(self, msg):
+        p, q = msg.pose.pose.position, msg.pose.pose.orientation
+        yaw = math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
+        with self.lock:
+            self.trajectory.append((p.x, p.y, yaw))
+
+    def _on_truth(self, msg):
+        with self.lock:
+            self.truth = json.loads(msg.data)
+
+    def _on_state(self, msg):
+        with self.lock:
+            self.state = msg
+            if msg.mode == 'search' and msg.phase == 'arrived' and self.arrived_at is None:
+                self.arrived_at = msg.stamp.sec + msg.stamp.nanosec * 1e-9
+
+
+class Runner:
+    """One ROS context for the whole run; the vlm_node (model) is loaded once."""
+
+    def __init__(self, args):
+        import rclpy
+        from vlm_nav.stack import default_params_file
+        self.args = args
+        os.environ.setdefault('ROS_DOMAIN_ID', str(os.getpid() % 90 + 110))
+        os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+        self.rclpy = rclpy
+        rclpy.init(args=['vlm_nav_bench', '--ros-args', '--params-file',
+                         args.params_file or default_params_file()])
+        self.clock_s = 0.0          # each episode's simulated clock starts after the last
+        self.vlm = None
+        self.watch_node = rclpy.create_node('vlm_nav_bench')
+        self.watcher = _Watcher(self.watch_node)
+
+    def _sim_time(self) -> List:
+        from rclpy.parameter import Parameter
+        return [Parameter('use_sim_time', value=True)]
+
+    def ensure_vlm(self):
+        if self.vlm is None:
+            from rclpy.parameter import Parameter
+            from vlm_nav.vlm_node import VlmNode
+            self.vlm = VlmNode(parameter_overrides=self._sim_time() + [
+                Parameter('model', value=self.args.model),
+                Parameter('threads', value=self.args.torch_threads)])
+            print('[bench] loading the model…', flush=True)
+            deadline = time.monotonic() + 120.0
+            while self.vlm._model_state == 'loading' and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if self.vlm._model_state != 'ready':
+                raise RuntimeError(f'model not ready: {self.vlm._model_error}')
+        return self.vlm
+
+    def run(self, episode: Episode, policy: str) -> Dict:
+        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.parameter import Parameter
+        from vlm_nav.navigator_node import NavigatorNode
+        from vlm_nav.oracle_node import OracleNode
+        from vlm_nav.sim_node import SimNode
+        a = self.args
+        t0 = self.clock_s + 10.0
+        sim = SimNode(parameter_overrides=[
+            Parameter('seed', value=episode.seed),
+            Parameter('start_pose', value=[float(v) for v in episode.start]),
+            Parameter('real_time_factor', value=a.real_time_factor),
+            Parameter('publish_clock', value=True),
+            Parameter('start_time_s', value=t0)])
+        # The oracle serves its Observe under another name, so it never meets the vlm_node's.
+        remap = ['--ros-args', '-r', 'vlm_nav/observe:=bench_oracle/observe']
+        nodes = [sim]
+        perception = None
+        if policy == 'oracle':
+            perception = OracleNode(parameter_overrides=self._sim_time(), cli_args=remap)
+            nodes.append(perception)
+        else:
+            vlm = self.ensure_vlm()
+            with vlm._lock:
+                vlm._frame = None        # no frame of the previous episode
+            nodes.append(vlm)
+            before = dict(vlm._stats)
+        nav = NavigatorNode(
+            parameter_overrides=self._sim_time() + [
+                Parameter('policy', value='original' if policy == 'original' else 'scored'),
+                Parameter('mode', value='search'), Parameter('target', value=episode.target)],
+            cli_args=remap if policy == 'oracle' else None)
+        nodes.append(nav)
+        self.watcher.reset()
+        executor = MultiThreadedExecutor(num_threads=4)
+        for node in nodes + [self.watch_node]:
+            executor.add_node(node)
+        thread = threading.Thread(target=executor.spin, daemon=True)
+        started = time.monotonic()
+        thread.start()
+        outcome = 'timeout'
+        while True:
+            time.sleep(0.05)
+            now = sim._sim_time - t0
+            if self.watcher.arrived_at is not None:
+                outcome = 'arrived'
+                break
+            if sim._world.collisions >= a.collision_limit:
+                outcome = 'collisions'
+                break
+            if now >= a.timeout_s:
+                break
+        end_s = sim._sim_time - t0
+        judged = None
+        if outcome == 'arrived':     # the first truth of a frame taken after the stop
+            deadline = time.monotonic() + 10.0
+            while time.monotonic() < deadline:
+                with self.watcher.lock:
+                    truth = self.watcher.truth
+                if truth and truth['stamp'] > self.watcher.arrived_at:
+                    judged = truth
+                    break
+                time.sleep(0.02)
+        with self.watcher.lock:
+            trajectory = list(self.watcher.trajectory)
+        counts = dict(nav._counts)
+        collisions = sim._world.collisions
+        executor.shutdown(timeout_sec=5.0)
+        thread.join(5.0)
+        wall = time.monotonic() - started
+        if policy == 'oracle':
+            vlm_calls, inferences = perception.requests, 0
+        else:
+            after = self.vlm._stats
+            vlm_calls = (after['requests_ok'] + after['requests_failed'] -
+                         before['requests_ok'] - before['requests_failed'])
+            inferences = vlm_calls - (after['cache_hits'] - before['cache_hits'])
+        for node in nodes:
+            if node is not self.vlm:
+                node.destroy_node()
+        self.clock_s = t0 + end_s
+        distance, in_view = math.nan, False
+        if judged is not None:
+            for obj in judged['objects']:
+                if obj['label'] == episode.target:
+                    distance, in_view = obj['distance_m'], bool(obj['visible'])
+        success = (outcome == 'arrived' and distance <= a.success_distance_m and in_view)
+        actual = path_length(trajectory)
+        return {
+            'episode': episode.index, 'seed': episode.seed, 'target': episode.target,
+            'policy': policy, 'outcome': outcome, 'success': int(success),
+            'spl': round(spl(success, episode.shortest_m, actual), 4),
+            'shortest_m': round(episode.shortest_m, 3), 'path_m': round(actual, 3),
+            'final_distance_m': round(distance, 3) if math.isfinite(distance) else '',
+            'target_in_view': int(in_view), 'collisions': collisions,
+            'time_s': round(end_s, 2), 'decisions': counts['observations'],
+            'vlm_calls': vlm_calls, 'inferences': inferences,
+            'observe_failures': counts['observe_failures'],
+            'stale_stops': counts['stale_stops'], 'wall_s': round(wall, 1),
+            'trajectory': [(round(x, 3), round(y, 3)) for x, y, _ in trajectory[::3]],
+        }
+
+    def close(self):
+        if self.vlm is not None:
+            self.vlm.destroy_node()
+        self.watch_node.destroy_node()
+        self.rclpy.try_shutdown()
+
+
+# ---- results ----
+CSV_FIELDS = ['episode', 'seed', 'target', 'policy', 'outcome', 'success', 'spl', 'shortest_m',
+              'path_m', 'final_distance_m', 'target_in_view', 'collisions', 'time_s',
+              'decisions', 'vlm_calls', 'inferences', 'observe_failures', 'stale_stops',
+              'wall_s']
+
+
+def _mean(values) -> Optional[float]:
+    values = [float(v) for v in values]
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def summarize(rows: List[Dict]) -> Dict[str, Dict]:
+    summary = {}
+    for policy in POLICIES:
+        mine = [r for r in rows if r['policy'] == policy]
+        if not mine:
+            continue
+        found = [r for r in mine if int(r['success'])]
+        n = len(mine)
+        summary[policy] = {
+            'episodes': n,
+            'success_rate': _mean([r['success'] for r in mine]),
+            'spl': _mean([r['spl'] for r in mine]),
+            'collisions_per_episode': _mean([r['collisions'] for r in mine]),
+            'episodes_with_collision': sum(1 for r in mine if int(r['collisions']) > 0),
+            'time_to_find_s': _mean([r['time_s'] for r in found]),
+            'decisions_to_find': _mean([r['decisions'] for r in found]),
+            'vlm_calls_per_episode': _mean([r['vlm_calls'] for r in mine]),
+            'inferences_per_episode': _mean([r['inferences'] for r in mine]),
+            'outcomes': {o: sum(1 for r in mine if r['outcome'] == o)
+                         for o in sorted({r['outcome'] for r in mine})},
+            'wrong_stops': sum(1 for r in mine
+                               if r['outcome'] == 'arrived' and not int(r['success'])),
+        }
+    return summary
+
+
+def write_plots(out: str, summary: Dict[str, Dict]) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib.figure import Figure
+    policies = [p for p in POLICIES if p in summary]
+    metrics = [('success_rate', 'success rate'), ('spl', 'SPL'),
+               ('collisions_per_episode', 'collisions / episode'),
+               ('time_to_find_s', 'time to find (sim s, successes)'),
+               ('vlm_calls_per_episode', 'VLM calls / episode')]
+    fig = Figure(figsize=(3.0 * len(metrics), 3.2))
+    colors = {'original': 'tab:gray', 'scored': 'tab:blue', 'oracle': 'tab:green'}
+    for i, (key, title) in enumerate(metrics):
+        ax = fig.add_subplot(1, len(metrics), i + 1)
+        values = [summary[p][key] or 0.0 for p in policies]
+        ax.bar(policies, values, color=[colors[p] for p in policies])
+        for x, v in enumerate(values):
+            ax.annotate(f'{v:.2f}', (x, v), ha='center', va='bottom', fontsize=8)
+        ax.set_title(title, fontsize=9)
+        if key in ('success_rate', 'spl'):
+            ax.set_ylim(0, 1.05)
+    n = max(summary[p]['episodes'] for p in policies)
+    fig.suptitle(f'closed-loop search, {n} held-out episodes per policy', fontsize=10)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, 'summary.png'), dpi=110)
+
+
+def write_results(out: str, rows: List[Dict], meta: Dict) -> Dict:
+    summary = summarize(rows)
+    with open(os.path.join(out, 'summary.json'), 'w') as f:
+        json.dump(dict(meta, summary=summary), f, indent=2)
+    return summary
+
+
+def save_trajectory(out: str, row: Dict) -> None:
+    from vlm_nav.sim import make_layout, save_top_down
+    folder = os.path.join(out, 'trajectories')
+    os.makedirs(folder, exist_ok=True)
+    verdict = 'SUCCESS' if row['success'] else row['outcome'].upper()
+    save_top_down(os.path.join(folder, f"ep{row['episode']:03d}_{row['policy']}.png"),
+                  make_layout(row['seed']), row['trajectory'], target=row['target'],
+                  title=f"{row['policy']}: seed {row['seed']}, {row['target']} — {verdict} "
+                        f"(SPL {row['spl']:.2f}, {row['collisions']} coll.)")
+
+
+# ---- command line ----
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--episodes', type=int, default=50)
+    parser.add_argument('--first-seed', type=int, default=FIRST_SEED,
+                        help='layout seed of episode 0 (held out: never used in training)')
+    parser.add_argument('--policies', nargs='+', choices=POLICIES, default=list(POLICIES))
+    parser.add_argument('--model', default='', help="HF id or folder; '' = embedded model")
+    parser.add_argument('--real-time-factor', type=float, default=2.0,
+                        help='simulated seconds per wall second')
+    parser.add_argument('--timeout-s', type=float, default=90.0, help='per episode, sim s')
+    parser.add_argument('--collision-limit', type=int, default=5)
+    parser.add_argument('--success-distance-m', type=float, default=1.3,
+                        help='robot centre to target centre at the stop')
+    parser.add_argument('--min-start-m', type=float, default=2.0,
+                        help='start at least this far from the target (centre to centre)')
+    parser.add_argument('--torch-threads', type=int, default=1)
+    parser.add_argument('--trajectories', type=int, default=4,
+                        help='top-down pictures of the first N episodes per policy')
+    parser.add_argument('--out', default=DEFAULT_OUT)
+    parser.add_argument('--params-file', default=None)
+    parser.add_argument('--report-only', action='store_true',
+                        help="rewrite summary.json's summary and the plots from episodes.csv "
+                             '(e.g. of a run still in progress); runs nothing')
+
+
+def report(out: str) -> Dict[str, Dict]:
+    """Summary and plots from an episodes.csv, partial or complete."""
+    with open(os.path.join(out, 'episodes.csv')) as f:
+        rows = list(csv.DictReader(f))
+    path = os.path.join(out, 'summary.json')
+    meta = {}
+    if os.path.isfile(path):
+        with open(path) as f:
+            meta = json.load(f)
+    summary = write_results(out, rows, {k: v for k, v in meta.items() if k != 'summary'})
+    write_plots(out, summary)
+    return summary
+
+
+def run(args) -> int:
+    os.makedirs(args.out, exist_ok=True)
+    if args.report_only:
+        print(json.dumps(report(args.out), indent=1))
+        return 0
+    command = 'vlm-nav bench nav ' + ' '.join(sys.argv[3:] if sys.argv[1:3] == ['bench', 'nav']
+                                              else sys.argv[1:])
+    print(f'[bench] {args.episodes} episodes x {", ".join(args.policies)}; '
+          f'real_time_factor {args.real_time_factor}; results in {args.out}', flush=True)
+    episodes = make_episodes(args.episodes, args.first_seed, args.success_distance_m,
+                             args.min_start_m)
+    meta = {'command': command, 'episodes': args.episodes, 'first_seed': args.first_seed,
+            'policies': args.policies, 'model': args.model or 'embedded',
+            'real_time_factor': args.real_time_factor, 'timeout_s': args.timeout_s,
+            'collision_limit': args.collision_limit,
+            'success_distance_m': args.success_distance_m, 'min_start_m': args.min_start_m,
+            'shortest_path': f'8-connected A* on a {GRID_M} m grid around walls and objects '
+                             '(robot radius 0.2 m) to within success_distance_m of the target',
+            'episode_list': [asdict(e) for e in episodes]}
+    csv_path = os.path.join(args.out, 'episodes.csv')
+    traj_path = os.path.join(args.out, 'trajectories.jsonl')
+    rows: List[Dict] = []
+    runner = Runner(args)
+    try:
+        with open(csv_path, 'w', newline='') as f_csv, open(traj_path, 'w') as f_traj:
+            writer = csv.DictWriter(f_csv, CSV_FIELDS, extrasaction='ignore')
+            writer.writeheader()
+            for episode in episodes:
+                for policy in args.policies:
+                    row = runner.run(episode, policy)
+                    rows.append(row)
+                    writer.writerow(row)
+                    f_csv.flush()
+                    f_traj.write(json.dumps({k: row[k] for k in
+                                             ('episode', 'policy', 'trajectory')}) + '\n')
+                    f_traj.flush()
+                    if episode.index < args.trajectories:
+                        save_trajectory(args.out, row)
+                    summary = write_results(args.out, rows, meta)
+                    s = summary[policy]
+                    print(f"[bench] ep {episode.index + 1}/{len(episodes)} seed {episode.seed} "
+                          f"{policy:8s} {episode.target!r:14s} {row['outcome']:10s} "
+                          f"{'OK ' if row['success'] else 'no '} spl {row['spl']:.2f} "
+                          f"t {row['time_s']:5.1f}s dec {row['decisions']:3d} "
+                          f"coll {row['collisions']} wall {row['wall_s']:.0f}s | "
+                          f"{policy} so far: success {s['success_rate']:.2f} "
+                          f"spl {s['spl']:.2f}", flush=True)
+    finally:
+        runner.close()
+    summary = write_results(args.out, rows, meta)
+    write_plots(args.out, summary)
+    print('[bench] ' + json.dumps(summary, indent=1), flush=True)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog='vlm-nav bench nav', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == '__main__':
+    sys.exit(main())
