@@ -2,6 +2,7 @@
 thread, and stacks of real vlm_nav node processes started the way `vlm-nav bringup` does.
 """
 
+from contextlib import contextmanager
 import os
 from pathlib import Path
 import random
@@ -12,6 +13,18 @@ from typing import Callable, Dict, List
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def running_stack(specs, log_dir: Path):
+    """Node processes as `vlm-nav bringup` starts them; their log tails printed afterwards."""
+    from vlm_nav.bringup import Stack
+    from vlm_nav.stack import default_params_file
+    with Stack(specs, default_params_file(), echo=False, log_dir=str(log_dir)) as running:
+        yield running
+    for spec in specs:
+        print(f'--- {spec.name} log ---')
+        print((Path(log_dir) / f'{spec.name}.log').read_text()[-2000:])
 
 
 @pytest.fixture(scope='session')

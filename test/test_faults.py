@@ -32,11 +32,11 @@ from sensor_msgs.msg import Image
 from vlm_nav_interfaces.msg import NavigatorState
 from vlm_nav_interfaces.srv import Observe
 
-from conftest import Probe
+from conftest import Probe, running_stack
 from vlm_nav.bringup import Stack
 from vlm_nav.camera_node import test_pattern as pattern_frame
 from vlm_nav.ros_image import rgb_to_image
-from vlm_nav.stack import default_params_file, NodeSpec
+from vlm_nav.stack import NodeSpec
 
 pytestmark = pytest.mark.ros
 
@@ -67,7 +67,7 @@ def stack(ros_domain, tiny_llava_dir, tmp_path_factory):
         NodeSpec('recorder', 'recorder', {'output': str(bag)}),
     ]
     log_dir = tmp_path_factory.mktemp('logs')
-    with Stack(specs, default_params_file(), echo=False, log_dir=str(log_dir)) as running:
+    with running_stack(specs, log_dir) as running:
         running.bag = bag
         running.spec = {s.name: s for s in specs}
         yield running
@@ -77,9 +77,6 @@ def stack(ros_domain, tiny_llava_dir, tmp_path_factory):
     print('stop latencies, fault -> first zero Twist (published / received by the probe):')
     for name, (published, received) in LATENCIES.items():
         print(f'  {name:32s} {published * 1e3:5.0f} ms / {received * 1e3:5.0f} ms')
-    for spec in specs:
-        print(f'--- {spec.name} log ---')
-        print((log_dir / f'{spec.name}.log').read_text()[-2000:])
 
 
 @pytest.fixture(scope='module')

@@ -14,11 +14,11 @@ import pytest
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
+from conftest import running_stack
 from vlm_nav_interfaces.msg import NavigatorState, SceneDescription
 from vlm_nav_interfaces.srv import Ask, Observe, SetTarget
 
-from vlm_nav.bringup import Stack
-from vlm_nav.stack import default_params_file, profile_nodes
+from vlm_nav.stack import profile_nodes
 
 pytestmark = pytest.mark.ros
 
@@ -31,11 +31,8 @@ def stack(ros_domain, tiny_llava_dir, tmp_path_factory):
     specs[0].parameters.update({'width': 96, 'height': 96})
     specs[3].parameters = {'mode': 'idle'}
     log_dir = tmp_path_factory.mktemp('logs')
-    with Stack(specs, default_params_file(), echo=False, log_dir=str(log_dir)) as running:
+    with running_stack(specs, log_dir) as running:
         yield running
-    for spec in specs:
-        print(f'--- {spec.name} log ---')
-        print((log_dir / f'{spec.name}.log').read_text()[-3000:])
 
 
 def _model_ready(probe, timeout=60.0):
@@ -86,9 +83,9 @@ def test_ask_free_text_and_sent_image(stack, probe):
     ({'question': 'ok?\x07', 'choices': ['yes']}, 'control'),
     ({'question': 'ok?', 'choices': ['yes', 'yes']}, 'distinct'),
     ({'question': 'ok?', 'image': Image(height=4, width=4, encoding='rgb8', step=12,
-                                         data=bytes(10))}, 'bytes'),
+                                        data=bytes(10))}, 'bytes'),
     ({'question': 'ok?', 'image': Image(height=4, width=4, encoding='weird', step=12,
-                                         data=bytes(48))}, 'encoding'),
+                                        data=bytes(48))}, 'encoding'),
 ])
 def test_bad_ask_requests_are_refused_with_a_message(stack, probe, request_kwargs, reason):
     response = probe.call(Ask, 'vlm_nav/ask', Ask.Request(**request_kwargs))

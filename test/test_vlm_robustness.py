@@ -21,7 +21,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from vlm_nav_interfaces.srv import Ask, Describe, Observe, SetTarget
 
-from conftest import Probe
+from conftest import Probe, running_stack
 from test_fuzz import compressed_payloads, image_messages, INJECTIONS
 from vlm_nav.bringup import Stack
 from vlm_nav.nav.policy import MODES
@@ -45,11 +45,8 @@ def stack(ros_domain, tiny_llava_dir, tmp_path_factory):
         NodeSpec('navigator_node', 'navigator_node', {'mode': 'idle'}),
     ]
     log_dir = tmp_path_factory.mktemp('logs')
-    with Stack(specs, default_params_file(), echo=False, log_dir=str(log_dir)) as running:
+    with running_stack(specs, log_dir) as running:
         yield running
-    for spec in specs:
-        print(f'--- {spec.name} log ---')
-        print((log_dir / f'{spec.name}.log').read_text()[-2000:])
 
 
 @pytest.fixture(scope='module')

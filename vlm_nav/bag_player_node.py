@@ -28,7 +28,8 @@ class BagPlayerNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('bag_player_node', **kwargs)
-        self.bag = declare(self, 'bag', '', 'rosbag2 folder (metadata.yaml + .mcap or .db3)', read_only=True)
+        self.bag = declare(self, 'bag', '', 'rosbag2 folder (metadata.yaml + .mcap or .db3)',
+                           read_only=True)
         self.topics = declare(self, 'topics', ['/camera/image_raw', '/camera/camera_info'],
                               'topics to replay (others in the bag are ignored)',
                               read_only=True)
@@ -70,8 +71,8 @@ class BagPlayerNode(Node):
         cls = message_class(connection.msgtype)
         topic = connection.topic.lstrip('/')   # relative: namespaces and remaps apply
         if topic not in self._outputs:
-            qos = qos_profile_sensor_data if cls.__name__ in ('Image', 'CompressedImage',
-                                                               'CameraInfo') else 10
+            sensor = cls.__name__ in ('Image', 'CompressedImage', 'CameraInfo')
+            qos = qos_profile_sensor_data if sensor else 10
             self._outputs[topic] = self.create_publisher(cls, topic, qos)
         if self.get_parameter('restamp').value and hasattr(cls, 'header'):
             msg = deserialize_message(bytes(raw), cls)

@@ -11,7 +11,6 @@ import argparse
 import json
 import math
 import os
-import tempfile
 import time
 from typing import List, Optional, Tuple
 

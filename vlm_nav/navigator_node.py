@@ -232,7 +232,7 @@ class NavigatorNode(Node):
             self._counts['observe_failures'] += 1
             self._counts['last_observe_error'] = response.message
             self.get_logger().warning(f'observe failed: {response.message}',
-                                   throttle_duration_sec=5.0)
+                                      throttle_duration_sec=5.0)
             return
         if target != (self._policy.target if self._policy.mode != 'explore' else ''):
             return

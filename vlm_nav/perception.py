@@ -117,7 +117,8 @@ def format_description(objects: Sequence[SeenObject]) -> str:
     return ' '.join(f'{o.label} {o.bearing} {o.distance}.' for o in ordered)
 
 
-_ITEM = re.compile(r'^\s*(?P<label>.+?)\s+(?P<bearing>left|center|right)\s+(?P<distance>near|far)\s*$')
+_ITEM = re.compile(r'^\s*(?P<label>.+?)\s+(?P<bearing>left|center|right)'
+                   r'\s+(?P<distance>near|far)\s*$')
 
 
 def parse_description(text: str) -> List[SeenObject]:

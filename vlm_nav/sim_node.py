@@ -136,7 +136,7 @@ class SimNode(Node):
         if self._publish_clock:
             if self.get_parameter('use_sim_time').value:
                 self.get_logger().warning('use_sim_time is true on the node that publishes '
-                                       '/clock; stamps still come from the simulation')
+                                          '/clock; stamps still come from the simulation')
             self._clock_pub = self.create_publisher(
                 ClockMsg, '/clock', QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
         self._cmd_sub = self.create_subscription(

@@ -9,6 +9,7 @@ Nothing is downloaded: the tokenizer is trained here with ``tokenizers``.
 from pathlib import Path
 from typing import Iterator, Union
 
+from vlm_nav.models.embedded import set_generation_defaults
 from vlm_nav.perception import BEARINGS, DESCRIBE_PROMPT, DISTANCES, PATH_QUESTION, YES_NO
 
 PathLike = Union[str, Path]
@@ -75,15 +76,6 @@ def build_tokenizer(extra_special: tuple = (), vocab_size: int = 400):
         extra_special_tokens={'image_token': IMAGE_TOKEN})
 
 
-def _save_generation_config(model, tokenizer) -> None:
-    # A bare tokenizers tokenizer adds no BOS/EOS; generate() needs them spelled out.
-    gen = model.generation_config
-    gen.pad_token_id = tokenizer.pad_token_id
-    gen.bos_token_id = tokenizer.bos_token_id
-    gen.eos_token_id = tokenizer.eos_token_id
-    gen.do_sample = False
-
-
 def build_tiny_llava(save_dir: PathLike, seed: int = 0, image_size: int = 96,
                      patch_size: int = 12) -> str:
     """Save a ~2 M parameter LlavaForConditionalGeneration (CLIP + Llama) to save_dir."""
@@ -112,7 +104,7 @@ def build_tiny_llava(save_dir: PathLike, seed: int = 0, image_size: int = 96,
         vision_feature_layer=-2, pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config).eval()
-    _save_generation_config(model, tokenizer)
+    set_generation_defaults(model, tokenizer)
 
     image_processor = CLIPImageProcessorPil(
         size={'shortest_edge': image_size}, crop_size={'height': image_size, 'width': image_size},
@@ -160,7 +152,7 @@ def build_tiny_generic(save_dir: PathLike, seed: int = 0, image_size: int = 64,
         pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(seed)
     model = Idefics3ForConditionalGeneration(config).eval()
-    _save_generation_config(model, tokenizer)
+    set_generation_defaults(model, tokenizer)
 
     # One global image, no tiling: the image is already small.
     image_processor = Idefics3ImageProcessorPil(
