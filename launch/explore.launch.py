@@ -5,7 +5,8 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
-from launch.substitutions import LaunchConfiguration
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 
 
@@ -14,11 +15,14 @@ def generate_launch_description() -> LaunchDescription:
                                   'vlm_nav.yaml')
     params_file = LaunchConfiguration('params_file')
     model = LaunchConfiguration('model')
+    record = LaunchConfiguration('record')
     return LaunchDescription([
         DeclareLaunchArgument('params_file', default_value=default_params,
                               description='parameters of every vlm_nav node'),
         DeclareLaunchArgument('model', default_value='',
                               description="HF model id or folder; '' = embedded model"),
+        DeclareLaunchArgument('record', default_value='',
+                              description='rosbag2 folder to record into; empty = no recording'),
         Node(package='vlm_nav', executable='camera_node', name='camera_node',
              parameters=[params_file], output='screen'),
         Node(package='vlm_nav', executable='vlm_node', name='vlm_node',
@@ -27,4 +31,7 @@ def generate_launch_description() -> LaunchDescription:
              parameters=[params_file], output='screen'),
         Node(package='vlm_nav', executable='navigator_node', name='navigator_node',
              parameters=[params_file, {'mode': 'explore'}], output='screen'),
+        Node(package='vlm_nav', executable='recorder', name='recorder',
+             parameters=[params_file, {'output': record}], output='screen',
+             condition=IfCondition(PythonExpression(["'", record, "' != ''"]))),
     ])

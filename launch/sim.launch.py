@@ -5,7 +5,8 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
-from launch.substitutions import LaunchConfiguration
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
@@ -15,6 +16,7 @@ def generate_launch_description() -> LaunchDescription:
                                   'vlm_nav.yaml')
     params_file = LaunchConfiguration('params_file')
     model = LaunchConfiguration('model')
+    record = LaunchConfiguration('record')
     target = LaunchConfiguration('target')
     seed = ParameterValue(LaunchConfiguration('seed'), value_type=int)
     return LaunchDescription([
@@ -22,6 +24,8 @@ def generate_launch_description() -> LaunchDescription:
                               description='parameters of every vlm_nav node'),
         DeclareLaunchArgument('model', default_value='',
                               description="HF model id or folder; '' = embedded model"),
+        DeclareLaunchArgument('record', default_value='',
+                              description='rosbag2 folder to record into; empty = no recording'),
         DeclareLaunchArgument('target', default_value='',
                               description='search target; empty = navigator idle'),
         DeclareLaunchArgument('seed', default_value='0', description='simulator layout'),
@@ -33,4 +37,7 @@ def generate_launch_description() -> LaunchDescription:
              parameters=[params_file], output='screen'),
         Node(package='vlm_nav', executable='navigator_node', name='navigator_node',
              parameters=[params_file, {'target': target}], output='screen'),
+        Node(package='vlm_nav', executable='recorder', name='recorder',
+             parameters=[params_file, {'output': record}], output='screen',
+             condition=IfCondition(PythonExpression(["'", record, "' != ''"]))),
     ])

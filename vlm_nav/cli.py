@@ -13,7 +13,7 @@ def _bringup(args) -> int:
         print('replay needs --bag PATH (a rosbag2 folder)')
         return 2
     specs = profile_nodes(args.profile, model=args.model, target=args.target,
-                          seed=args.seed, bag=args.bag)
+                          seed=args.seed, bag=args.bag, record=args.record)
     with Stack(specs, args.params_file) as stack:
         print(f'[vlm-nav] {args.profile}: started ' +
               ', '.join(s.name for s in specs) + ' (Ctrl-C stops)')
@@ -51,6 +51,7 @@ def main(argv=None) -> int:
     bringup.add_argument('--target', default='', help='search target (search/sim/replay)')
     bringup.add_argument('--bag', default='', help='rosbag2 to replay (replay)')
     bringup.add_argument('--seed', type=int, default=0, help='simulator layout (sim)')
+    bringup.add_argument('--record', default='', help='also record a rosbag2 into this folder')
 
     demo = sub.add_parser('demo', help='explore, then search for a target in the simulator')
     from vlm_nav import demo as demo_module

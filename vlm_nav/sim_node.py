@@ -38,6 +38,7 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String, UInt32
 
+from vlm_nav.diagnostics import DiagnosticsPublisher, OK
 from vlm_nav.sim.layout import make_layout
 from vlm_nav.sim.world import World
 
@@ -147,6 +148,11 @@ class SimNode(Node):
         # cannot stall it; one step is physics_dt of simulated time.
         self._timer = self.create_timer(self._physics_dt / rtf, self.physics_callback,
                                         clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._frames = 0
+        self._steps = 0
+        self._diagnostics = DiagnosticsPublisher(self)
+        self.create_timer(1.0, self._publish_diagnostics,
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
         x, y, yaw = self._world.robot_pose
         self.get_logger().info(
             f'layout seed {seed}: {self._world.layout.width:.1f} x '
@@ -163,6 +169,7 @@ class SimNode(Node):
         if self._last_cmd_time is None or self._sim_time - self._last_cmd_time > timeout:
             v, w = 0.0, 0.0
         blocked = self._world.step(v, w, self._physics_dt)
+        self._steps += 1
         self._velocity = (0.0 if blocked else v, w)
         self._sim_time += self._physics_dt
         stamp = self._stamp()
@@ -173,6 +180,14 @@ class SimNode(Node):
         if self._sim_time + 1e-9 >= self._next_camera:
             self._next_camera += self._camera_dt
             self._publish_camera(stamp)
+
+    def _publish_diagnostics(self) -> None:
+        x, y, yaw = self._world.robot_pose
+        self._diagnostics.publish(OK, 'simulating', {
+            'sim_time_s': f'{self._sim_time:.2f}', 'physics_steps': self._steps,
+            'frames': self._frames, 'collisions': self._world.collisions,
+            'blocked_steps': self._world.blocked_steps,
+            'pose': f'{x:.2f} {y:.2f} {yaw:.2f}'})
 
     def _stamp(self) -> Time:
         if self._publish_clock:
@@ -196,6 +211,7 @@ class SimNode(Node):
 
     def _publish_camera(self, stamp: Time) -> None:
         image = self._world.render()
+        self._frames += 1
         n = self._image_size
         msg = Image()
         msg.header.stamp = stamp

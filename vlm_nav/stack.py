@@ -18,10 +18,10 @@ class NodeSpec:
 
 # profile -> launch arguments it takes (same names as the launch file's)
 PROFILE_ARGUMENTS: Dict[str, List[str]] = {
-    'explore': ['params_file', 'model'],
-    'search': ['params_file', 'model', 'target'],
-    'replay': ['params_file', 'model', 'target', 'bag'],
-    'sim': ['params_file', 'model', 'target', 'seed'],
+    'explore': ['params_file', 'model', 'record'],
+    'search': ['params_file', 'model', 'target', 'record'],
+    'replay': ['params_file', 'model', 'target', 'bag', 'record'],
+    'sim': ['params_file', 'model', 'target', 'seed', 'record'],
 }
 
 
@@ -42,7 +42,7 @@ def default_params_file() -> str:
 
 
 def profile_nodes(profile: str, model: str = '', target: str = '',
-                  seed: int = 0, bag: str = '') -> List[NodeSpec]:
+                  seed: int = 0, bag: str = '', record: str = '') -> List[NodeSpec]:
     """The nodes of a profile; arguments become parameter overrides, as in the launch files."""
     if profile not in PROFILE_ARGUMENTS:
         raise ValueError(f'unknown profile {profile!r}; one of {sorted(PROFILE_ARGUMENTS)}')
@@ -59,4 +59,7 @@ def profile_nodes(profile: str, model: str = '', target: str = '',
         source = NodeSpec('bag_player_node', 'bag_player_node', {'bag': bag})
     else:
         source = NodeSpec('camera_node', 'camera_node')
-    return [source, vlm, describer, navigator]
+    nodes = [source, vlm, describer, navigator]
+    if record:      # a rosbag2 of camera, descriptions, decisions and Twists
+        nodes.append(NodeSpec('recorder', 'recorder', {'output': record}))
+    return nodes
