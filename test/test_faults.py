@@ -141,18 +141,24 @@ def measure_stop(probe: Probe, fault: 'Fault', name: str, hold_s: float = 1.0) -
     def first_stale():
         return next((_stamp_s(s) for s in states_after() if s.stale), None)
     assert probe.wait_for(lambda: first_stale() is not None, 5.0), f'{name}: never stale'
-    # Hold: until states stamped hold_s after the stop have arrived (not a fixed sleep:
+
+    def final_stop():
+        """First zero Twist after the last moving one (a frame delivered late on a loaded
+        machine may still be younger than the timeout and move the robot once more)."""
+        states = states_after()
+        last_moving = max((i for i, s in enumerate(states)
+                           if s.linear_x != 0.0 or s.angular_z != 0.0), default=-1)
+        return states, (states[last_moving + 1] if last_moving < len(states) - 1 else None)
+
+    # Hold: until states stamped hold_s after that stop have arrived (not a fixed sleep:
     # on a loaded machine this probe may receive them late).
-    assert probe.wait_for(lambda: _stamp_s(states_after()[-1]) >= first_stale() + hold_s,
-                          hold_s + 5.0), f'{name}: navigator stopped publishing'
-    states = states_after()
-    last_moving = max((i for i, s in enumerate(states)
-                       if s.linear_x != 0.0 or s.angular_z != 0.0), default=-1)
-    assert last_moving < len(states) - 1, f'{name}: still moving {hold_s} s after the fault'
-    first_zero = states[last_moving + 1]
+    def held():
+        states, stop = final_stop()
+        return stop is not None and _stamp_s(states[-1]) >= _stamp_s(stop) + hold_s
+    assert probe.wait_for(held, hold_s + 5.0), \
+        f'{name}: still moving, or stopped publishing, {hold_s} s after the fault'
+    states, first_zero = final_stop()
     assert first_zero.stale, f'{name}: stopped, but not by the watchdog: {first_zero.reason}'
-    assert _stamp_s(states[-1]) - _stamp_s(first_zero) >= hold_s * 0.8, \
-        f'{name}: moved again after going stale'
     latency = _stamp_s(first_zero) - fault.clock_s
 
     # The same on cmd_vel as this probe received it (includes DDS delivery and this
@@ -164,7 +170,7 @@ def measure_stop(probe: Probe, fault: 'Fault', name: str, hold_s: float = 1.0) -
     LATENCIES[name] = (latency, delivered)
     if latency > DEADLINE_S:
         print(f'{name}: states after the fault (s, linear, angular, phase: reason)')
-        for s in states[:last_moving + 3]:
+        for s in states[:states.index(first_zero) + 2]:
             print(f'  {_stamp_s(s) - fault.clock_s:6.3f} {s.linear_x:+.3f} {s.angular_z:+.3f} '
                   f'{s.phase}: {s.reason}')
     # Delivery gets slack for a loaded 2-core CI machine; publication does not.
