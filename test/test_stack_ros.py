@@ -29,7 +29,8 @@ TIMEOUT_S = 1.0   # navigator perception_timeout_s (config default)
 def stack(ros_domain, tiny_llava_dir, tmp_path_factory):
     specs = profile_nodes('explore', model=tiny_llava_dir)
     specs[0].parameters.update({'width': 96, 'height': 96})
-    specs[3].parameters = {'mode': 'idle'}
+    # near_threshold 1.0: a random model must never 'arrive' (the stop would hide the watchdog)
+    specs[3].parameters = {'mode': 'idle', 'near_threshold': 1.0}
     log_dir = tmp_path_factory.mktemp('logs')
     with running_stack(specs, log_dir) as running:
         yield running
@@ -153,7 +154,8 @@ def test_search_drives_and_stale_perception_stops(stack, probe):
     def moving():
         return any(abs(t.linear.x) + abs(t.angular.z) > 1e-3
                    for t in probe.messages('cmd_vel')[-20:])
-    assert probe.wait_for(moving, 20.0), 'navigator never commanded motion'
+    assert probe.wait_for(moving, 20.0), \
+        f'navigator never commanded motion: {probe.messages("vlm_nav/navigator_state")[-3:]}'
     states = probe.messages('vlm_nav/navigator_state')
     assert states[-1].mode == 'search' and states[-1].target == 'red ball'
     assert not states[-1].stale and states[-1].reason
