@@ -91,6 +91,18 @@ class Probe:
             time.sleep(0.05)
         return predicate()
 
+    def diagnostics(self, node: str, since: float = 0.0):
+        """Newest /diagnostics values of a vlm_nav node received after `since` (monotonic),
+        with the status level and message as `_level` / `_message`; None if none yet."""
+        for t, array in reversed(self.timed('/diagnostics')):
+            if t < since:
+                break
+            for status in array.status:
+                if status.name == f'vlm_nav: {node}':
+                    return dict({kv.key: kv.value for kv in status.values},
+                                _level=status.level, _message=status.message)
+        return None
+
     def call(self, srv_type, name: str, request, timeout: float = 20.0):
         client = self.node.create_client(srv_type, name)
         assert client.wait_for_service(timeout_sec=timeout), f'{name} not available'

@@ -22,7 +22,7 @@ import os
 import signal
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
@@ -96,18 +96,6 @@ def watch(stack):
 # ---- helpers ---------------------------------------------------------------------------------
 def _zero(t: Twist) -> bool:
     return t.linear.x == 0.0 and t.angular.z == 0.0
-
-
-def _diag(probe: Probe, node: str, since: float = 0.0) -> Optional[Dict[str, str]]:
-    """Newest /diagnostics values of a node received after `since` (monotonic)."""
-    for t, array in reversed(probe.timed('/diagnostics')):
-        if t < since:
-            break
-        for status in array.status:
-            if status.name == f'vlm_nav: {node}':
-                return dict({kv.key: kv.value for kv in status.values},
-                            _level=status.level, _message=status.message)
-    return None
 
 
 def _steady_motion(probe: Probe, window: int = 10) -> bool:
@@ -274,7 +262,7 @@ def test_vlm_killed_stops_within_deadline_and_garbage_answers_keep_it_stopped(st
         assert watch.wait_for(lambda: answered[0] > 12, 10.0), 'navigator never asked'
         time.sleep(1.0)
         assert all(_zero(m) for t, m in watch.timed('cmd_vel') if t > start)
-        diag = _diag(watch, 'navigator_node', since=start + 1.0)
+        diag = watch.diagnostics('navigator_node', since=start + 1.0)
         assert diag and int(diag['invalid_observations']) > 0, diag
     finally:
         watch.node.destroy_service(service)
@@ -318,17 +306,17 @@ def test_answers_for_badly_stamped_frames_stop_within_deadline(stack, watch, off
     """Frames keep coming and the VLM keeps answering, but about old (lagging pipeline) or
     future (camera clock ahead) frames: the navigator must not act on them."""
     wait_steady_motion(watch)
-    before = _diag(watch, 'vlm_node')
+    before = watch.diagnostics('vlm_node')
     fault = kill(stack, watch, 'camera_node', signal.SIGSTOP)
     sender = FrameSender(watch, offset_s)
     try:
         assert measure_stop(watch, fault, f'frames stamped {offset_s:+.0f} s',
                             hold_s=2.5) <= DEADLINE_S
-        vlm = _diag(watch, 'vlm_node', since=fault.monotonic + 1.5)
+        vlm = watch.diagnostics('vlm_node', since=fault.monotonic + 1.5)
         assert vlm is not None and before is not None
         assert int(vlm['requests_ok']) > int(before['requests_ok']) + 5, \
             'the VLM should have kept answering'
-        navigator = _diag(watch, 'navigator_node', since=fault.monotonic + 1.5)
+        navigator = watch.diagnostics('navigator_node', since=fault.monotonic + 1.5)
         if offset_s > 0:
             assert int(navigator['invalid_observations']) > 0, navigator
             assert 'future' in navigator['last_observe_error'], navigator

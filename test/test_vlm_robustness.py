@@ -8,7 +8,7 @@ import math
 import os
 import threading
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import Twist
@@ -77,22 +77,11 @@ def call(probe: Probe, srv_type, name: str, request, timeout: float = 20.0):
     return future.result()
 
 
-def diagnostics(probe: Probe, node: str, since: float = 0.0) -> Optional[Dict[str, str]]:
-    for t, array in reversed(probe.timed('/diagnostics')):
-        if t < since:
-            break
-        for status in array.status:
-            if status.name == f'vlm_nav: {node}':
-                return dict({kv.key: kv.value for kv in status.values},
-                            _level=status.level, _message=status.message)
-    return None
-
-
 def fresh_diagnostics(probe: Probe, node: str, timeout: float = 5.0) -> Dict[str, str]:
     """The first /diagnostics of node published after now (counters are up to date)."""
     since = time.monotonic()
-    assert probe.wait_for(lambda: diagnostics(probe, node, since) is not None, timeout)
-    return diagnostics(probe, node, since)
+    assert probe.wait_for(lambda: probe.diagnostics(node, since) is not None, timeout)
+    return probe.diagnostics(node, since)
 
 
 def model_ready(probe: Probe, timeout: float = 90.0) -> None:
