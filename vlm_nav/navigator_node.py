@@ -192,72 +192,70 @@ class NavigatorNode(Node):
         key = (self._policy.mode, self._policy.target)
         future.add_done_callback(lambda f, k=key: self._on_answer(f, k))
 
-    def _on_answer(self, future, key) -> None:
+    def _response(self, future):
+        """The successful response of the call in flight, else None (failure counted)."""
         if future is not self._pending:
-            return
+            return None                   # abandoned or superseded
         self._pending = None
         try:
             response = future.result()
         except Exception as error:  # noqa: B902
-            response = Ask.Response(success=False, message=str(error))
+            self._perception_failed(str(error))
+            return None
         if not response.success:
-            self._counts['observe_failures'] += 1
-            self._counts['last_observe_error'] = response.message
-            return
-        if key != (self._policy.mode, self._policy.target):
-            return
-        stamp = Time.from_msg(response.frame_stamp).nanoseconds * 1e-9
-        now = self.get_clock().now().nanoseconds * 1e-9
-        if not math.isfinite(stamp) or stamp > now + MAX_FUTURE_STAMP_S:
-            self._counts['invalid_observations'] += 1
-            self._counts['last_observe_error'] = 'answer frame stamp in the future'
-            return
-        if self._observation is not None and stamp <= self._observation.stamp_s:
-            return
-        self._observation = Answer(stamp_s=stamp, answer=response.answer)
-        self._obs_latency = response.latency_s
-        self._counts['observations'] += 1
+            self._perception_failed(response.message)
+            return None
+        return response
 
-    def _on_observation(self, future, target: str) -> None:
-        if future is not self._pending:
-            return                        # abandoned or superseded
-        self._pending = None
-        try:
-            response = future.result()
-        except Exception as error:  # noqa: B902
-            self._counts['observe_failures'] += 1
-            self._counts['last_observe_error'] = str(error)
-            return
-        if not response.success:
-            self._counts['observe_failures'] += 1
-            self._counts['last_observe_error'] = response.message
-            self.get_logger().warning(f'observe failed: {response.message}',
-                                      throttle_duration_sec=5.0)
-            return
-        if target != (self._policy.target if self._policy.mode != 'explore' else ''):
-            return
-        o = response.observation
-        stamp = Time.from_msg(o.header.stamp).nanoseconds * 1e-9
-        observation = Observation(
-            target=o.target, stamp_s=stamp, visible_prob=o.visible_prob,
-            bearing_probs=dict(zip(o.bearing_labels, o.bearing_probs)),
-            distance_probs=dict(zip(o.distance_labels, o.distance_probs)),
-            path_clear_prob=o.path_clear_prob)
-        # NaN from the model or a stamp from the future is no perception at all: not
-        # acting on it lets the stale-perception stop apply.
-        problem = observation_problem(observation, self.get_clock().now().nanoseconds * 1e-9,
-                                      MAX_FUTURE_STAMP_S)
+    def _perception_failed(self, why: str) -> None:
+        self._counts['observe_failures'] += 1
+        self._counts['last_observe_error'] = why
+        self.get_logger().warning(f'perception call failed: {why}', throttle_duration_sec=5.0)
+
+    def _accept(self, perception, problem: str, latency: float) -> None:
+        """Keep perception unless it is unfit (problem) or not newer than what we have.
+
+        Unfit perception (NaN, a stamp from the future) is no perception at all: not
+        acting on it lets the stale-perception stop apply.
+        """
         if problem:
             self._counts['invalid_observations'] += 1
             self._counts['last_observe_error'] = problem
             self.get_logger().warning(f'observation refused: {problem}',
                                       throttle_duration_sec=5.0)
             return
-        if self._observation is not None and stamp <= self._observation.stamp_s:
+        if self._observation is not None and perception.stamp_s <= self._observation.stamp_s:
             return                        # same or older frame: nothing new
-        self._observation = observation
-        self._obs_latency = o.inference_latency_s
+        self._observation = perception
+        self._obs_latency = latency
         self._counts['observations'] += 1
+
+    def _on_answer(self, future, key) -> None:
+        response = self._response(future)
+        if response is None or key != (self._policy.mode, self._policy.target):
+            return
+        stamp = Time.from_msg(response.frame_stamp).nanoseconds * 1e-9
+        now = self.get_clock().now().nanoseconds * 1e-9
+        problem = '' if math.isfinite(stamp) and stamp <= now + MAX_FUTURE_STAMP_S else \
+            'answer frame stamp in the future'
+        self._accept(Answer(stamp_s=stamp, answer=response.answer), problem,
+                     response.latency_s)
+
+    def _on_observation(self, future, target: str) -> None:
+        response = self._response(future)
+        if response is None or \
+                target != (self._policy.target if self._policy.mode != 'explore' else ''):
+            return
+        o = response.observation
+        observation = Observation(
+            target=o.target, stamp_s=Time.from_msg(o.header.stamp).nanoseconds * 1e-9,
+            visible_prob=o.visible_prob,
+            bearing_probs=dict(zip(o.bearing_labels, o.bearing_probs)),
+            distance_probs=dict(zip(o.distance_labels, o.distance_probs)),
+            path_clear_prob=o.path_clear_prob)
+        problem = observation_problem(observation, self.get_clock().now().nanoseconds * 1e-9,
+                                      MAX_FUTURE_STAMP_S)
+        self._accept(observation, problem, o.inference_latency_s)
 
     # ---- control --------------------------------------------------------------------------
     def _tick(self) -> None:
