@@ -267,6 +267,7 @@ class BatchConfig:
     questions_per_image: int
     seed: int
     flip: bool = True
+    mix: Optional[Dict[str, float]] = None   # question-type shares; None = data.DEFAULT_MIX
 
 
 def make_batch(k: int, truth: data.Views, flipped: data.Views, spec: PackSpec,
@@ -275,7 +276,8 @@ def make_batch(k: int, truth: data.Views, flipped: data.Views, spec: PackSpec,
     rng = np.random.default_rng([cfg.seed, k])
     idx = rng.choice(len(truth), cfg.images_per_batch, replace=False)
     flips = (rng.random(len(idx)) < 0.5) if cfg.flip else np.zeros(len(idx), bool)
-    groups = [data.draw_samples(flipped if f else truth, [i], cfg.questions_per_image, rng)
+    groups = [data.draw_samples(flipped if f else truth, [i], cfg.questions_per_image, rng,
+                                cfg.mix)
               for i, f in zip(idx, flips)]
     batch = spec.pack(groups)
     batch['index'] = idx
@@ -353,6 +355,19 @@ def save(model, processor, out: Path, meta: Dict, meta_path: Optional[Path] = No
     meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True) + '\n')
 
 
+def parse_mix(text: str) -> Optional[Dict[str, float]]:
+    """'describe=0.3,visible=0.3' -> data.DEFAULT_MIX with those shares replaced."""
+    if not text:
+        return None
+    mix = dict(data.DEFAULT_MIX)
+    for item in text.split(','):
+        name, _, share = item.partition('=')
+        if name.strip() not in mix:
+            raise SystemExit(f'--mix: unknown question type {name!r}; known: {sorted(mix)}')
+        mix[name.strip()] = float(share)
+    return mix
+
+
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out', type=Path, required=True, help='save_pretrained folder')
@@ -387,6 +402,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='where to write training_meta.json (default: in --out)')
     parser.add_argument('--bf16', action='store_true', help='bf16 autocast (default on cuda)')
     parser.add_argument('--no-flip', action='store_true', help='no left-right mirroring')
+    parser.add_argument('--mix', default='',
+                        help="question-type shares overriding data.DEFAULT_MIX, e.g. "
+                        "'describe=0.3,visible=0.3' (the rest keep theirs; renormalised)")
     parser.add_argument('--image-size', type=int, default=embedded.IMAGE_SIZE)
     parser.add_argument('--patch-size', type=int, default=embedded.PATCH_SIZE)
     parser.add_argument('--vision-hidden', type=int, default=embedded.VISION_HIDDEN)
@@ -448,7 +466,7 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     stream = BatchStream(train, spec, BatchConfig(args.images_per_batch,
                                                   args.questions_per_image, args.seed,
-                                                  not args.no_flip),
+                                                  not args.no_flip, parse_mix(args.mix)),
                          workers=args.batch_workers)
     meta = {'args': {k: str(v) for k, v in vars(args).items()}, 'params': n_params,
             'train_views': len(train), 'sim_fingerprint': data.sim_fingerprint(),
