@@ -33,6 +33,7 @@ setup(
             'bag_player_node = vlm_nav.bag_player_node:main',
             'recorder = vlm_nav.recorder:main',
             'oracle_node = vlm_nav.oracle_node:main',
+            'monitor_node = vlm_nav.monitor_node:main',
             'vlm-nav = vlm_nav.cli:main',
         ],
     },
