@@ -108,12 +108,13 @@ class VlmNode(Node):
         self.get_logger().info(f'loading model {path!r} on {self.device} ({self.dtype})')
         started = time.monotonic()
         try:
-            from vlm_nav.models.hf_backend import HFBackend
+            # The registry family of the model's config picks the backend class.
+            from vlm_nav.models.hf_backend import make_backend
             threads = self.get_parameter('threads').value
             if threads:
                 import torch
                 torch.set_num_threads(threads)
-            backend = HFBackend(path, device=self.device, dtype=self.dtype)
+            backend = make_backend(path, device=self.device, dtype=self.dtype)
             backend.load()
         except ModelLoadError as error:
             self._fail_model(str(error))
@@ -245,6 +246,8 @@ class VlmNode(Node):
                 raise ValueError(f'{len(choices)} choices; the limit is {MAX_CHOICES}')
             if len(set(choices)) != len(choices):
                 raise ValueError('choices must be distinct')
+            # Before any frame is needed: e.g. CLIP can score but not answer in text.
+            self._backend.require('score' if choices else 'ask')
             sent = bool(request.image.width or request.image.height or len(request.image.data))
             if sent:
                 frame = Frame(Time.from_msg(request.image.header.stamp),
@@ -305,6 +308,7 @@ class VlmNode(Node):
     def _on_describe(self, request: Describe.Request,
                      response: Describe.Response) -> Describe.Response:
         def work():
+            self._backend.require('describe')
             frame = self._fresh_frame()
             budget = min(int(request.max_new_tokens or
                              self.get_parameter('max_new_tokens').value), 512)

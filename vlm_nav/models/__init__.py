@@ -18,9 +18,7 @@ def load_backend(model: str, backend: str = 'hf', **kwargs: Any) -> VLMBackend:
         (device, dtype, max_new_tokens, allow_download).
     """
     if backend == 'hf':
-        from vlm_nav.models.hf_backend import HFBackend
-        instance = HFBackend(model, **kwargs)
-    else:
-        raise ModelLoadError(f"unknown backend '{backend}'; available: 'hf'")
-    instance.load()
-    return instance
+        # The registry family of the model's config picks the class (generative or CLIP-like).
+        from vlm_nav.models.hf_backend import open_backend
+        return open_backend(model, **kwargs)
+    raise ModelLoadError(f"unknown backend '{backend}'; available: 'hf'")

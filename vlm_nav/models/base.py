@@ -2,7 +2,7 @@
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import FrozenSet, List, Sequence, Tuple
 
 import numpy as np
 
@@ -13,6 +13,10 @@ Question = Tuple[str, Sequence[str]]
 
 class ModelLoadError(RuntimeError):
     """The model could not be loaded; the message says why and what to do."""
+
+
+class UnsupportedOperation(ValueError):
+    """The model cannot do what was asked (e.g. CLIP asked to describe); says what it can."""
 
 
 @dataclass
@@ -30,6 +34,16 @@ class VLMBackend(ABC):
     (called from one worker thread at a time)."""
 
     name: str = 'unknown'
+    # What this backend offers (registry.DESCRIBE / ASK / SCORE / MATCH); a backend that
+    # can't do all three of the generative ones narrows this.
+    operations: FrozenSet[str] = frozenset({'describe', 'ask', 'score'})
+
+    def require(self, operation: str) -> None:
+        """Raise UnsupportedOperation, naming what the model can do, if it can't do this."""
+        if operation not in self.operations:
+            offered = ', '.join(sorted(self.operations)) or 'nothing'
+            raise UnsupportedOperation(
+                f"model '{self.name}' cannot {operation}: it supports {offered}")
 
     @abstractmethod
     def load(self) -> None:

@@ -13,7 +13,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from vlm_nav.models import registry
-from vlm_nav.models.base import Image, ModelLoadError, Question, ScoredAnswer, VLMBackend
+from vlm_nav.models.base import (Image, ModelLoadError, Question, ScoredAnswer,
+                                 UnsupportedOperation, VLMBackend)
 from vlm_nav.models.prompting import chat_prompt
 
 # owner/name as the hub spells it; anything else that is not a folder is a bad path.
@@ -65,7 +66,11 @@ def _softmax(logps: Sequence[float]) -> List[float]:
 
 
 class HFBackend(VLMBackend):
-    """transformers VLM (LLaVA, SmolVLM/Idefics3, any AutoModelForImageTextToText)."""
+    """Generative transformers VLMs: the LLaVA family, BLIP-2, InstructBLIP, SmolVLM and any
+    AutoModelForImageTextToText. ``load_backend`` picks this or ContrastiveBackend from
+    the registry family of the model's config."""
+
+    kind = registry.GENERATIVE
 
     def __init__(self, model: str, device: str = 'cpu', dtype: str = 'float32',
                  max_new_tokens: int = 32, allow_download: bool = False) -> None:
@@ -104,17 +109,18 @@ class HFBackend(VLMBackend):
         self._check_dtype_on_device(dtype, device)
         source = self._resolve_source()
         config, local_only = self._load_config(source)
-        if not registry.is_image_text_to_text(config):
-            archs = ', '.join(getattr(config, 'architectures', None) or []) or 'unknown'
+        family = self._family(config)
+        if family.backend != self.kind:
             raise ModelLoadError(
-                f"'{self.model_id}' is a '{config.model_type}' model ({archs}), not an "
-                'image-text-to-text (vision-language) model; use a VLM such as llava or '
-                'idefics3/smolvlm')
-        self.family = registry.family_for(config)
+                f"'{self.model_id}' is a {family.name} model, driven by the {family.backend} "
+                f'backend, not {type(self).__name__}; load it with vlm_nav.models.load_backend')
+        self.family = family
+        self.operations = family.operations
         self._check_memory(config, device)
-        cls = registry.model_class(config)
+        import transformers
+        cls = getattr(transformers, family.model_class)
         try:
-            processor = self._from_pretrained('AutoProcessor', source, local_only)
+            processor = self._from_pretrained(family.processor_class, source, local_only)
             model = cls.from_pretrained(source, dtype=dtype, local_files_only=local_only)
             model = model.to(device).eval()
         except (torch.OutOfMemoryError, MemoryError) as err:
@@ -131,6 +137,20 @@ class HFBackend(VLMBackend):
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.model = model
+
+    def _family(self, config) -> registry.Family:
+        try:
+            return registry.family_for(config)
+        except registry.UnsupportedModel as err:
+            raise ModelLoadError(f"'{self.model_id}' is {err}") from None
+
+    def read_family(self) -> registry.Family:
+        """The registry family of the model's config, without loading weights."""
+        config, _ = self._load_config(self._resolve_source())
+        return self._family(config)
+
+    def _prompt(self, question: str) -> str:
+        return chat_prompt(self.processor, question, self.family.prompt_template)
 
     def _check_device(self):
         import torch
@@ -305,18 +325,23 @@ class HFBackend(VLMBackend):
         run in one padded batch with the image repeated.
         """
         self._require_loaded()
+        self.require(registry.SCORE)
         if not questions:
             return []
         import torch
         pil = _to_pil(image)
         with torch.inference_mode():
-            logps = self._choice_logprobs(pil, questions)
+            if self.family.image_reads_question:
+                # The image inputs depend on the question: one question per pass.
+                logps = [self._choice_logprobs(pil, [q])[0] for q in questions]
+            else:
+                logps = self._choice_logprobs(pil, questions)
         return [ScoredAnswer(list(choices), _softmax(lp))
                 for (_, choices), lp in zip(questions, logps)]
 
     def _plan(self, pil, questions: Sequence[Question]):
         """Prompt ids, the deduplicated rows, and per choice (row, target ids)."""
-        prompts = [chat_prompt(self.processor, q) for q, _ in questions]
+        prompts = [self._prompt(q) for q, _ in questions]
         prompt_ids, image = self._encode_prompts(pil, prompts)
         rows: Dict[Tuple[int, ...], int] = {}
         targets: List[List[Tuple[int, List[int]]]] = []
@@ -401,7 +426,7 @@ class HFBackend(VLMBackend):
         ids, mask = self._left_pad(rows)
         device = self.model.device
         kwargs = {}
-        if self.family is not None and self.family.shared_prefix:
+        if self.family is not None and self.family.position_ids:
             kwargs['position_ids'] = ((mask.cumsum(-1) - 1).clamp(min=0)).to(device)
         out = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
                          logits_to_keep=keep, **self._image_inputs(image, len(rows)), **kwargs)
@@ -416,7 +441,7 @@ class HFBackend(VLMBackend):
         answers = []
         with torch.inference_mode():
             for question, choices in questions:
-                prompt = chat_prompt(self.processor, question)
+                prompt = self._prompt(question)
                 enc = self._encode(pil, prompt)
                 logps = []
                 for choice in choices:
@@ -439,7 +464,7 @@ class HFBackend(VLMBackend):
         budget = self.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
         if budget <= 0:
             return []
-        enc = self._encode(_to_pil(image), chat_prompt(self.processor, prompt))
+        enc = self._encode(_to_pil(image), self._prompt(prompt))
         ids = torch.tensor([enc['ids']], device=self.model.device)
         tok = self.tokenizer
         with torch.inference_mode():
@@ -449,12 +474,135 @@ class HFBackend(VLMBackend):
                 do_sample=False, num_beams=1,
                 pad_token_id=tok.pad_token_id if tok.pad_token_id is not None
                 else tok.eos_token_id)
-        return out[0, ids.shape[1]:].tolist()
+        out = out[0].tolist()
+        # Decoder-only models return the prompt too; encoder-decoders (BLIP-2 with T5)
+        # return only what they generated.
+        n = ids.shape[1]
+        return out[n:] if out[:n] == enc['ids'] else out
 
     def generate(self, image: Image, prompt: str, max_new_tokens: Optional[int] = None) -> str:
         """Greedy free-text answer to ``prompt`` (wrapped by chat_prompt), new text only."""
+        self._require_loaded()
+        self.require(registry.ASK)
         new = self.generate_ids(image, prompt, max_new_tokens)
         return self.tokenizer.decode(new, skip_special_tokens=True).strip()
+
+
+_THERE_IS = re.compile(r'^\s*is there (?:an? |any |the )?(?P<thing>[^?]+?)\s*\?\s*$', re.I)
+
+
+def match_caption(question: str, template: str) -> Optional[str]:
+    """'Is there a red ball?' -> template filled with 'red ball'; None for other questions."""
+    found = _THERE_IS.match(question)
+    return template.format(choice=found.group('thing')) if found else None
+
+
+class ContrastiveBackend(HFBackend):
+    """Image-text similarity models (CLIP, BLIP-2 retrieval): scores only, no text.
+
+    Choices are names of things: each becomes ``family.choice_template`` ('a photo of a
+    {choice}') and the probabilities are the softmax of the image's similarity logits
+    over them (CLIP's zero-shot classification), all questions' texts in one forward.
+    A yes/no 'Is there a {thing}?' is answered by an image-text matching head where
+    the family has one (MATCH): P(yes) = P(image matches 'a photo of a {thing}').
+    """
+
+    kind = registry.CONTRASTIVE
+
+    def generate_ids(self, image: Image, prompt: str,
+                     max_new_tokens: Optional[int] = None) -> List[int]:
+        self._require_loaded()
+        raise self._cannot(registry.ASK)
+
+    def generate(self, image: Image, prompt: str, max_new_tokens: Optional[int] = None) -> str:
+        self._require_loaded()
+        raise self._cannot(registry.ASK)
+
+    def _cannot(self, operation: str) -> UnsupportedOperation:
+        return UnsupportedOperation(
+            f"model '{self.name}' ({self.family.title}) cannot {operation}: it generates no "
+            "text; it scores choices that name things ('which of these is in view')"
+            + (" and answers 'Is there a {thing}?' with yes/no"
+               if registry.MATCH in self.operations else ''))
+
+    def score(self, image: Image, questions: Sequence[Question]) -> List[ScoredAnswer]:
+        self._require_loaded()
+        if not questions:
+            return []
+        import torch
+        pil = _to_pil(image)
+        plan = [self._plan_question(q, tuple(c)) for q, c in questions]
+        texts = [t for kind, items in plan if kind == 'choices' for t in items]
+        captions = [c for kind, c in plan if kind == 'match']
+        with torch.inference_mode():
+            similarity = self._similarity(pil, texts) if texts else None
+            matches = self._match(pil, captions) if captions else None
+        answers, t, m = [], 0, 0
+        for (_, choices), (kind, items) in zip(questions, plan):
+            if kind == 'choices':
+                probs = _softmax(similarity[t:t + len(items)])
+                t += len(items)
+            else:
+                yes = matches[m]
+                m += 1
+                probs = [yes if c == 'yes' else 1.0 - yes for c in choices]
+            answers.append(ScoredAnswer(list(choices), probs))
+        return answers
+
+    def _plan_question(self, question: str, choices: Tuple[str, ...]):
+        if not choices:
+            raise ValueError(f"question '{question}' has no choices")
+        if any(not c for c in choices):
+            raise ValueError('empty choice')
+        if set(choices) == {'yes', 'no'} and len(choices) == 2:
+            caption = match_caption(question, self.family.choice_template)
+            if registry.MATCH in self.operations and caption is not None:
+                return 'match', caption
+            what = ("only 'Is there a {thing}?' questions"
+                    if registry.MATCH in self.operations else 'no yes/no questions')
+            raise UnsupportedOperation(
+                f"model '{self.name}' ({self.family.title}) answers {what}: it matches "
+                f"images to texts and can't read '{question}'; give choices that name "
+                'things, or use a generative model')
+        return 'choices', [self.family.choice_template.format(choice=c) for c in choices]
+
+    def _inputs(self, pil, texts: Sequence[str]):
+        enc = self.processor(images=[pil], text=list(texts), return_tensors='pt',
+                             padding=True)
+        return {k: (v.to(self.model.dtype) if v.is_floating_point() else v).to(self.model.device)
+                for k, v in enc.items()}
+
+    def _similarity(self, pil, texts: Sequence[str]) -> List[float]:
+        """Scaled image-text similarity logits of one image against every text."""
+        out = self.model(**self._inputs(pil, texts))
+        return out.logits_per_image[0].float().tolist()
+
+    def _match(self, pil, captions: Sequence[str]) -> List[float]:
+        """P(image matches caption) from the ITM head, per caption."""
+        import torch
+        inputs = self._inputs(pil, captions)
+        inputs['pixel_values'] = inputs['pixel_values'].expand(len(captions), -1, -1, -1)
+        out = self.model(**inputs, use_image_text_matching_head=True)
+        return torch.softmax(out.logits_per_image.float(), dim=-1)[:, 1].tolist()
+
+
+_BACKENDS = {registry.GENERATIVE: HFBackend, registry.CONTRASTIVE: ContrastiveBackend}
+
+
+def make_backend(model: str, **kwargs: Any) -> HFBackend:
+    """The backend (not yet loaded) that the registry family of ``model``'s config names.
+
+    Reads only the config (folder or cache); raises ModelLoadError like load() would.
+    """
+    family = HFBackend(model, **kwargs).read_family()
+    return _BACKENDS[family.backend](model, **kwargs)
+
+
+def open_backend(model: str, **kwargs: Any) -> HFBackend:
+    """make_backend, then load()."""
+    backend = make_backend(model, **kwargs)
+    backend.load()
+    return backend
 
 
 def _offline() -> bool:

@@ -6,10 +6,39 @@ from typing import Any
 LLAVA_FALLBACK = 'USER: <image>\n{question} ASSISTANT:'
 
 
-def chat_prompt(processor: Any, question: str) -> str:
-    """Text prompt for one image + one question, ending where the answer starts."""
+def chat_prompt(processor: Any, question: str, template: str = LLAVA_FALLBACK) -> str:
+    """Text prompt for one image + one question, ending where the answer starts.
+
+    The processor's chat template wins; ``template`` (the family's, from the registry,
+    with '{question}') is used when it has none (BLIP-2, InstructBLIP checkpoints).
+    """
     messages = [{'role': 'user',
                  'content': [{'type': 'image'}, {'type': 'text', 'text': question}]}]
     if getattr(processor, 'chat_template', None):
         return processor.apply_chat_template(messages, add_generation_prompt=True)
-    return LLAVA_FALLBACK.format(question=question)
+    return template.format(question=question)
+
+
+def chat_template_for(template: str) -> str:
+    """A Jinja chat template that renders one user turn exactly as ``template`` does.
+
+    Used to give small test models the chat template of the family they imitate, so
+    the processor path (apply_chat_template) is the one real checkpoints take.
+    """
+    head, tail = template.split('{question}')
+    image_at = head.find('<image>')
+    if image_at < 0:
+        before, after = head, ''
+    else:
+        before, after = head[:image_at], head[image_at + len('<image>'):]
+
+    def lit(text: str) -> str:
+        return '{{ ' + repr(text) + ' }}' if text else ''
+
+    return (
+        "{% for message in messages %}{% if message['role'] == 'user' %}" + lit(before)
+        + "{% for c in message['content'] %}{% if c['type'] == 'image' %}"
+        + ("{{ '<image>' }}" + lit(after) if image_at >= 0 else '')
+        + "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}"
+        + "{% endif %}{% endfor %}"
+        + '{% if add_generation_prompt %}' + lit(tail) + '{% endif %}')

@@ -1,58 +1,154 @@
 """Supported model families: which transformers classes load them and how to drive them.
 
-Kept small on purpose; no weights are touched here (memory is estimated on the
-``meta`` device from the config alone).
+Everything a backend needs to know about a family is data here: which configs belong to
+it (``model_type``, the text model's type, the saved architecture), the classes, the
+prompt template, which operations it offers and which backend drives it. ``family_for``
+walks ``FAMILIES`` in order and returns the first match, so picking a family is a table
+lookup, not code. No weights are touched here: memory is estimated on the ``meta``
+device from the config alone.
 """
 
 from dataclasses import dataclass
-from typing import Any, FrozenSet, Tuple
+from typing import Any, Dict, FrozenSet, Optional, Tuple
 
 DTYPES = ('float32', 'bfloat16', 'float16')
+
+# Operations a backend may offer (the services map onto them).
+DESCRIBE = 'describe'   # free-text scene description (Describe service)
+ASK = 'ask'             # free-text answer to a question (Ask without choices)
+SCORE = 'score'         # probabilities over given choices (Ask with choices, Observe)
+MATCH = 'match'         # yes/no "is there a {thing}?" from an image-text matching head
+GENERATIVE_OPS = frozenset({DESCRIBE, ASK, SCORE})
+
+# Which backend class drives a family (see vlm_nav.models.load_backend).
+GENERATIVE = 'generative'     # next-token likelihoods and greedy generation
+CONTRASTIVE = 'contrastive'   # image-text similarity / matching: scores only
+
+# Text tokens a request adds to the image tokens, for the KV-cache estimate.
+TEXT_TOKENS = 128
 
 
 @dataclass(frozen=True)
 class Family:
-    """How one family of image-text-to-text models is loaded and prompted."""
+    """How one family of vision-language models is loaded and prompted."""
 
     name: str
-    model_types: Tuple[str, ...]      # config.model_type values ('*' = any VLM)
-    model_class: str                  # transformers class used by from_pretrained
+    title: str                          # what the README calls it
+    model_types: Tuple[str, ...]        # config.model_type values ('*' = any image-text-to-text)
+    model_class: str                    # transformers class used by from_pretrained
     processor_class: str
-    prompt_notes: str
+    # One user turn with an image; '{question}' marks the question. Used when the
+    # processor ships no chat template (tiny builders render it as one).
+    prompt_template: str
     operations: FrozenSet[str]
+    backend: str = GENERATIVE
+    text_model_types: Tuple[str, ...] = ()   # config.text_config.model_type; () = any
+    architectures: Tuple[str, ...] = ()      # one must be in config.architectures; () = any
     # Image tokens sit before the question and positions are plain 1-D (RoPE), so one
     # prefill of the shared prefix (image included) can be reused by all questions.
-    shared_prefix: bool
+    shared_prefix: bool = False
+    # The image encoder reads the question too (InstructBLIP's Q-Former): image inputs
+    # differ per question, so questions are scored one at a time.
+    image_reads_question: bool = False
+    # Left-padded rows may be given plain 1-D position ids (RoPE language models).
+    position_ids: bool = False
+    # Contrastive families: the text each choice becomes.
+    choice_template: str = ''
+    examples: Tuple[str, ...] = ()           # hub ids of this family
 
+    def matches(self, config: Any) -> bool:
+        model_type = getattr(config, 'model_type', None)
+        if self.model_types == ('*',):
+            if model_type not in image_text_to_text_types():
+                return False
+        elif model_type not in self.model_types:
+            return False
+        if self.text_model_types:
+            text_type = getattr(getattr(config, 'text_config', None), 'model_type', None)
+            if text_type not in self.text_model_types:
+                return False
+        if self.architectures:
+            if not set(self.architectures) & set(getattr(config, 'architectures', None) or ()):
+                return False
+        return True
 
-LLAVA = Family(
-    name='llava', model_types=('llava',), model_class='LlavaForConditionalGeneration',
-    processor_class='AutoProcessor',
-    prompt_notes="'USER: <image>\\n{q} ASSISTANT:'; the answer follows after a space.",
-    operations=frozenset({'score', 'generate'}), shared_prefix=True)
+    def prompt(self, question: str) -> str:
+        return self.prompt_template.format(question=question)
+
 
 LLAVA_PHI3 = Family(
-    name='llava-phi3', model_types=('llava',), model_class='LlavaForConditionalGeneration',
+    name='llava-phi3', title='LLaVA-Phi-3-mini', model_types=('llava',),
+    text_model_types=('phi3',), model_class='LlavaForConditionalGeneration',
     processor_class='AutoProcessor',
-    prompt_notes=("'<|user|>\\n<image>\\n{q}<|end|>\\n<|assistant|>\\n'; the answer follows "
-                  'the newline with no leading space.'),
-    operations=frozenset({'score', 'generate'}), shared_prefix=True)
+    prompt_template='<|user|>\n<image>\n{question}<|end|>\n<|assistant|>\n',
+    operations=GENERATIVE_OPS, shared_prefix=True, position_ids=True,
+    examples=('xtuner/llava-phi-3-mini-hf',))
+
+BAKLLAVA = Family(
+    name='bakllava', title='BakLLaVA (Mistral-7B)', model_types=('llava',),
+    text_model_types=('mistral',), model_class='LlavaForConditionalGeneration',
+    processor_class='AutoProcessor', prompt_template='USER: <image>\n{question}\nASSISTANT:',
+    operations=GENERATIVE_OPS, shared_prefix=True, position_ids=True,
+    examples=('llava-hf/bakLlava-v1-hf',))
+
+# Any other LLaVA (Vicuna/Llama text model, or one of the small ones built here).
+LLAVA = Family(
+    name='llava', title='LLaVA-1.5 (7B/13B)', model_types=('llava',),
+    model_class='LlavaForConditionalGeneration', processor_class='AutoProcessor',
+    prompt_template='USER: <image>\n{question} ASSISTANT:',
+    operations=GENERATIVE_OPS, shared_prefix=True, position_ids=True,
+    examples=('llava-hf/llava-1.5-7b-hf', 'llava-hf/llava-1.5-13b-hf'))
+
+# A Blip2 checkpoint is either generative (vision + Q-Former + LM) or a retrieval one
+# (Q-Former text side + ITM head, no LM); the saved architecture says which.
+BLIP2_ITM = Family(
+    name='blip-2-itm', title='BLIP-2 image-text matching', model_types=('blip-2',),
+    architectures=('Blip2ForImageTextRetrieval',), model_class='Blip2ForImageTextRetrieval',
+    processor_class='Blip2Processor', prompt_template='{question}',
+    operations=frozenset({SCORE, MATCH}), backend=CONTRASTIVE,
+    choice_template='a photo of a {choice}', examples=('Salesforce/blip2-itm-vit-g',))
+
+BLIP2 = Family(
+    name='blip-2', title='BLIP-2', model_types=('blip-2',),
+    model_class='Blip2ForConditionalGeneration', processor_class='Blip2Processor',
+    prompt_template='Question: {question} Answer:', operations=GENERATIVE_OPS,
+    examples=('Salesforce/blip2-opt-2.7b', 'Salesforce/blip2-flan-t5-xl'))
+
+INSTRUCTBLIP = Family(
+    name='instructblip', title='InstructBLIP (MiniGPT-4 class)', model_types=('instructblip',),
+    model_class='InstructBlipForConditionalGeneration',
+    processor_class='InstructBlipProcessor', prompt_template='{question}',
+    operations=GENERATIVE_OPS, image_reads_question=True, position_ids=True,
+    examples=('Salesforce/instructblip-vicuna-7b',))
+
+CLIP = Family(
+    name='clip', title='CLIP zero-shot', model_types=('clip',), model_class='CLIPModel',
+    processor_class='CLIPProcessor', prompt_template='{question}',
+    operations=frozenset({SCORE}), backend=CONTRASTIVE,
+    choice_template='a photo of a {choice}',
+    examples=('openai/clip-vit-base-patch32', 'openai/clip-vit-large-patch14'))
 
 IDEFICS3 = Family(
-    name='idefics3', model_types=('idefics3', 'smolvlm'),
+    name='idefics3', title='SmolVLM / Idefics3', model_types=('idefics3', 'smolvlm'),
     model_class='AutoModelForImageTextToText', processor_class='AutoProcessor',
-    prompt_notes=("'<|im_start|>User:<image>{q}<end_of_utterance>\\nAssistant:'; the answer "
-                  'follows after a space. Disable image splitting for small inputs.'),
-    operations=frozenset({'score', 'generate'}), shared_prefix=True)
+    prompt_template='<|im_start|>User:<image>{question}<end_of_utterance>\nAssistant:',
+    operations=GENERATIVE_OPS, shared_prefix=True, position_ids=True,
+    examples=('HuggingFaceTB/SmolVLM-256M-Instruct',))
 
+# Positions may be multimodal (e.g. Qwen2-VL's M-RoPE), so every question runs in full.
 GENERIC = Family(
-    name='generic', model_types=('*',), model_class='AutoModelForImageTextToText',
-    processor_class='AutoProcessor',
-    prompt_notes=("The processor's chat template; positions may be multimodal (e.g. "
-                  'M-RoPE), so every question is run in full with the image.'),
-    operations=frozenset({'score', 'generate'}), shared_prefix=False)
+    name='generic', title='any AutoModelForImageTextToText (Qwen2-VL, PaliGemma, ...)',
+    model_types=('*',), model_class='AutoModelForImageTextToText',
+    processor_class='AutoProcessor', prompt_template='USER: <image>\n{question} ASSISTANT:',
+    operations=GENERATIVE_OPS, examples=('Qwen/Qwen2-VL-2B-Instruct',))
 
-FAMILIES = (LLAVA, LLAVA_PHI3, IDEFICS3, GENERIC)
+# Most specific first: family_for returns the first family that matches.
+FAMILIES = (LLAVA_PHI3, BAKLLAVA, LLAVA, BLIP2_ITM, BLIP2, INSTRUCTBLIP, CLIP, IDEFICS3, GENERIC)
+BY_NAME: Dict[str, Family] = {f.name: f for f in FAMILIES}
+
+
+class UnsupportedModel(ValueError):
+    """The config belongs to no family in the registry."""
 
 
 def image_text_to_text_types() -> FrozenSet[str]:
@@ -66,14 +162,15 @@ def is_image_text_to_text(config: Any) -> bool:
 
 
 def family_for(config: Any) -> Family:
-    """Return the family of a config; GENERIC for any other image-text-to-text model."""
-    model_type = getattr(config, 'model_type', None)
-    if model_type == 'llava':
-        text_type = getattr(getattr(config, 'text_config', None), 'model_type', None)
-        return LLAVA_PHI3 if text_type == 'phi3' else LLAVA
-    if model_type in IDEFICS3.model_types:
-        return IDEFICS3
-    return GENERIC
+    """The first family in FAMILIES whose description the config matches."""
+    for family in FAMILIES:
+        if family.matches(config):
+            return family
+    archs = ', '.join(getattr(config, 'architectures', None) or []) or 'unknown'
+    raise UnsupportedModel(
+        f"a '{getattr(config, 'model_type', None)}' model ({archs}), not an image-text-to-text "
+        '(vision-language) model nor one of the registered families '
+        f"({', '.join(f.name for f in FAMILIES[:-1])})")
 
 
 def model_class(config: Any):
@@ -87,6 +184,11 @@ def torch_dtype(name: str):
     if name not in DTYPES:
         raise ValueError(f"unknown dtype '{name}'; use one of {', '.join(DTYPES)}")
     return getattr(torch, name)
+
+
+def _element_size(dtype: str) -> int:
+    import torch
+    return torch.empty((), dtype=torch_dtype(dtype)).element_size()
 
 
 def _meta_model(config: Any):
@@ -103,9 +205,75 @@ def parameter_count(config: Any) -> int:
 
 def estimate_memory_bytes(config: Any, dtype: str) -> int:
     """Bytes the weights and floating buffers take in ``dtype`` (no activations, no KV cache)."""
-    import torch
-    element = torch.empty((), dtype=torch_dtype(dtype)).element_size()
+    element = _element_size(dtype)
     model = _meta_model(config)
     n = sum(p.numel() for p in model.parameters())
     n += sum(b.numel() for b in model.buffers() if b.is_floating_point())
     return int(n) * element
+
+
+def _text_config(config: Any) -> Optional[Any]:
+    if getattr(config, 'model_type', None) in BY_NAME['clip'].model_types:
+        return None     # CLIP's text tower encodes, it keeps no cache
+    if BLIP2_ITM.matches(config):
+        return None
+    return getattr(config, 'text_config', None) or config
+
+
+def image_tokens(config: Any) -> int:
+    """Language-model positions one image takes, from the config (0 where unknown)."""
+    for name in ('image_seq_length', 'num_query_tokens', 'image_seq_len', 'mm_tokens_per_image'):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    vision = getattr(config, 'vision_config', None)
+    size, patch = getattr(vision, 'image_size', None), getattr(vision, 'patch_size', None)
+    if isinstance(size, int) and isinstance(patch, int) and patch > 0:
+        scale = getattr(config, 'scale_factor', 1) or 1
+        return (size // patch) ** 2 // int(scale) ** 2
+    return 0
+
+
+def kv_cache_bytes_per_token(config: Any, dtype: str) -> int:
+    """Key + value bytes the language model caches per token (0 for encoders)."""
+    text = _text_config(config)
+    if text is None:
+        return 0
+    if getattr(text, 'is_encoder_decoder', False):
+        layers = getattr(text, 'num_decoder_layers', None) or text.num_layers
+        heads, head_dim = text.num_heads, text.d_kv
+    else:
+        layers = text.num_hidden_layers
+        heads = getattr(text, 'num_key_value_heads', None) or text.num_attention_heads
+        head_dim = (getattr(text, 'head_dim', None)
+                    or text.hidden_size // text.num_attention_heads)
+    return 2 * int(layers) * int(heads) * int(head_dim) * _element_size(dtype)
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    dtype: str
+    parameters: int
+    weights_bytes: int
+    context_tokens: int     # one image + TEXT_TOKENS
+    kv_cache_bytes: int     # for context_tokens, batch 1
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.kv_cache_bytes
+
+
+def memory_by_dtype(config: Any) -> Dict[str, MemoryEstimate]:
+    """Weights + KV cache of one request, per precision, all computed from the config."""
+    model = _meta_model(config)
+    params = int(sum(p.numel() for p in model.parameters()))
+    floats = params + int(sum(b.numel() for b in model.buffers() if b.is_floating_point()))
+    kv_config = _text_config(config)
+    context = (image_tokens(config) + TEXT_TOKENS) if kv_config is not None else 0
+    out = {}
+    for dtype in DTYPES:
+        out[dtype] = MemoryEstimate(
+            dtype=dtype, parameters=params, weights_bytes=floats * _element_size(dtype),
+            context_tokens=context,
+            kv_cache_bytes=context * kv_cache_bytes_per_token(config, dtype))
+    return out
