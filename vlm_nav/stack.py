@@ -25,20 +25,19 @@ PROFILE_ARGUMENTS: Dict[str, List[str]] = {
 }
 
 
-def default_params_file() -> str:
-    """config/vlm_nav.yaml: from the source tree, else from the installed share folder."""
+def default_params_file(name: str = 'vlm_nav.yaml') -> str:
+    """config/<name>: from the source tree, else from the installed share folder."""
     here = os.path.dirname(os.path.abspath(__file__))
-    candidates = [os.path.join(here, '..', 'config', 'vlm_nav.yaml')]
+    candidates = [os.path.join(here, '..', 'config', name)]
     try:
         from ament_index_python.packages import get_package_share_directory
-        candidates.append(os.path.join(get_package_share_directory(PACKAGE), 'config',
-                                       'vlm_nav.yaml'))
+        candidates.append(os.path.join(get_package_share_directory(PACKAGE), 'config', name))
     except Exception:  # noqa: B902 - not installed through ament: the source tree only
         pass
     for path in candidates:
         if os.path.isfile(path):
             return os.path.normpath(path)
-    raise FileNotFoundError('config/vlm_nav.yaml not found in ' + ', '.join(candidates))
+    raise FileNotFoundError(f'config/{name} not found in ' + ', '.join(candidates))
 
 
 def profile_nodes(profile: str, model: str = '', target: str = '',
