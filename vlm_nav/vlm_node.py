@@ -58,7 +58,9 @@ class VlmNode(Node):
     def __init__(self, **kwargs):
         super().__init__('vlm_node', **kwargs)
         self.model_id = declare(self, 'model', '', 'Hugging Face model id or local folder; '
-                                '"" = the embedded model shipped with vlm_nav', read_only=True)
+                                '"" = the embedded model shipped with vlm_nav; '
+                                'openai://HOST:PORT/v1?model=NAME = an OpenAI-compatible '
+                                'server (API key from $VLM_NAV_API_KEY)', read_only=True)
         self.device = declare(self, 'device', 'cpu', 'torch device: cpu, cuda, cuda:N',
                               read_only=True)
         self.dtype = declare(self, 'dtype', 'float32', 'weights dtype',
@@ -108,13 +110,17 @@ class VlmNode(Node):
         self.get_logger().info(f'loading model {path!r} on {self.device} ({self.dtype})')
         started = time.monotonic()
         try:
-            # The registry family of the model's config picks the backend class.
-            from vlm_nav.models.hf_backend import make_backend
-            threads = self.get_parameter('threads').value
-            if threads:
-                import torch
-                torch.set_num_threads(threads)
-            backend = make_backend(path, device=self.device, dtype=self.dtype)
+            from vlm_nav.models.served import is_served_spec, ServedBackend
+            if is_served_spec(path):
+                backend = ServedBackend(path)
+            else:
+                # The registry family of the model's config picks the backend class.
+                from vlm_nav.models.hf_backend import make_backend
+                threads = self.get_parameter('threads').value
+                if threads:
+                    import torch
+                    torch.set_num_threads(threads)
+                backend = make_backend(path, device=self.device, dtype=self.dtype)
             backend.load()
         except ModelLoadError as error:
             self._fail_model(str(error))
@@ -350,6 +356,8 @@ class VlmNode(Node):
     def _publish_diagnostics(self) -> None:
         values = dict(self._stats, model=resolve_model(self.model_id),
                       model_state=self._model_state, device=self.device, dtype=self.dtype)
+        if self._backend is not None:
+            values.update(self._backend.diagnostics())
         busy = self._busy_since
         values['busy_s'] = f'{time.monotonic() - busy:.2f}' if busy else '0'
         values['inference_queue'] = self._queued

@@ -2,7 +2,7 @@
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import FrozenSet, List, Sequence, Tuple
+from typing import Dict, FrozenSet, List, Sequence, Tuple
 
 import numpy as np
 
@@ -56,3 +56,7 @@ class VLMBackend(ABC):
     @abstractmethod
     def generate(self, image: Image, prompt: str, max_new_tokens: int) -> str:
         """Free-text answer, greedy, at most max_new_tokens."""
+
+    def diagnostics(self) -> Dict[str, str]:
+        """Backend facts worth publishing on /diagnostics (e.g. a server's scoring mode)."""
+        return {}
