@@ -75,6 +75,15 @@ def main(argv=None) -> int:
                                  'original vs scored vs oracle perception')
     from vlm_nav import bench_nav as bench_nav_module
     bench_nav_module.add_arguments(bench_nav)
+    bench_served = bench.add_parser('served', help='N robots sharing one model server: '
+                                    'latency per robot and throughput as N grows')
+    from vlm_nav import bench_served as bench_served_module
+    bench_served_module.add_arguments(bench_served)
+
+    doctor = sub.add_parser('doctor', help='check this machine and a model: what is wrong '
+                            'and how to fix it')
+    from vlm_nav import doctor as doctor_module
+    doctor_module.add_arguments(doctor)
 
     args = parser.parse_args(argv)
     if args.command == 'bringup':
@@ -86,6 +95,10 @@ def main(argv=None) -> int:
         return _record(args)
     if args.command == 'evaluate-bag':
         return offline_eval.run(args)
+    if args.command == 'doctor':
+        return doctor_module.run(args)
+    if args.command == 'bench' and args.bench == 'served':
+        return bench_served_module.run(args)
     if args.command == 'bench':
         return bench_nav_module.run(args)
     parser.error(f'unknown command {args.command}')
