@@ -64,7 +64,8 @@ def test_launch_file_and_bringup_agree(profile):
     path = LAUNCH / f'{profile}.launch.py'
     assert path.is_file(), f'no launch file for bringup profile {profile}'
     nodes, arguments, files = read_launch(path)
-    specs = profile_nodes(profile, record='bag')   # the recorder node is conditional
+    # the recorder (record:=...) and monitor (monitor:=true) nodes are conditional
+    specs = profile_nodes(profile, record='bag', monitor=True)
     assert [(n[1], n[2]) for n in nodes] == [(s.executable, s.name) for s in specs]
     assert sorted(arguments) == sorted(PROFILE_ARGUMENTS[profile])
     for (package, executable, _name, overrides), spec in zip(nodes, specs):

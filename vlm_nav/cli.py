@@ -13,7 +13,9 @@ def _bringup(args) -> int:
         print('replay needs --bag PATH (a rosbag2 folder)')
         return 2
     specs = profile_nodes(args.profile, model=args.model, target=args.target,
-                          seed=args.seed, bag=args.bag, record=args.record)
+                          seed=args.seed, bag=args.bag, record=args.record,
+                          monitor=args.monitor, scenario_file=args.scenario_file,
+                          scenarios=args.scenarios, alert_dir=args.alert_dir)
     with Stack(specs, args.params_file) as stack:
         print(f'[vlm-nav] {args.profile}: started ' +
               ', '.join(s.name for s in specs) + ' (Ctrl-C stops)')
@@ -52,6 +54,14 @@ def main(argv=None) -> int:
     bringup.add_argument('--bag', default='', help='rosbag2 to replay (replay)')
     bringup.add_argument('--seed', type=int, default=0, help='simulator layout (sim)')
     bringup.add_argument('--record', default='', help='also record a rosbag2 into this folder')
+    bringup.add_argument('--monitor', action='store_true',
+                         help='also start monitor_node (sim, replay; the monitor profile has it)')
+    bringup.add_argument('--scenario-file', default='',
+                         help="monitor: scenario YAML; '' = config/monitor_scenarios.yaml")
+    bringup.add_argument('--scenarios', default='',
+                         help="monitor: comma-separated scenario ids; '' = the enabled ones")
+    bringup.add_argument('--alert-dir', default='',
+                         help="monitor: alerts.jsonl and frames/; '' = ./vlm_nav_alerts")
 
     demo = sub.add_parser('demo', help='explore, then search for a target in the simulator')
     from vlm_nav import demo as demo_module

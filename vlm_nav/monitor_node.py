@@ -36,6 +36,7 @@ from vlm_nav.ros_params import declare
 from vlm_nav.stack import default_params_file
 
 LOG_NAME = 'alerts.jsonl'
+DEFAULT_ALERT_DIR = 'vlm_nav_alerts'
 POLL_PERIOD_S = 0.05
 
 
@@ -64,8 +65,9 @@ class MonitorNode(Node):
                                 'config/monitor_scenarios.yaml', read_only=True)
         chosen = declare(self, 'scenarios', '', 'comma-separated scenario ids to watch; '
                          '"" = every scenario enabled in the file', read_only=True)
-        alert_dir = declare(self, 'alert_dir', 'vlm_nav_alerts', 'folder of alerts.jsonl and '
-                            'the saved frames (created if missing)', read_only=True)
+        alert_dir = declare(self, 'alert_dir', '', 'folder of alerts.jsonl and the saved '
+                            'frames (created if missing); "" = ./vlm_nav_alerts',
+                            read_only=True)
         self._save_frames = declare(self, 'save_frames', True, 'save the frame of each alert',
                                     read_only=True)
         declare(self, 'check_period_s', 2.0, 'seconds between checks (when '
@@ -85,7 +87,8 @@ class MonitorNode(Node):
         except (ScenarioError, FileNotFoundError) as error:
             self.get_logger().fatal(str(error))
             raise MonitorConfigError(str(error)) from None
-        self._alert_dir = os.path.abspath(os.path.expanduser(alert_dir))
+        self._alert_dir = os.path.abspath(os.path.expanduser(alert_dir.strip() or
+                                                             DEFAULT_ALERT_DIR))
         self._log_path = os.path.join(self._alert_dir, LOG_NAME)
         try:
             os.makedirs(os.path.join(self._alert_dir, 'frames'), exist_ok=True)

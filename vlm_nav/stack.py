@@ -20,8 +20,9 @@ class NodeSpec:
 PROFILE_ARGUMENTS: Dict[str, List[str]] = {
     'explore': ['params_file', 'model', 'record'],
     'search': ['params_file', 'model', 'target', 'record'],
-    'replay': ['params_file', 'model', 'target', 'bag', 'record'],
-    'sim': ['params_file', 'model', 'target', 'seed', 'record'],
+    'replay': ['params_file', 'model', 'target', 'bag', 'record', 'monitor'],
+    'sim': ['params_file', 'model', 'target', 'seed', 'record', 'monitor'],
+    'monitor': ['params_file', 'model', 'scenario_file', 'scenarios', 'alert_dir', 'record'],
 }
 
 
@@ -41,11 +42,25 @@ def default_params_file(name: str = 'vlm_nav.yaml') -> str:
 
 
 def profile_nodes(profile: str, model: str = '', target: str = '',
-                  seed: int = 0, bag: str = '', record: str = '') -> List[NodeSpec]:
-    """The nodes of a profile; arguments become parameter overrides, as in the launch files."""
+                  seed: int = 0, bag: str = '', record: str = '', monitor: bool = False,
+                  scenario_file: str = '', scenarios: str = '',
+                  alert_dir: str = '') -> List[NodeSpec]:
+    """The nodes of a profile; arguments become parameter overrides, as in the launch files.
+
+    monitor adds monitor_node to sim and replay (the monitor profile always has it: a
+    fixed camera, the VLM and the monitor, no navigation).
+    """
     if profile not in PROFILE_ARGUMENTS:
         raise ValueError(f'unknown profile {profile!r}; one of {sorted(PROFILE_ARGUMENTS)}')
     vlm = NodeSpec('vlm_node', 'vlm_node', {'model': model})
+    if profile == 'monitor':
+        nodes = [NodeSpec('camera_node', 'camera_node'), vlm,
+                 NodeSpec('monitor_node', 'monitor_node', {
+                     'scenario_file': scenario_file, 'scenarios': scenarios,
+                     'alert_dir': alert_dir})]
+        if record:
+            nodes.append(NodeSpec('recorder', 'recorder', {'output': record}))
+        return nodes
     describer = NodeSpec('scene_describer_node', 'scene_describer_node')
     navigator = NodeSpec('navigator_node', 'navigator_node', {'target': target})
     if profile == 'explore':
@@ -59,6 +74,8 @@ def profile_nodes(profile: str, model: str = '', target: str = '',
     else:
         source = NodeSpec('camera_node', 'camera_node')
     nodes = [source, vlm, describer, navigator]
+    if monitor and 'monitor' in PROFILE_ARGUMENTS[profile]:   # its parameters: the YAML's
+        nodes.append(NodeSpec('monitor_node', 'monitor_node'))
     if record:      # a rosbag2 of camera, descriptions, decisions and Twists
         nodes.append(NodeSpec('recorder', 'recorder', {'output': record}))
     return nodes
