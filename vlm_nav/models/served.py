@@ -212,11 +212,16 @@ class ServedBackend(VLMBackend):
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix='served')
 
     def _unreachable(self, err: Exception) -> str:
+        import openai
+        tries = f'tried {self.retries + 1} time(s)'
+        if isinstance(err, openai.APITimeoutError):
+            return (f'the model server at {self.base_url} did not answer within '
+                    f'{self.timeout_s:g} s ({tries}). Fix: check the server is up and not '
+                    'overloaded (fewer robots per server, a faster GPU), or raise timeout=')
         return (f'cannot reach the model server at {self.base_url} '
-                f'({type(err).__name__}: {_cause(err)}; tried {self.retries + 1} time(s), '
-                f'timeout {self.timeout_s:g} s). Fix: start it (e.g. `transformers serve '
-                'MODEL --host 0.0.0.0 --port 8000` or `vllm serve MODEL`) and check host, '
-                'port and firewall')
+                f'({type(err).__name__}: {_cause(err)}; {tries}). Fix: start it (e.g. '
+                '`transformers serve MODEL --host 0.0.0.0 --port 8000` or `vllm serve MODEL`) '
+                'and check host, port and firewall')
 
     def _require_loaded(self) -> None:
         if self.client is None:
