@@ -36,6 +36,21 @@ def tiny_llava_dir(tmp_path_factory) -> str:
     return str(path)
 
 
+@pytest.fixture(scope='session')
+def family_model_dir(tmp_path_factory) -> Callable[[str], str]:
+    """name -> folder of a small model of that registry family (models.tiny.BUILDERS),
+    each built on first use and kept for the session."""
+    from vlm_nav.models.tiny import BUILDERS
+    root = tmp_path_factory.mktemp('families')
+    built: Dict[str, str] = {}
+
+    def get(name: str) -> str:
+        if name not in built:
+            built[name] = BUILDERS[name](root / name)
+        return built[name]
+    return get
+
+
 @pytest.fixture(scope='module')
 def ros_domain():
     """A random ROS_DOMAIN_ID for this module's processes and probes; localhost only."""

@@ -194,8 +194,11 @@ def _element_size(dtype: str) -> int:
 def _meta_model(config: Any):
     import torch
     # The meta device allocates nothing, so this is cheap even for multi-billion models.
+    cls = model_class(config)
     with torch.device('meta'):
-        return model_class(config)._from_config(config)
+        # Auto classes build through from_config, concrete ones through _from_config.
+        build = getattr(cls, '_from_config', None) or cls.from_config
+        return build(config)
 
 
 def parameter_count(config: Any) -> int:
