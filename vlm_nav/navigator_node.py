@@ -178,7 +178,12 @@ class NavigatorNode(Node):
         if not self._observe.service_is_ready():
             return
         target = self._policy.target if self._policy.mode != 'explore' else ''
-        future = self._observe.call_async(Observe.Request(target=target))
+        request = Observe.Request(target=target)
+        if self._observation is not None:
+            # Each frame once, as soon as it arrives: vlm_node holds the call until a
+            # frame newer than the one we already acted on (decisions at camera rate).
+            request.newer_than = Time(nanoseconds=int(self._observation.stamp_s * 1e9)).to_msg()
+        future = self._observe.call_async(request)
         self._pending, self._pending_since = future, now
         future.add_done_callback(lambda f, t=target: self._on_observation(f, t))
 
@@ -229,6 +234,9 @@ class NavigatorNode(Node):
         self._observation = perception
         self._obs_latency = latency
         self._counts['observations'] += 1
+        # Act on it now rather than at the next control tick: frame-to-Twist latency is
+        # then the inference time, and the next request goes out at once.
+        self._tick()
 
     def _on_answer(self, future, key) -> None:
         response = self._response(future)
@@ -305,6 +313,9 @@ class NavigatorNode(Node):
                                linear_x=float(linear), angular_z=float(angular),
                                perception_age_s=float(age if math.isfinite(age) else -1.0),
                                stale=self._stale)
+        if self._observation is not None:
+            state.frame_stamp = Time(
+                nanoseconds=int(self._observation.stamp_s * 1e9)).to_msg()
         state.stamp = self.get_clock().now().to_msg()
         self._state_pub.publish(state)
 

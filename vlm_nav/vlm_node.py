@@ -68,12 +68,15 @@ class VlmNode(Node):
         declare(self, 'max_new_tokens', 48, 'default free-text budget (tokens)', 1, 512)
         declare(self, 'max_frame_age_s', 1.0, 'frames older than this are not answered', 0.05,
                 60.0)
+        declare(self, 'frame_wait_s', 0.5, 'longest wait for a frame newer than an Observe '
+                "request's newer_than stamp", 0.0, 10.0)
         declare(self, 'inference_timeout_s', 5.0, 'deadline of one inference', 0.05, 600.0)
         declare(self, 'diagnostics_period_s', 1.0, 'diagnostics publishing period', 0.1, 60.0)
         declare(self, 'threads', 0, 'torch CPU threads (0 = torch default)', 0, 256,
                 read_only=True)
 
         self._lock = threading.Lock()
+        self._new_frame = threading.Condition(self._lock)   # wakes Observe calls waiting
         self._frame: Optional[Frame] = None
         self._backend: Optional[VLMBackend] = None
         self._model_state = 'loading'
@@ -157,6 +160,7 @@ class VlmNode(Node):
         with self._lock:
             self._frame = frame
             self._stats['frames_received'] += 1
+            self._new_frame.notify_all()
 
     def _reject(self, reason: str) -> None:
         with self._lock:
@@ -164,9 +168,18 @@ class VlmNode(Node):
             self._stats['last_reject_reason'] = reason
         self.get_logger().warning(f'frame skipped: {reason}', throttle_duration_sec=5.0)
 
-    def _fresh_frame(self) -> Frame:
+    def _fresh_frame(self, newer_than_ns: int = 0) -> Frame:
+        """The newest frame; with newer_than_ns, wait (up to frame_wait_s) for a newer one."""
+        wait = self.get_parameter('frame_wait_s').value
         with self._lock:
+            if newer_than_ns:
+                self._new_frame.wait_for(
+                    lambda: self._frame is not None and
+                    self._frame.stamp.nanoseconds > newer_than_ns, timeout=wait)
             frame = self._frame
+        if newer_than_ns and (frame is None or frame.stamp.nanoseconds <= newer_than_ns):
+            raise RuntimeError(f'no frame newer than the requested stamp within {wait:.2f} s '
+                               '(frame_wait_s)')
         if frame is None:
             raise RuntimeError('no camera frame received yet')
         age = time.monotonic() - frame.received
@@ -285,10 +298,11 @@ class VlmNode(Node):
     def _on_observe(self, request: Observe.Request,
                     response: Observe.Response) -> Observe.Response:
         def work():
+            self._backend.require('observe')
             target = request.target.strip()
             if target:
                 target = clean_text(target, 100, 'target', multiline=False)
-            frame = self._fresh_frame()
+            frame = self._fresh_frame(Time.from_msg(request.newer_than).nanoseconds)
             questions = (perception.target_questions(target) if target
                          else [(perception.PATH_QUESTION, perception.YES_NO)])
             key = (frame.stamp.nanoseconds, 'observe', target)
