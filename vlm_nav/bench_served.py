@@ -17,6 +17,7 @@ from pathlib import Path
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Dict, Iterator, List, Optional, Sequence
@@ -254,9 +255,10 @@ def run(args) -> int:
             'decision': f'4 closed-set questions about {TARGET!r} (Observe), 96 px frame',
             'cpu_count': os.cpu_count(), 'duration_s_per_fleet': args.duration}
     results = []
+    # The server's log goes to a temporary file; its tail is in the error if it won't start.
+    log_path = os.path.join(tempfile.gettempdir(), f'vlm_nav_bench_served_{os.getpid()}.log')
     with (_given(args.server) if args.server else
-          local_server(model_dir, threads=args.server_threads,
-                       log_path=str(out / 'server.log') if _mkdir(out) else None)) as spec:
+          local_server(model_dir, threads=args.server_threads, log_path=log_path)) as spec:
         meta['server'] = spec
         for robots in args.robots:
             print(f'[bench served] {robots} robot(s), {args.duration:.0f} s ...', flush=True)
@@ -277,11 +279,6 @@ def run(args) -> int:
     write_results(out, results, baseline, meta)
     print(f'[bench served] wrote {out}/results.csv, summary.json, latency.png')
     return 0 if all(r['decisions'] for r in results) else 1
-
-
-def _mkdir(path: Path) -> bool:
-    path.mkdir(parents=True, exist_ok=True)
-    return True
 
 
 @contextmanager
