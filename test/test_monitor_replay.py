@@ -62,7 +62,8 @@ def test_monitor_on_a_replayed_bag(ros_domain, probe, tmp_path):
         stack.start_node(player)
         probe.record(Image, 'camera/image_raw', qos_profile_sensor_data)
         player_log = tmp_path / 'bag_player_node.log'
-        assert probe.wait_for(lambda: 'replay finished' in player_log.read_text(), 40.0)
+        assert probe.wait_for(lambda: player_log.is_file()       # written from its 1st line
+                              and 'replay finished' in player_log.read_text(), 40.0)
         time.sleep(2.0)                               # the last check
         values = probe.diagnostics('monitor_node')
         alerts = [a.scenario_id for a in probe.messages('vlm_nav/alerts')]
