@@ -34,9 +34,9 @@ class VLMBackend(ABC):
     (called from one worker thread at a time)."""
 
     name: str = 'unknown'
-    # What this backend offers (registry.DESCRIBE / ASK / SCORE / MATCH); a backend that
-    # can't do all three of the generative ones narrows this.
-    operations: FrozenSet[str] = frozenset({'describe', 'ask', 'score'})
+    # What this backend offers (registry.DESCRIBE / ASK / SCORE / OBSERVE / MATCH); a
+    # backend that can't do all the generative ones narrows this.
+    operations: FrozenSet[str] = frozenset({'describe', 'ask', 'score', 'observe'})
 
     def require(self, operation: str) -> None:
         """Raise UnsupportedOperation, naming what the model can do, if it can't do this."""

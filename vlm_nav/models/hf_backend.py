@@ -518,10 +518,15 @@ class ContrastiveBackend(HFBackend):
         self._require_loaded()
         raise self._cannot(registry.ASK)
 
+    def require(self, operation: str) -> None:
+        if operation not in self.operations:
+            raise self._cannot(operation)
+
     def _cannot(self, operation: str) -> UnsupportedOperation:
         return UnsupportedOperation(
             f"model '{self.name}' ({self.family.title}) cannot {operation}: it generates no "
-            "text; it scores choices that name things ('which of these is in view')"
+            "text; it scores choices that name things ('which of these is in view', the "
+            'question wording is not read)'
             + (" and answers 'Is there a {thing}?' with yes/no"
                if registry.MATCH in self.operations else ''))
 

@@ -18,7 +18,8 @@ DESCRIBE = 'describe'   # free-text scene description (Describe service)
 ASK = 'ask'             # free-text answer to a question (Ask without choices)
 SCORE = 'score'         # probabilities over given choices (Ask with choices, Observe)
 MATCH = 'match'         # yes/no "is there a {thing}?" from an image-text matching head
-GENERATIVE_OPS = frozenset({DESCRIBE, ASK, SCORE})
+OBSERVE = 'observe'     # the navigator's target questions: visible, bearing, distance, path
+GENERATIVE_OPS = frozenset({DESCRIBE, ASK, SCORE, OBSERVE})
 
 # Which backend class drives a family (see vlm_nav.models.load_backend).
 GENERATIVE = 'generative'     # next-token likelihoods and greedy generation
