@@ -39,7 +39,7 @@ def server(tmp_path_factory):
 @pytest.fixture(scope='module')
 def views():
     # Layout 1: a room the embedded model never trained on the views of (view seeds differ).
-    return [sample_view(1, v)[0] for v in range(10)]
+    return [sample_view(1, v)[0] for v in range(8)]
 
 
 # ---- pure parts ------------------------------------------------------------------------
@@ -228,3 +228,27 @@ def test_vlm_node_reports_an_unreachable_server(ros_domain, tmp_path):
             assert f'127.0.0.1:{port}' in reply.message
         finally:
             probe.close()
+
+
+def test_doctor_checks_and_profiles_a_served_model(server):
+    import json
+    import subprocess
+    import sys
+    run = subprocess.run([sys.executable, '-m', 'vlm_nav.cli', 'doctor', '--json', '--profile',
+                          '--model', server], capture_output=True, text=True, timeout=240)
+    checks = {c['name']: c for c in json.loads(run.stdout)['checks']}
+    assert checks['model']['status'] == 'ok', checks['model']
+    assert checks['model']['data']['served_model'] == str(EMBEDDED_MODEL_DIR)
+    profile = checks['profile']
+    assert profile['status'] == 'ok', profile
+    assert profile['data']['backend'] == 'ServedBackend'
+    assert profile['data']['decision_ms'] > 0
+    assert profile['data']['scoring'].startswith('generate-and-match')
+    # A server that is not there: the model check fails with the URL and a fix.
+    port = free_port()
+    run = subprocess.run([sys.executable, '-m', 'vlm_nav.cli', 'doctor', '--json', '--model',
+                          f'openai://127.0.0.1:{port}/v1?retries=0'],
+                         capture_output=True, text=True, timeout=240)
+    model = {c['name']: c for c in json.loads(run.stdout)['checks']}['model']
+    assert model['status'] == 'fail' and f'127.0.0.1:{port}' in model['detail']
+    assert 'transformers serve' in model['fix'] and run.returncode == 1
