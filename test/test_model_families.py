@@ -320,3 +320,27 @@ def test_hub_id_loads_through_the_same_path_as_a_folder(family_model_dir, backen
         assert family == name and model_name == repo
         expected = backends(name).score(image, [THINGS])[0].probs
         np.testing.assert_allclose(probs, expected, atol=1e-5)
+
+
+def test_readme_table_is_the_registry():
+    readme = (Path(__file__).resolve().parents[1] / 'README.md').read_text()
+    assert registry.markdown_table() in readme
+
+
+def test_encoder_decoder_language_model_is_refused(tmp_path):
+    from transformers import Blip2Config, T5Config
+    from vlm_nav.models.base import ModelLoadError
+    text = T5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2)
+    Blip2Config(text_config=text).save_pretrained(tmp_path)
+    with pytest.raises(ModelLoadError, match='encoder-decoder language model'):
+        load_backend(str(tmp_path))
+
+
+def test_model_that_does_not_fit_is_refused_before_loading(family_model_dir, monkeypatch):
+    from vlm_nav.models import hf_backend
+    from vlm_nav.models.base import ModelLoadError
+    folder = family_model_dir('blip-2')
+    monkeypatch.setattr(hf_backend, '_mem_available_bytes', lambda: 1024)
+    with pytest.raises(ModelLoadError, match=r'weights and one request of KV cache\) in '
+                                             'float32 but only 0.0 GiB is free'):
+        load_backend(folder)

@@ -114,6 +114,13 @@ class HFBackend(VLMBackend):
             raise ModelLoadError(
                 f"'{self.model_id}' is a {family.name} model, driven by the {family.backend} "
                 f'backend, not {type(self).__name__}; load it with vlm_nav.models.load_backend')
+        text = getattr(config, 'text_config', None)
+        if getattr(text, 'is_encoder_decoder', False) and family.backend == registry.GENERATIVE:
+            # Choices are scored as continuations of the prompt in one decoder.
+            raise ModelLoadError(
+                f"'{self.model_id}' has an encoder-decoder language model "
+                f"({text.model_type}, e.g. BLIP-2 Flan-T5); only decoder-only ones are "
+                'supported (e.g. BLIP-2 OPT)')
         self.family = family
         self.operations = family.operations
         self._check_memory(config, device)
@@ -232,7 +239,7 @@ class HFBackend(VLMBackend):
     def _check_memory(self, config, device) -> None:
         import torch
         try:
-            need = registry.estimate_memory_bytes(config, self.dtype)
+            need = registry.memory_by_dtype(config)[self.dtype].total_bytes
         except (RuntimeError, ValueError, TypeError, AttributeError):
             return  # an estimate is a courtesy; loading will tell
         if device.type == 'cuda':
@@ -241,9 +248,9 @@ class HFBackend(VLMBackend):
             free = _mem_available_bytes()
         if free is not None and need > free:
             raise ModelLoadError(
-                f"'{self.model_id}' needs about {need / 2**30:.1f} GiB for its weights in "
-                f'{self.dtype} but only {free / 2**30:.1f} GiB is free on {device}; use a '
-                'smaller dtype or model')
+                f"'{self.model_id}' needs about {need / 2**30:.1f} GiB (weights and one "
+                f'request of KV cache) in {self.dtype} but only {free / 2**30:.1f} GiB is '
+                f'free on {device}; use a smaller dtype or model')
 
     def _require_loaded(self) -> None:
         if self.model is None:
@@ -474,11 +481,7 @@ class HFBackend(VLMBackend):
                 do_sample=False, num_beams=1,
                 pad_token_id=tok.pad_token_id if tok.pad_token_id is not None
                 else tok.eos_token_id)
-        out = out[0].tolist()
-        # Decoder-only models return the prompt too; encoder-decoders (BLIP-2 with T5)
-        # return only what they generated.
-        n = ids.shape[1]
-        return out[n:] if out[:n] == enc['ids'] else out
+        return out[0, ids.shape[1]:].tolist()
 
     def generate(self, image: Image, prompt: str, max_new_tokens: Optional[int] = None) -> str:
         """Greedy free-text answer to ``prompt`` (wrapped by chat_prompt), new text only."""

@@ -110,10 +110,10 @@ BLIP2_ITM = Family(
     choice_template='a photo of a {choice}', examples=('Salesforce/blip2-itm-vit-g',))
 
 BLIP2 = Family(
-    name='blip-2', title='BLIP-2', model_types=('blip-2',),
+    name='blip-2', title='BLIP-2 (OPT)', model_types=('blip-2',),
     model_class='Blip2ForConditionalGeneration', processor_class='Blip2Processor',
     prompt_template='Question: {question} Answer:', operations=GENERATIVE_OPS,
-    examples=('Salesforce/blip2-opt-2.7b', 'Salesforce/blip2-flan-t5-xl'))
+    examples=('Salesforce/blip2-opt-2.7b', 'Salesforce/blip2-opt-6.7b'))
 
 INSTRUCTBLIP = Family(
     name='instructblip', title='InstructBLIP (MiniGPT-4 class)', model_types=('instructblip',),
@@ -281,3 +281,30 @@ def memory_by_dtype(config: Any) -> Dict[str, MemoryEstimate]:
             context_tokens=context,
             kv_cache_bytes=context * kv_cache_bytes_per_token(config, dtype))
     return out
+
+
+def markdown_table() -> str:
+    """The README's table of supported families, written from FAMILIES."""
+    def code(text: str) -> str:
+        # A '|' even inside backticks would end a table cell.
+        return '`' + text.replace('\n', '\\n').replace('|', '\\|') + '`'
+
+    rows = ['| family | config | classes | prompt | operations | e.g. |',
+            '|---|---|---|---|---|---|']
+    for f in FAMILIES:
+        match = 'any image-text-to-text' if f.model_types == ('*',) else ', '.join(
+            code(t) for t in f.model_types)
+        if f.text_model_types:
+            match += ' + text ' + ', '.join(code(t) for t in f.text_model_types)
+        if f.architectures:
+            match += ' + ' + ', '.join(code(a) for a in f.architectures)
+        if f.choice_template:
+            prompt = code(f.choice_template) + ' per choice'
+        elif f.model_types == ('*',):
+            prompt = "the processor's chat template"
+        else:
+            prompt = code(f.prompt_template)
+        rows.append(f'| {f.title} | {match} | {code(f.model_class)}, {code(f.processor_class)} '
+                    f"| {prompt} | {', '.join(sorted(f.operations))} "
+                    f"| {', '.join(code(e) for e in f.examples)} |")
+    return '\n'.join(rows) + '\n'
