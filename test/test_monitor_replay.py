@@ -37,7 +37,9 @@ def test_monitor_on_a_replayed_bag(ros_domain, probe, tmp_path):
     assert _visible_runs('blue ball') == [0, 1, 2, 3, 4, 5, 6, 7, 8, 22, 23, 24]
     assert _visible_runs('green chair') == [12, 13, 14, 15]
     assert _visible_runs('yellow ball') == []
-    common = {'threshold': 0.8, 'clear_threshold': 0.5, 'min_consecutive': 2,
+    # No debounce (test_monitor_node covers it): under load the monitor may check only
+    # every other frame, and the ball's second appearance is three frames long.
+    common = {'threshold': 0.8, 'clear_threshold': 0.5, 'min_consecutive': 1,
               'clear_consecutive': 2, 'cooldown_s': 0}
     scenarios = tmp_path / 'scenarios.yaml'
     scenarios.write_text(yaml.safe_dump({'scenarios': [
@@ -70,8 +72,9 @@ def test_monitor_on_a_replayed_bag(ros_domain, probe, tmp_path):
         assert not [n for n in stack.dead() if n != 'bag_player_node'], stack.dead()
     print('alerts', alerts, values)
     # Two blue-ball events (frames 0-8 and 22-24), one green-chair event, nothing else.
-    assert alerts.count('blue_ball') == 2, alerts
-    assert alerts.count('green_chair') == 1, alerts
+    assert alerts.count('blue_ball') == 2, (alerts, values)
+    assert alerts.count('green_chair') == 1, (alerts, values)
     assert 'yellow_ball' not in alerts
+    assert int(values['checks_done']) >= 8 and values['last_check_ok'] == 'True', values
     lines = (tmp_path / 'alerts' / 'alerts.jsonl').read_text().splitlines()
     assert len(lines) == len(alerts) == len(list((tmp_path / 'alerts' / 'frames').glob('*')))

@@ -106,6 +106,7 @@ class MonitorNode(Node):
         self._checked_frame = 0               # self._frames when the last check started
         self._last_due = time.monotonic()
         self._check: Optional[_Check] = None
+        self._busy_counted = False
         self._confidence: Dict[str, float] = {}
         self._lock = threading.Lock()         # counters shared with the writer thread
         self._stats = {
@@ -158,12 +159,16 @@ class MonitorNode(Node):
             self._finish(f'Ask timed out after {now - check.asked_at:.1f} s', failed=True)
         if not self._due(now):
             return
+        if self._check is not None:
+            # Due while the previous check runs: counted once; the newest frame is
+            # checked as soon as that one finishes.
+            if not self._busy_counted:
+                self._busy_counted = True
+                self._count('skipped_busy')
+            return
+        self._busy_counted = False
         self._last_due = now
         frames = self._frames
-        if self._check is not None:
-            self._checked_frame = frames          # a busy tick uses up its frames too
-            self._count('skipped_busy')
-            return
         if self._frame is None:
             self._count('skipped_no_frame')
             return
