@@ -140,6 +140,100 @@ def spl(success: bool, shortest: float, actual: float) -> float:
     return float(success) * shortest / max(actual, shortest) if success else 0.0
 
 
+# ---- the same episode without ROS (policy development and unit tests) ----
+def truth_observation(truths, target: str, stamp_s: float, path_clear: bool):
+    """Certain answers from ground truth: what oracle_node serves, as an Observation."""
+    from vlm_nav.perception import BEARINGS, DISTANCES, Observation
+    seen = [t for t in truths if t.label == target and t.visible]
+    if not seen:
+        return Observation(target, stamp_s, 0.0, {b: 1.0 / 3.0 for b in BEARINGS},
+                           {d: 0.5 for d in DISTANCES}, float(path_clear))
+    o = min(seen, key=lambda t: t.distance_m)
+    return Observation(target, stamp_s, 1.0, {b: float(b == o.image_bearing) for b in BEARINGS},
+                       {d: float(d == o.distance) for d in DISTANCES}, float(path_clear))
+
+
+def model_observer(backend):
+    """perceive(world, target, stamp) -> Observation from a VLMBackend (the vlm_node's
+    questions and reading of the answers)."""
+    from vlm_nav import perception
+    from vlm_nav.perception import Observation
+
+    def perceive(world, target: str, stamp_s: float):
+        image = world.render()
+        visible, bearing, distance, path = backend.score(image,
+                                                         perception.target_questions(target))
+        return Observation(target, stamp_s, float(visible.probs[0]),
+                           dict(zip(bearing.choices, map(float, bearing.probs))),
+                           dict(zip(distance.choices, map(float, distance.probs))),
+                           float(path.probs[0]))
+    return perceive
+
+
+def oracle_observer(world, target: str, stamp_s: float):
+    return truth_observation(world.ground_truth(), target, stamp_s, world.path_clear())
+
+
+def simulate_episode(episode: Episode, perceive=oracle_observer, timeout_s: float = 90.0,
+                     collision_limit: int = 5, success_distance_m: float = 1.3,
+                     latency_s: float = 0.1, camera_hz: float = 10.0,
+                     use_odometry: bool = True, policy=None) -> Dict:
+    """One search episode in simulated time with the navigator's policy and limiter but no
+    ROS: camera frames at camera_hz, each answered latency_s later (the model's time),
+    control at 20 Hz, kinematics at 30 Hz as in sim_node. Returns the benchmark's row."""
+    from vlm_nav.nav.limits import VelocityLimiter
+    from vlm_nav.nav.policy import NavigationPolicy
+    from vlm_nav.sim import make_layout, World
+    policy = policy or NavigationPolicy()
+    policy.reset('search', episode.target)
+    limiter = VelocityLimiter(policy.config.max_linear, policy.config.max_angular)
+    physics_dt, control_dt = 1.0 / 30.0, 1.0 / 20.0
+    with World(make_layout(episode.seed)) as world:
+        world.reset_robot(*episode.start)
+        t, next_control, next_frame = 0.0, 0.0, 0.0
+        pending, obs = [], None
+        linear = angular = 0.0
+        trajectory = [tuple(world.robot_pose)]
+        decisions, outcome = 0, 'timeout'
+        while t < timeout_s:
+            if t >= next_frame:
+                pending.append((t + latency_s, perceive(world, episode.target, t)))
+                next_frame += 1.0 / camera_hz
+            while pending and pending[0][0] <= t:
+                obs = pending.pop(0)[1]
+                decisions += 1
+            if t >= next_control and obs is not None:
+                next_control += control_dt
+                decision = policy.decide(obs, t, tuple(world.robot_pose) if use_odometry
+                                         else None)
+                if decision.arrived:
+                    linear, angular = limiter.stop()
+                    outcome = 'arrived'
+                    break
+                linear, angular = limiter.limit(decision.linear, decision.angular, control_dt)
+            world.step(linear, angular, physics_dt)
+            t += physics_dt
+            trajectory.append(tuple(world.robot_pose))
+            if world.collisions >= collision_limit:
+                outcome = 'collisions'
+                break
+        distance, in_view = math.nan, False
+        if outcome == 'arrived':
+            for truth in world.ground_truth():
+                if truth.label == episode.target:
+                    distance, in_view = truth.distance_m, truth.visible
+        success = outcome == 'arrived' and distance <= success_distance_m and in_view
+        actual = path_length(trajectory)
+        return {'episode': episode.index, 'seed': episode.seed, 'target': episode.target,
+                'outcome': outcome, 'success': int(success),
+                'spl': round(spl(success, episode.shortest_m, actual), 4),
+                'path_m': round(actual, 3), 'collisions': world.collisions,
+                'time_s': round(t, 2), 'decisions': decisions,
+                'final_distance_m': distance,
+                'trajectory': [(round(x, 3), round(y, 3), round(a, 3))
+                               for x, y, a in trajectory[::3]]}
+
+
 # ---- running episodes over ROS ----
 class _Watcher:
     """What the benchmark observes of an episode (a plain rclpy node's subscriptions)."""

@@ -11,6 +11,7 @@ import time
 from typing import Optional
 
 from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.executors import ExternalShutdownException
@@ -43,6 +44,9 @@ POLICY_PARAMS = {
     'scan_angular_speed': 'scan_angular', 'lost_memory_s': 'lost_memory_s',
     'relocate_s': 'relocate_s', 'explore_linear_speed': 'explore_linear',
 }
+
+# Odometry older than this is not used; the policy dead-reckons from its commands instead.
+ODOM_TIMEOUT_S = 0.5
 
 
 class NavigatorNode(Node):
@@ -86,6 +90,7 @@ class NavigatorNode(Node):
         self._last_tick: Optional[float] = None
         self._last = Decision(0.0, 0.0, 'idle', 'starting')
         self._stale = False
+        self._odom: Optional[tuple] = None          # (stamp_s, (x, y, yaw))
         self._counts = {'observations': 0, 'observe_failures': 0, 'stale_stops': 0,
                         'invalid_observations': 0, 'set_target_rejected': 0,
                         'last_observe_error': ''}
@@ -93,6 +98,9 @@ class NavigatorNode(Node):
         self._cmd_pub = self.create_publisher(
             Twist, 'cmd_vel', QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
         self._state_pub = self.create_publisher(NavigatorState, 'vlm_nav/navigator_state', 10)
+        # Odometry: the policy's memory of where the target was and which headings were
+        # looked at lives in the odom frame.
+        self.create_subscription(Odometry, 'odom', self._on_odom, 10)
         self._observe = self.create_client(Observe, 'vlm_nav/observe')
         self._ask = self.create_client(Ask, 'vlm_nav/ask')
         self.create_service(SetTarget, 'vlm_nav/set_target', self._on_set_target)
@@ -163,6 +171,18 @@ class NavigatorNode(Node):
         self._limiter.stop()
         self._publish_twist(0.0, 0.0)
         self.get_logger().info(f'mode {mode}' + (f', target {target!r}' if target else ''))
+
+    def _on_odom(self, msg: Odometry) -> None:
+        p, q = msg.pose.pose.position, msg.pose.pose.orientation
+        yaw = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+        if all(math.isfinite(v) for v in (p.x, p.y, yaw)):
+            self._odom = (self.get_clock().now().nanoseconds * 1e-9, (p.x, p.y, yaw))
+
+    def _pose(self, now: float):
+        """The newest odometry pose if it is fresh, else None (the policy dead-reckons)."""
+        if self._odom is None or now - self._odom[0] > ODOM_TIMEOUT_S:
+            return None
+        return self._odom[1]
 
     # ---- perception ---------------------------------------------------------------------------
     def _request_observation(self, now: float) -> None:
@@ -293,7 +313,8 @@ class NavigatorNode(Node):
             self._last = Decision(0.0, 0.0, 'stale', why)
         else:
             self._stale = False
-            self._last = self._policy.decide(obs, now)
+            self._last = self._policy.decide(obs, now) if self._original else \
+                self._policy.decide(obs, now, self._pose(now))
             if self._last.arrived:      # stop where the target was judged near: no coasting
                 linear, angular = self._limiter.stop()
             else:

@@ -1,16 +1,40 @@
-"""Navigation policy: model probabilities -> velocity command, with the reason why.
+"""Navigation policy: model probabilities (+ odometry) -> velocity command, with the reason.
 
-Plain Python, no ROS: the navigator node feeds it observations and the clock, and
-publishes what it returns (after the velocity limiter).
+Plain Python, no ROS: the navigator node feeds it observations, the clock and the robot's
+pose from odometry, and publishes what it returns (after the velocity limiter). Without a
+pose it dead-reckons one from its own commands, so the same memory works either way.
+
+Memory (all in the odometry frame):
+- where the target was last seen (a world heading and a rough position: 'near' = 0.8 m,
+  otherwise 2 m along the seen bearing), so a detour or a lost target turns back to it;
+- which headings were looked at from the current spot, and which of them had a clear
+  path ahead (a polar map of the spot, from the model's "is the path ahead clear?");
+- the places visited (every 0.3 m), so relocating and exploring go where it has not been.
+
+Search: approach a seen target with proportional turning; when the path ahead is blocked
+creep only while the travel since the last clear view stays inside what that view showed
+clear (the target itself blocks the path just before it counts as near), then go round:
+turn to one side until the path is clear, a little further, drive detour_m, turn back to
+where the target was; repeated detours keep the same side (a bug-style walk round the
+obstacle). Not seen: turn to the remembered target, else scan the spot, then move to the
+least visited clear heading and scan again. Explore: the same scan / move loop without a
+target. Follow: keep the target centred at 'near' with hysteresis on distance and bearing.
 """
 
 from dataclasses import dataclass, field
 import math
-from typing import Optional
+from typing import List, Optional, Tuple
 
 from vlm_nav.perception import DEFAULT_HFOV_RAD, Observation
 
 MODES = ('idle', 'search', 'explore', 'follow')
+
+Pose = Tuple[float, float, float]        # x, y, yaw in the odometry frame
+
+
+def wrap(angle: float) -> float:
+    """Angle wrapped to [-pi, pi)."""
+    return (angle + math.pi) % (2.0 * math.pi) - math.pi
 
 
 @dataclass
@@ -23,14 +47,25 @@ class PolicyConfig:
     near_threshold: float = 0.6      # P(near) that counts as arrived when centred
     center_threshold: float = 0.6    # P(center) that counts as facing the target
     blocked_threshold: float = 0.5   # P(path clear) below this: don't drive forward
-    scan_angular: float = 0.6        # rad/s while scanning for a target
-    lost_memory_s: float = 3.0       # turn toward where the target was last seen this long
-    relocate_s: float = 4.0          # drive this long to a new spot after a fruitless scan
-    explore_linear: float = 0.25     # m/s cruising in explore mode
-    follow_deadband_rad: float = 0.12
+    scan_angular: float = 0.8        # rad/s while scanning or turning in place
+    lost_memory_s: float = 3.0       # a target lost this recently: turn to where it was
+    target_memory_s: float = 30.0    # a detour turns back to a target seen this recently
+    scan_spacing_m: float = 2.5      # scan all round again after this much travel
+    relocate_s: float = 15.0         # ... or after this long
+    wall_probe_m: float = 0.7        # along a wall: turn toward it after this much travel
+    wall_probe_rad: float = 1.2      # ... this far; still clear = a corner or an opening
+    explore_linear: float = 0.25     # m/s while relocating, exploring and detouring
+    follow_deadband_rad: float = 0.12  # follow: start turning beyond this bearing
+    follow_release: float = 0.35     # follow: drive again when P(near) drops below this
     creep_linear: float = 0.08       # m/s toward a centred target while the path is blocked
-    creep_s: float = 3.0             # ... for this long (the target itself may be what blocks)
-    detour_s: float = 2.5            # then drive this long beside the obstacle once clear
+    creep_m: float = 0.4             # travel since the last clear view allowed while creeping
+    detour_m: float = 0.6            # drive this far beside an obstacle before looking back
+    detour_margin_rad: float = 0.3   # turn this much past the first clear heading
+    detour_sweep_rad: float = 0.8    # look for a clear heading this far to each side first,
+    #                                  then twice as far, ... (the smallest way round wins)
+    detour_memory_s: float = 20.0    # keep going round on the same side for this long
+    heading_bins: int = 24           # resolution of the per-spot heading memory
+    spot_radius_m: float = 0.5       # headings looked at within this distance count as here
     hfov_rad: float = DEFAULT_HFOV_RAD
 
 
@@ -44,21 +79,57 @@ class Decision:
 
 
 @dataclass
+class TargetMemory:
+    seen_s: float
+    heading: float                   # world heading from the robot when last seen
+    x: float                         # rough world position (distance guessed from near/far)
+    y: float
+
+
+@dataclass
+class _Spot:
+    """What was seen from one place: which heading bins were in view, which were clear."""
+
+    x: float
+    y: float
+    looked: set = field(default_factory=set)
+    clear: dict = field(default_factory=dict)     # bin -> path clear when facing it
+
+
+@dataclass
+class _Detour:
+    side: float                      # turning this way now: +1 = left, -1 = right
+    amplitude: float                 # ... until this far from the start heading, then swap
+    stage: str = 'turn'              # turn -> margin -> drive -> face
+    offset: float = 0.0              # signed turn since the start heading
+    flips: int = 0
+    margin_from: float = 0.0         # yaw where the path turned clear
+    drive_from: Tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass
 class _Memory:
     tracking: bool = False
-    last_seen_s: Optional[float] = None
-    last_seen_bearing: float = 0.0
-    scanned_rad: float = 0.0         # how far we have turned since the scan began
-    scan_direction: float = 1.0
-    relocate_until: Optional[float] = None
-    avoid_direction: float = 1.0
+    target: Optional[TargetMemory] = None
     arrived: bool = False
     last_now: Optional[float] = None
-    last_angular: float = 0.0
-    seen_headings: list = field(default_factory=list)
-    blocked_since: Optional[float] = None   # approaching with the path blocked since
-    detour: Optional[str] = None            # 'turning' (away until clear) | 'driving'
-    detour_until: Optional[float] = None
+    last_cmd: Tuple[float, float] = (0.0, 0.0)
+    pose: Optional[Pose] = None
+    spot: Optional[_Spot] = None
+    visited: List[Tuple[float, float]] = field(default_factory=list)
+    last_clear: Optional[Pose] = None          # pose of the newest clear view
+    detour: Optional[_Detour] = None
+    side: float = 0.0                          # side of the recent detours (0 = none)
+    side_until: float = 0.0
+    clear_run_from: Optional[Tuple[float, float]] = None
+    scan_direction: float = 1.0
+    relocate: Optional[dict] = None            # the walk between scans
+    odometer: float = 0.0                      # path length driven
+    last_scan_odometer: Optional[float] = None
+    last_scan_s: float = 0.0
+    reacquire_done: bool = False               # faced the remembered target and it wasn't there
+    follow_holding: bool = False
+    follow_turning: bool = False
 
 
 class NavigationPolicy:
@@ -79,147 +150,390 @@ class NavigationPolicy:
     def arrived(self) -> bool:
         return self._m.arrived
 
-    def decide(self, obs: Optional[Observation], now_s: float) -> Decision:
-        """One decision for the newest (fresh) observation at time now_s."""
+    @property
+    def pose(self) -> Optional[Pose]:
+        """The pose the policy used last (odometry, or its own dead reckoning)."""
+        return self._m.pose
+
+    @property
+    def target_memory(self) -> Optional[TargetMemory]:
+        return self._m.target
+
+    def decide(self, obs: Optional[Observation], now_s: float,
+               pose: Optional[Pose] = None) -> Decision:
+        """One decision for the newest (fresh) observation at time now_s.
+
+        pose: the robot's (x, y, yaw) from odometry; None = dead-reckon from the commands.
+        """
         m = self._m
-        dt = 0.0 if m.last_now is None else max(0.0, now_s - m.last_now)
+        dt = 0.0 if m.last_now is None else now_s - m.last_now
+        dt = min(1.0, dt) if math.isfinite(dt) and dt > 0.0 else 0.0
         m.last_now = now_s
-        # Integrate what we commanded last time: how far the scan has turned.
-        m.scanned_rad += abs(m.last_angular) * dt
+        self._update_pose(pose, dt)
         if self.mode == 'idle' or obs is None:
             decision = Decision(0.0, 0.0, 'idle', 'idle' if obs else 'no observation yet')
-        elif self.mode == 'explore':
-            decision = self._explore(obs)
-        elif self.mode == 'follow':
-            decision = self._follow(obs, now_s)
         else:
-            decision = self._search(obs, now_s)
-        m.last_angular = decision.angular
+            self._remember_view(obs)
+            if self.mode == 'explore':
+                decision = self._look_around(obs, now_s, 'exploring')
+            elif self.mode == 'follow':
+                decision = self._follow(obs, now_s)
+            else:
+                decision = self._search(obs, now_s)
+        m.last_cmd = (decision.linear, decision.angular)
         return decision
 
-    # ---- modes --------------------------------------------------------------------------
+    # ---- memory -------------------------------------------------------------------------
+    def _update_pose(self, pose: Optional[Pose], dt: float) -> None:
+        m = self._m
+        previous = m.pose
+        if pose is not None:
+            m.pose = (float(pose[0]), float(pose[1]), float(pose[2]))
+        elif previous is None:
+            m.pose = (0.0, 0.0, 0.0)
+        else:
+            x, y, yaw = previous
+            v, w = m.last_cmd
+            m.pose = (x + v * dt * math.cos(yaw), y + v * dt * math.sin(yaw),
+                      wrap(yaw + w * dt))
+        if previous is not None and m.detour is not None:
+            m.detour.offset += wrap(m.pose[2] - previous[2])
+        x, y, _ = m.pose
+        if previous is not None:
+            m.odometer += math.hypot(x - previous[0], y - previous[1])
+        if not m.visited or math.hypot(x - m.visited[-1][0], y - m.visited[-1][1]) > 0.3:
+            m.visited.append((x, y))
+        if m.spot is None or math.hypot(x - m.spot.x, y - m.spot.y) > self.config.spot_radius_m:
+            m.spot = _Spot(x, y)
+
+    def _bin(self, heading: float) -> int:
+        n = self.config.heading_bins
+        return int(round(wrap(heading) / (2.0 * math.pi) * n)) % n
+
+    def _bin_heading(self, index: int) -> float:
+        return wrap(index * 2.0 * math.pi / self.config.heading_bins)
+
+    def _clear(self, obs: Observation) -> bool:
+        return obs.path_clear_prob >= self.config.blocked_threshold
+
+    def _remember_view(self, obs: Observation) -> None:
+        """Mark the headings in the camera's view as looked at from this spot."""
+        c, m = self.config, self._m
+        yaw = m.pose[2]
+        half = c.hfov_rad / 2.0
+        step = 2.0 * math.pi / c.heading_bins
+        a = -half
+        while a <= half + 1e-9:
+            m.spot.looked.add(self._bin(yaw + a))
+            a += step
+        m.spot.clear[self._bin(yaw)] = self._clear(obs)
+        if self._clear(obs):
+            m.last_clear = m.pose
+
+    def _travelled_since_clear(self) -> Optional[float]:
+        """Distance driven since a clear view in (nearly) this heading; None if none."""
+        m = self._m
+        if m.last_clear is None:
+            return None
+        x, y, yaw = m.pose
+        cx, cy, cyaw = m.last_clear
+        if abs(wrap(yaw - cyaw)) > 0.2:
+            return None
+        return math.hypot(x - cx, y - cy)
+
     def _sees(self, obs: Observation) -> bool:
         c, m = self.config, self._m
         threshold = c.lost_threshold if m.tracking else c.visible_threshold
         m.tracking = obs.visible_prob >= threshold
         return m.tracking
 
+    def _remember_target(self, obs: Observation, bearing: float, now_s: float) -> None:
+        x, y, yaw = self._m.pose
+        heading = wrap(yaw + bearing)
+        distance = 0.8 if obs.near_prob() >= 0.5 else 2.0
+        self._m.target = TargetMemory(now_s, heading, x + distance * math.cos(heading),
+                                      y + distance * math.sin(heading))
+        self._m.reacquire_done = False
+
+    def _heading_to_target(self) -> Optional[float]:
+        m = self._m
+        if m.target is None:
+            return None
+        x, y, _ = m.pose
+        if math.hypot(m.target.x - x, m.target.y - y) < 0.3:
+            return m.target.heading
+        return math.atan2(m.target.y - y, m.target.x - x)
+
+    # ---- search -------------------------------------------------------------------------
     def _search(self, obs: Observation, now_s: float) -> Decision:
         c, m = self.config, self._m
         if m.arrived:
             return Decision(0.0, 0.0, 'arrived', f'stopped in front of the {self.target}', True)
-        if m.detour is not None:
-            detour = self._detour(obs, now_s)
-            if detour is not None:
-                return detour
-        if self._sees(obs):
+        seen = self._sees(obs)
+        where = ''
+        if seen:
             bearing = obs.expected_bearing(c.hfov_rad)
-            m.last_seen_s, m.last_seen_bearing = now_s, bearing
-            m.scanned_rad, m.relocate_until = 0.0, None
+            self._remember_target(obs, bearing, now_s)
             p_center = obs.bearing_probs.get('center', 0.0)
             p_near = obs.near_prob()
             where = (f'P(visible)={obs.visible_prob:.2f} bearing {math.degrees(bearing):+.0f}° '
                      f'P(center)={p_center:.2f} P(near)={p_near:.2f}')
             if p_near >= c.near_threshold and p_center >= c.center_threshold:
                 m.arrived = True
+                m.detour = None
                 return Decision(0.0, 0.0, 'arrived', f'{self.target} centred and near: {where}',
                                 True)
-            angular = c.turn_gain * bearing
-            # Drive only as much as the target is straight ahead; slow down when near.
-            linear = c.max_linear * p_center * (1.0 - 0.5 * p_near)
-            if obs.path_clear_prob < c.blocked_threshold and linear > 0.0:
-                return self._blocked_approach(obs, now_s, linear, angular, where)
-            m.blocked_since = None
-            phase = 'approaching' if linear > 0.05 else 'turning'
-            return Decision(linear, angular, phase, f'{self.target} seen: {where}')
-        m.blocked_since = None
-        return self._look_for(obs, now_s)
+        if m.detour is not None:
+            decision = self._detour_step(obs, now_s)
+            if decision is not None:
+                return decision
+        if not seen:
+            return self._look_for(obs, now_s)
+        m.relocate = None
+        angular = c.turn_gain * bearing
+        # Drive only as much as the target is straight ahead; slow down when near.
+        linear = c.max_linear * p_center * (1.0 - 0.5 * p_near)
+        if not self._clear(obs) and linear > 0.0:
+            m.clear_run_from = None
+            return self._blocked_approach(obs, now_s, linear, angular, where)
+        self._note_clear_run(linear)
+        phase = 'approaching' if linear > 0.05 else 'turning'
+        return Decision(linear, angular, phase, f'{self.target} seen: {where}')
+
+    def _note_clear_run(self, linear: float) -> None:
+        """A long clear approach ends the obstacle: the next detour may pick a new side."""
+        m = self._m
+        if linear <= 0.05:
+            return
+        x, y, _ = m.pose
+        if m.clear_run_from is None:
+            m.clear_run_from = (x, y)
+        elif math.hypot(x - m.clear_run_from[0], y - m.clear_run_from[1]) > 1.0:
+            m.side = 0.0
 
     def _blocked_approach(self, obs: Observation, now_s: float, linear: float,
                           angular: float, where: str) -> Decision:
         """Something is in the way of a seen target: creep (it may be the target), then detour.
 
         The path-clear answer covers the robot's width up to ~0.8 m ahead, so the target
-        itself blocks it before it counts as near; creeping for creep_s finds out.
+        itself blocks it before it counts as near. Creeping is allowed only while the travel
+        since the newest clear view in this heading stays within creep_m: inside what that
+        view showed free, so a creep never runs into what it can't see.
         """
         c, m = self.config, self._m
-        if m.blocked_since is None:
-            m.blocked_since = now_s
-        if now_s - m.blocked_since < c.creep_s:
+        travelled = self._travelled_since_clear()
+        centred = obs.bearing_probs.get('center', 0.0) >= c.center_threshold
+        if centred and travelled is not None and travelled < c.creep_m:
+            # Hold the heading of that clear view: its corridor is what is known free.
+            angular = c.turn_gain * wrap(m.last_clear[2] - m.pose[2])
             return Decision(min(c.creep_linear, linear), angular, 'creeping',
                             f'{self.target} seen but path blocked '
-                            f'(P(clear)={obs.path_clear_prob:.2f}), creeping: {where}')
-        # Go around: turn away from the target's side until clear, drive, look again.
-        m.blocked_since = None
-        m.detour = 'turning'
-        m.avoid_direction = -1.0 if m.last_seen_bearing >= 0 else 1.0
-        m.detour_until = now_s + 2.0 * math.pi / max(c.scan_angular, 1e-3)
-        return Decision(0.0, m.avoid_direction * c.scan_angular, 'detouring',
-                        f'path to the {self.target} blocked for {c.creep_s:.0f} s: going around')
+                            f'(P(clear)={obs.path_clear_prob:.2f}), creeping '
+                            f'({travelled:.2f} of {c.creep_m:.2f} m): {where}')
+        return self._start_detour(obs, now_s, f'path to the {self.target} blocked')
 
-    def _detour(self, obs: Observation, now_s: float) -> Optional[Decision]:
+    def _pick_side(self, now_s: float) -> Tuple[float, float]:
+        """(first side, sweep amplitude): keep going round the side of the recent detours
+        (a wall is walked along, not see-sawed); else the side of a remembered clear heading
+        closest to this one; else left. Either way the other side is tried next."""
+        c, m = self.config, self._m
+        if m.side and now_s < m.side_until:
+            return m.side, 2.0 * c.detour_sweep_rad
+        yaw = m.pose[2]
+        best = None
+        for index, clear in m.spot.clear.items():
+            off = wrap(self._bin_heading(index) - yaw)
+            if clear and 0.2 < abs(off) < c.detour_sweep_rad and \
+                    (best is None or abs(off) < abs(best)):
+                best = off
+        return (-1.0 if best is not None and best < 0 else 1.0), c.detour_sweep_rad
+
+    def _start_detour(self, obs: Observation, now_s: float, why: str) -> Decision:
+        c, m = self.config, self._m
+        side, amplitude = self._pick_side(now_s)
+        m.detour = _Detour(side=side, amplitude=amplitude)
+        return Decision(0.0, side * c.scan_angular, 'detouring',
+                        f'{why} (P(clear)={obs.path_clear_prob:.2f}): looking for a way round, '
+                        f'{"left" if side > 0 else "right"} first')
+
+    def _detour_step(self, obs: Observation, now_s: float) -> Optional[Decision]:
         """The detour's next command, or None when it is over (search resumes)."""
         c, m = self.config, self._m
-        clear = obs.path_clear_prob >= c.blocked_threshold
-        if m.detour == 'turning':
-            if not clear and now_s < m.detour_until:
-                return Decision(0.0, m.avoid_direction * c.scan_angular, 'detouring',
-                                f'turning away from the obstacle (P(clear)='
-                                f'{obs.path_clear_prob:.2f})')
-            m.detour, m.detour_until = 'driving', now_s + c.detour_s
-        if m.detour == 'driving' and clear and now_s < m.detour_until:
-            return Decision(c.explore_linear, 0.0, 'detouring',
-                            f'driving past the obstacle (P(clear)={obs.path_clear_prob:.2f})')
-        m.detour = m.detour_until = None
-        # Look back where the target was.
-        m.last_seen_s = now_s
+        d = m.detour
+        clear = self._clear(obs)
+        side_name = 'left' if d.side > 0 else 'right'
+        if d.stage == 'turn':
+            if clear and abs(d.offset) > 0.1:
+                d.stage, d.margin_from = 'margin', m.pose[2]
+                m.side, m.side_until = d.side, now_s + c.detour_memory_s
+            elif d.side * d.offset >= d.amplitude:
+                # Nothing clear this far on this side: the other side; after both, wider.
+                d.side, d.flips = -d.side, d.flips + 1
+                if d.flips % 2 == 0:
+                    d.amplitude += c.detour_sweep_rad
+                if d.amplitude > math.pi:
+                    m.detour = None         # blocked all round: scan and move on elsewhere
+                    m.side = 0.0
+                    return None
+            if d.stage == 'turn':
+                side_name = 'left' if d.side > 0 else 'right'
+                return Decision(0.0, d.side * c.scan_angular, 'detouring',
+                                f'turning {side_name} until the path is clear '
+                                f'(P(clear)={obs.path_clear_prob:.2f})')
+        if d.stage == 'margin':
+            if abs(wrap(m.pose[2] - d.margin_from)) < c.detour_margin_rad:
+                return Decision(0.0, d.side * c.scan_angular, 'detouring',
+                                f'path clear; turning {side_name} a little more to pass wide')
+            d.stage, d.drive_from = 'drive', m.pose[:2]
+        if d.stage == 'drive':
+            x, y, _ = m.pose
+            driven = math.hypot(x - d.drive_from[0], y - d.drive_from[1])
+            if not clear:
+                d.stage, d.offset, d.flips = 'turn', 0.0, 0
+                d.amplitude = c.detour_sweep_rad
+                return Decision(0.0, d.side * c.scan_angular, 'detouring',
+                                f'blocked after {driven:.2f} m; turning {side_name}')
+            if driven < c.detour_m:
+                return Decision(c.explore_linear, 0.0, 'detouring',
+                                f'driving past the obstacle ({driven:.2f} of '
+                                f'{c.detour_m:.2f} m, P(clear)={obs.path_clear_prob:.2f})')
+            d.stage = 'face'
+        if d.stage == 'face':
+            heading = self._heading_to_target()
+            if heading is None or now_s - m.target.seen_s > c.target_memory_s:
+                m.detour = None
+                return None
+            error = wrap(heading - m.pose[2])
+            if abs(error) > 0.2 and m.tracking is False:
+                return Decision(0.0, math.copysign(c.scan_angular, error), 'detouring',
+                                f'turning back to where the {self.target} was '
+                                f'({math.degrees(error):+.0f}°)')
+        m.detour = None
         return None
 
     def _look_for(self, obs: Observation, now_s: float) -> Decision:
         c, m = self.config, self._m
-        lost_for = None if m.last_seen_s is None else now_s - m.last_seen_s
-        if lost_for is not None and lost_for < c.lost_memory_s:
-            direction = 1.0 if m.last_seen_bearing >= 0 else -1.0
-            m.scan_direction = direction
-            return Decision(0.0, direction * c.scan_angular, 'reacquiring',
-                            f'{self.target} lost {lost_for:.1f} s ago; turning '
-                            f'{"left" if direction > 0 else "right"} where it was')
-        if m.relocate_until is not None:
-            if now_s < m.relocate_until:
-                return self._cruise(obs, 'relocating',
-                                    f'no {self.target} after a full turn; moving on')
-            m.relocate_until, m.scanned_rad = None, 0.0
-        if m.scanned_rad >= 2.0 * math.pi:
-            m.relocate_until = now_s + c.relocate_s
-            return self._cruise(obs, 'relocating', f'no {self.target} after a full turn')
-        return Decision(0.0, m.scan_direction * c.scan_angular, 'scanning',
-                        f'looking for {self.target}: P(visible)={obs.visible_prob:.2f}, '
-                        f'scanned {math.degrees(m.scanned_rad):.0f}°')
+        heading = self._heading_to_target()
+        if heading is not None and not m.reacquire_done and \
+                now_s - m.target.seen_s < c.target_memory_s:
+            error = wrap(heading - m.pose[2])
+            if abs(error) > 0.25:
+                direction = 1.0 if error > 0 else -1.0
+                m.scan_direction = direction
+                lost_for = now_s - m.target.seen_s
+                return Decision(0.0, direction * c.scan_angular, 'reacquiring',
+                                f'{self.target} lost {lost_for:.1f} s ago; turning '
+                                f'{"left" if direction > 0 else "right"} to where it was '
+                                f'({math.degrees(error):+.0f}°)')
+            m.reacquire_done = True
+        return self._look_around(obs, now_s, f'looking for the {self.target}')
 
-    def _cruise(self, obs: Observation, phase: str, why: str) -> Decision:
-        """Forward while the model says the path is clear, else turn (sticky direction)."""
+    # ---- scan the spot, then move to the least visited clear heading ------------------
+    def _look_around(self, obs: Observation, now_s: float, why: str) -> Decision:
+        """Scan a spot all round, then walk the walls (left-hand or right-hand rule with a
+        forward 'clear?' only) to the next spot scan_spacing_m of travel further on: walls
+        lead through their openings into the other rooms."""
         c, m = self.config, self._m
-        if obs.path_clear_prob >= c.blocked_threshold:
-            return Decision(c.explore_linear, 0.0, phase,
-                            f'{why}; path clear (P={obs.path_clear_prob:.2f})')
-        return Decision(0.0, m.avoid_direction * c.scan_angular, 'avoiding',
-                        f'{why}; path blocked (P(clear)={obs.path_clear_prob:.2f}), turning')
+        due = m.last_scan_odometer is None or \
+            m.odometer - m.last_scan_odometer >= c.scan_spacing_m or \
+            now_s - m.last_scan_s >= c.relocate_s
+        missing = c.heading_bins - len(m.spot.looked)
+        if due and missing > 0:
+            return Decision(0.0, m.scan_direction * c.scan_angular, 'scanning',
+                            f'{why}: P(visible)={obs.visible_prob:.2f}; '
+                            f'{missing * 360 // c.heading_bins}° not yet looked at here')
+        if due:
+            m.last_scan_odometer, m.last_scan_s = m.odometer, now_s
+        if m.relocate is None:
+            m.relocate = {'heading': self._pick_heading(), 'stage': 'face', 'wall': False,
+                          'probe_from': m.odometer, 'probe_yaw': 0.0}
+        return self._relocate_step(obs, why)
 
-    def _explore(self, obs: Observation) -> Decision:
-        return self._cruise(obs, 'cruising', 'exploring')
+    def _pick_heading(self) -> Optional[float]:
+        """The clear heading from this spot whose end point is farthest from visited places."""
+        c, m = self.config, self._m
+        x, y, _ = m.pose
+        best, best_score = None, -math.inf
+        for index, clear in m.spot.clear.items():
+            if not clear:
+                continue
+            h = self._bin_heading(index)
+            px, py = x + c.scan_spacing_m * math.cos(h), y + c.scan_spacing_m * math.sin(h)
+            score = min(math.hypot(px - vx, py - vy) for vx, vy in m.visited)
+            if m.target is not None:         # toward where the target was last seen
+                score += 1.5 * math.cos(wrap(h - self._heading_to_target()))
+            if score > best_score:
+                best, best_score = h, score
+        return best
 
+    def _relocate_step(self, obs: Observation, why: str) -> Decision:
+        c, m = self.config, self._m
+        r = m.relocate
+        yaw = m.pose[2]
+        avoid = m.scan_direction            # turn this way off a wall; probe the other way
+        clear = self._clear(obs)
+        if r['stage'] == 'face':
+            if r['heading'] is None:
+                r['stage'] = 'drive'
+            else:
+                error = wrap(r['heading'] - yaw)
+                if abs(error) > 0.15:
+                    return Decision(0.0, math.copysign(c.scan_angular, error), 'relocating',
+                                    f'{why}: turning to the least visited clear heading '
+                                    f'({math.degrees(error):+.0f}°)')
+                r['stage'] = 'drive'
+        if r['stage'] == 'drive' and not clear:
+            r['stage'], r['wall'] = 'avoid', True
+        if r['stage'] == 'avoid':
+            if not clear:
+                return Decision(0.0, avoid * c.scan_angular, 'avoiding',
+                                f'{why}: path blocked (P(clear)={obs.path_clear_prob:.2f}), '
+                                'turning along it')
+            r['stage'], r['probe_from'] = 'drive', m.odometer
+        if r['stage'] == 'drive' and r['wall'] and \
+                m.odometer - r['probe_from'] >= c.wall_probe_m:
+            r['stage'], r['probe_yaw'] = 'probe', yaw
+        if r['stage'] == 'probe':
+            if not clear:
+                r['stage'] = 'avoid'
+                return Decision(0.0, avoid * c.scan_angular, 'avoiding',
+                                f'{why}: the wall is still there; turning along it')
+            if abs(wrap(yaw - r['probe_yaw'])) < c.wall_probe_rad:
+                return Decision(0.0, -avoid * c.scan_angular, 'relocating',
+                                f'{why}: checking whether the wall goes on')
+            r['stage'], r['probe_from'] = 'drive', m.odometer   # a corner or an opening
+        return Decision(c.explore_linear, 0.0, 'relocating',
+                        f'{why}: moving on{" along a wall" if r["wall"] else ""} '
+                        f'(P(clear)={obs.path_clear_prob:.2f})')
+
+    # ---- follow -------------------------------------------------------------------------
     def _follow(self, obs: Observation, now_s: float) -> Decision:
         c, m = self.config, self._m
         if not self._sees(obs):
+            m.follow_holding = m.follow_turning = False
             return self._look_for(obs, now_s)
         bearing = obs.expected_bearing(c.hfov_rad)
-        m.last_seen_s, m.last_seen_bearing = now_s, bearing
-        m.scanned_rad = 0.0
-        # Deadband so a target near the centre doesn't make the robot wiggle.
-        angular = 0.0 if abs(bearing) < c.follow_deadband_rad else c.turn_gain * bearing
+        self._remember_target(obs, bearing, now_s)
+        m.relocate = None
+        # Hysteresis on bearing: start turning beyond the deadband, stop within half of it,
+        # so a target near the centre doesn't make the robot wiggle.
+        if abs(bearing) > c.follow_deadband_rad:
+            m.follow_turning = True
+        elif abs(bearing) < c.follow_deadband_rad / 2.0:
+            m.follow_turning = False
+        angular = c.turn_gain * bearing if m.follow_turning else 0.0
+        # Hysteresis on distance: hold at 'near', drive again only once clearly not near.
         p_near = obs.near_prob()
-        linear = 0.0 if p_near >= c.near_threshold else \
+        if p_near >= c.near_threshold:
+            m.follow_holding = True
+        elif p_near < c.follow_release:
+            m.follow_holding = False
+        linear = 0.0 if m.follow_holding else \
             c.max_linear * obs.bearing_probs.get('center', 0.0)
+        if linear > 0.0 and not self._clear(obs):
+            return Decision(0.0, angular, 'holding',
+                            f'{self.target} ahead but path blocked '
+                            f'(P(clear)={obs.path_clear_prob:.2f}): waiting')
         phase = 'holding' if linear == 0.0 else 'following'
         return Decision(linear, angular, phase,
                         f'following {self.target}: bearing {math.degrees(bearing):+.0f}° '
