@@ -344,3 +344,32 @@ def test_model_that_does_not_fit_is_refused_before_loading(family_model_dir, mon
     with pytest.raises(ModelLoadError, match=r'weights and one request of KV cache\) in '
                                              'float32 but only 0.0 GiB is free'):
         load_backend(folder)
+
+
+@pytest.mark.parametrize('name', sorted(tiny.BUILDERS))
+def test_score_batch_equals_one_request_at_a_time(backends, name):
+    """Several images (cameras) in one batch give each the answers it gets alone, on the
+    shared-prefix path (one prefill row per image) and on the full path."""
+    backend = backends(name)
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(3)]
+    if backend.family.backend == registry.CONTRASTIVE:
+        questions = [[THINGS], [('Which?', ('door', 'table'))], [THINGS]]
+    else:
+        questions = [target_questions('red ball'), target_questions('door') + [MULTI_TOKEN],
+                     target_questions('red ball')]
+    alone = [backend.score(image, qs) for image, qs in zip(images, questions)]
+    paths = [True, False] if backend.family.shared_prefix else [True]
+    for share in paths:
+        backend.share_prefix = share
+        try:
+            batch = backend.score_batch(list(zip(images, questions)))
+        finally:
+            backend.share_prefix = True
+        for got, expected in zip(batch, alone):
+            for a, b in zip(got, expected):
+                assert a.choices == b.choices
+                np.testing.assert_allclose(a.probs, b.probs, atol=1e-5)
+    # Requests 0 and 2 ask the same about different images and get different answers, so
+    # rows given the wrong image would show.
+    assert any(a.probs != b.probs for a, b in zip(alone[0], alone[2]))

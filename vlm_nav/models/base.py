@@ -53,6 +53,12 @@ class VLMBackend(ABC):
     def score(self, image: Image, questions: Sequence[Question]) -> List[ScoredAnswer]:
         """Answer several closed-set questions about the same image (image encoded once)."""
 
+    def score_batch(self, requests: Sequence[Tuple[Image, Sequence[Question]]]
+                    ) -> List[List[ScoredAnswer]]:
+        """score() for several images (e.g. several cameras); backends that can run them
+        in one forward pass override this."""
+        return [self.score(image, questions) for image, questions in requests]
+
     @abstractmethod
     def generate(self, image: Image, prompt: str, max_new_tokens: int) -> str:
         """Free-text answer, greedy, at most max_new_tokens."""

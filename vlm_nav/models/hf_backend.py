@@ -284,14 +284,22 @@ class HFBackend(VLMBackend):
         return ids, first['image']
 
     def _image_inputs(self, image: Dict[str, Any], repeat: int) -> Dict[str, Any]:
+        return self._batch_image_inputs([image], [0] * repeat)
+
+    def _batch_image_inputs(self, images: Sequence[Dict[str, Any]],
+                            index: Sequence[int]) -> Dict[str, Any]:
+        """Image tensors for a batch whose row i shows images[index[i]]."""
         import torch
         out = {}
-        for key, value in image.items():
+        for key, value in images[0].items():
             if isinstance(value, torch.Tensor):
+                if len(images) == 1:
+                    if len(index) > 1:
+                        value = value.repeat(len(index), *([1] * (value.dim() - 1)))
+                else:
+                    value = torch.cat([images[i][key] for i in index])
                 if value.is_floating_point():
                     value = value.to(self.model.dtype)
-                if repeat > 1:
-                    value = value.repeat(repeat, *([1] * (value.dim() - 1)))
                 value = value.to(self.model.device)
             out[key] = value
         return out
@@ -346,6 +354,26 @@ class HFBackend(VLMBackend):
         return [ScoredAnswer(list(choices), _softmax(lp))
                 for (_, choices), lp in zip(questions, logps)]
 
+    def score_batch(self, requests: Sequence[Tuple[Image, Sequence[Question]]]
+                    ) -> List[List[ScoredAnswer]]:
+        """Several images' questions in the same forward passes (rows of all requests in
+        one batch; with a shared prefix, one prefill row per image)."""
+        self._require_loaded()
+        self.require(registry.SCORE)
+        pils = [_to_pil(image) for image, _ in requests]
+        batchable = (len(requests) > 1 and not self.family.image_reads_question
+                     and all(questions for _, questions in requests)
+                     # Same size: same expanded prompt ids and image tensor shapes.
+                     and len({p.size for p in pils}) == 1)
+        if not batchable:
+            return super().score_batch(requests)
+        import torch
+        with torch.inference_mode():
+            logps = self._batch_logprobs([(pil, qs) for pil, (_, qs) in zip(pils, requests)])
+        return [[ScoredAnswer(list(choices), _softmax(lp))
+                 for (_, choices), lp in zip(questions, per_request)]
+                for (_, questions), per_request in zip(requests, logps)]
+
     def _plan(self, pil, questions: Sequence[Question]):
         """Prompt ids, the deduplicated rows, and per choice (row, target ids)."""
         prompts = [self._prompt(q) for q, _ in questions]
@@ -364,25 +392,41 @@ class HFBackend(VLMBackend):
         return prompt_ids, image, [list(k) for k in rows], targets
 
     def _choice_logprobs(self, pil, questions: Sequence[Question]) -> List[List[float]]:
+        return self._batch_logprobs([(pil, questions)])[0]
+
+    def _batch_logprobs(self, requests) -> List[List[List[float]]]:
+        """Per request, per question, the choices' log-likelihoods; all in one batch."""
         import torch
-        prompt_ids, image, rows, targets = self._plan(pil, questions)
-        keep = max(len(ids) for per in targets for _, ids in per)
+        plans = [self._plan(pil, questions) for pil, questions in requests]
+        rows: List[List[int]] = []
+        row_image: List[int] = []
+        offsets = []
+        for i, (_, _, request_rows, _) in enumerate(plans):
+            offsets.append(len(rows))
+            rows += request_rows
+            row_image += [i] * len(request_rows)
+        images = [plan[1] for plan in plans]
+        prompt_ids = [ids for plan in plans for ids in plan[0]]
+        keep = max(len(ids) for plan in plans for per in plan[3] for _, ids in per)
         # One row (one question, single-token choices) is a single pass anyway.
         prefix = self._shared_prefix_len(prompt_ids, rows) if len(rows) > 1 else 0
         if prefix > 0:
-            logits = self._forward_shared(rows, prefix, image, keep)
+            logits = self._forward_shared(rows, prefix, images, row_image, keep)
         else:
-            logits = self._forward_full(rows, image, keep)
+            logits = self._forward_full(rows, images, row_image, keep)
         logp = torch.log_softmax(logits.float(), dim=-1)
         out = []
-        for per_choice in targets:
-            scores = []
-            for row, ids in per_choice:
-                # Row ends with choice[:-1]; position keep-m+t predicts choice token t.
-                m = len(ids)
-                pos = torch.arange(keep - m, keep)
-                scores.append(float(logp[row, pos, torch.tensor(ids)].sum()))
-            out.append(scores)
+        for (_, _, _, targets), offset in zip(plans, offsets):
+            per_request = []
+            for per_choice in targets:
+                scores = []
+                for row, ids in per_choice:
+                    # Row ends with choice[:-1]; position keep-m+t predicts choice token t.
+                    m = len(ids)
+                    pos = torch.arange(keep - m, keep)
+                    scores.append(float(logp[offset + row, pos, torch.tensor(ids)].sum()))
+                per_request.append(scores)
+            out.append(per_request)
         return out
 
     def _shared_prefix_len(self, prompt_ids, rows) -> int:
@@ -411,14 +455,18 @@ class HFBackend(VLMBackend):
             mask[i, width - len(s):] = 1
         return ids, mask
 
-    def _forward_shared(self, rows, prefix: int, image, keep: int):
+    def _forward_shared(self, rows, prefix: int, images, row_image, keep: int):
         import torch
         device = self.model.device
-        head = torch.tensor([rows[0][:prefix]], dtype=torch.long, device=device)
+        # One prefill row per image (the prefix ids are the same, the pictures are not).
+        head = torch.tensor([rows[0][:prefix]] * len(images), dtype=torch.long, device=device)
         out = self.model(input_ids=head, attention_mask=torch.ones_like(head),
-                         use_cache=True, logits_to_keep=1, **self._image_inputs(image, 1))
+                         use_cache=True, logits_to_keep=1,
+                         **self._batch_image_inputs(images, range(len(images))))
         cache = out.cache
-        if len(rows) > 1:
+        if len(images) > 1:
+            cache.reorder_cache(torch.tensor(row_image, dtype=torch.long, device=device))
+        elif len(rows) > 1:
             cache.batch_repeat_interleave(len(rows))
         tails, tail_mask = self._left_pad([r[prefix:] for r in rows])
         # Pads sit between the prefix and each tail: masked out, and positions skip them.
@@ -429,14 +477,15 @@ class HFBackend(VLMBackend):
                          use_cache=True, logits_to_keep=keep)
         return out.logits
 
-    def _forward_full(self, rows, image, keep: int):
+    def _forward_full(self, rows, images, row_image, keep: int):
         ids, mask = self._left_pad(rows)
         device = self.model.device
         kwargs = {}
         if self.family is not None and self.family.position_ids:
             kwargs['position_ids'] = ((mask.cumsum(-1) - 1).clamp(min=0)).to(device)
         out = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                         logits_to_keep=keep, **self._image_inputs(image, len(rows)), **kwargs)
+                         logits_to_keep=keep, **self._batch_image_inputs(images, row_image),
+                         **kwargs)
         return out.logits
 
     def _reference_score(self, image: Image,
@@ -556,6 +605,11 @@ class ContrastiveBackend(HFBackend):
                 probs = [yes if c == 'yes' else 1.0 - yes for c in choices]
             answers.append(ScoredAnswer(list(choices), probs))
         return answers
+
+    def score_batch(self, requests: Sequence[Tuple[Image, Sequence[Question]]]
+                    ) -> List[List[ScoredAnswer]]:
+        # One request at a time: a CLIP pass is already one image against all texts.
+        return [self.score(image, questions) for image, questions in requests]
 
     def _plan_question(self, question: str, choices: Tuple[str, ...]):
         if not choices:
