@@ -170,6 +170,16 @@ def model_observer(backend):
     return perceive
 
 
+def original_answerer(backend):
+    """perceive(...) -> Answer: the original design's free-text question, generated."""
+    from vlm_nav.nav.original import Answer, original_prompt
+
+    def perceive(world, target: str, stamp_s: float):
+        prompt, budget = original_prompt('search', target)
+        return Answer(stamp_s=stamp_s, answer=backend.generate(world.render(), prompt, budget))
+    return perceive
+
+
 def oracle_observer(world, target: str, stamp_s: float):
     return truth_observation(world.ground_truth(), target, stamp_s, world.path_clear())
 
@@ -179,8 +189,10 @@ def simulate_episode(episode: Episode, perceive=oracle_observer, timeout_s: floa
                      latency_s: float = 0.1, camera_hz: float = 10.0,
                      use_odometry: bool = True, policy=None) -> Dict:
     """One search episode in simulated time with the navigator's policy and limiter but no
-    ROS: camera frames at camera_hz, each answered latency_s later (the model's time),
-    control at 20 Hz, kinematics at 30 Hz as in sim_node. Returns the benchmark's row."""
+    ROS: camera frames at camera_hz; one perception request in flight at a time, on the
+    newest frame, answered latency_s later (the model's time, as the navigator's
+    call_async to the vlm_node); control at 20 Hz, kinematics at 30 Hz as in sim_node.
+    Independent of the machine's load. Returns the benchmark's row."""
     from vlm_nav.nav.limits import VelocityLimiter
     from vlm_nav.nav.policy import NavigationPolicy
     from vlm_nav.sim import make_layout, World
@@ -191,21 +203,28 @@ def simulate_episode(episode: Episode, perceive=oracle_observer, timeout_s: floa
     with World(make_layout(episode.seed)) as world:
         world.reset_robot(*episode.start)
         t, next_control, next_frame = 0.0, 0.0, 0.0
-        pending, obs = [], None
+        pending, obs, frame_t, calls = None, None, None, 0
         linear = angular = 0.0
         trajectory = [tuple(world.robot_pose)]
         decisions, outcome = 0, 'timeout'
         while t < timeout_s:
             if t >= next_frame:
-                pending.append((t + latency_s, perceive(world, episode.target, t)))
+                frame_t = t
                 next_frame += 1.0 / camera_hz
-            while pending and pending[0][0] <= t:
-                obs = pending.pop(0)[1]
+            if pending is not None and pending[0] <= t:
+                obs, pending = pending[1], None
                 decisions += 1
+            if pending is None and frame_t is not None:
+                pending = (t + latency_s, perceive(world, episode.target, frame_t))
+                frame_t = None
+                calls += 1
             if t >= next_control and obs is not None:
                 next_control += control_dt
-                decision = policy.decide(obs, t, tuple(world.robot_pose) if use_odometry
-                                         else None)
+                if isinstance(policy, NavigationPolicy):
+                    decision = policy.decide(obs, t, tuple(world.robot_pose) if use_odometry
+                                             else None)
+                else:
+                    decision = policy.decide(obs, t)
                 if decision.arrived:
                     linear, angular = limiter.stop()
                     outcome = 'arrived'
@@ -228,8 +247,11 @@ def simulate_episode(episode: Episode, perceive=oracle_observer, timeout_s: floa
                 'outcome': outcome, 'success': int(success),
                 'spl': round(spl(success, episode.shortest_m, actual), 4),
                 'path_m': round(actual, 3), 'collisions': world.collisions,
-                'time_s': round(t, 2), 'decisions': decisions,
-                'final_distance_m': distance,
+                'time_s': round(t, 2), 'decisions': decisions, 'vlm_calls': calls,
+                'inferences': calls, 'observe_failures': 0, 'stale_stops': 0,
+                'shortest_m': round(episode.shortest_m, 3),
+                'target_in_view': int(in_view),
+                'final_distance_m': round(distance, 3) if math.isfinite(distance) else '',
                 'trajectory': [(round(x, 3), round(y, 3), round(a, 3))
                                for x, y, a in trajectory[::3]]}
 
@@ -418,6 +440,42 @@ class Runner:
         self.rclpy.try_shutdown()
 
 
+class NoRosRunner:
+    """The same episodes through simulate_episode: the model runs in this process."""
+
+    def __init__(self, args):
+        self.args = args
+        self.backend = None
+
+    def run(self, episode: Episode, policy: str) -> Dict:
+        from vlm_nav.nav.original import OriginalPolicy
+        a = self.args
+        if policy != 'oracle' and self.backend is None:
+            import torch
+            from vlm_nav.models import load_backend
+            from vlm_nav.vlm_node import resolve_model
+            torch.set_num_threads(a.torch_threads)
+            self.backend = load_backend(resolve_model(a.model))
+        started = time.monotonic()
+        kwargs = dict(timeout_s=a.timeout_s, collision_limit=a.collision_limit,
+                      success_distance_m=a.success_distance_m)
+        if policy == 'oracle':
+            row = simulate_episode(episode, oracle_observer, latency_s=0.02, **kwargs)
+            row['vlm_calls'], row['inferences'] = row['vlm_calls'], 0
+        elif policy == 'scored':
+            row = simulate_episode(episode, model_observer(self.backend),
+                                   latency_s=a.latency_s, **kwargs)
+        else:
+            row = simulate_episode(episode, original_answerer(self.backend),
+                                   latency_s=a.latency_s, policy=OriginalPolicy(), **kwargs)
+        row['policy'], row['wall_s'] = policy, round(time.monotonic() - started, 1)
+        row['trajectory'] = [(x, y) for x, y, _ in row['trajectory']]
+        return row
+
+    def close(self):
+        pass
+
+
 # ---- results ----
 CSV_FIELDS = ['episode', 'seed', 'target', 'policy', 'outcome', 'success', 'spl', 'shortest_m',
               'path_m', 'final_distance_m', 'target_in_view', 'collisions', 'time_s',
@@ -520,6 +578,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='top-down pictures of the first N episodes per policy')
     parser.add_argument('--out', default=DEFAULT_OUT)
     parser.add_argument('--params-file', default=None)
+    parser.add_argument('--no-ros', action='store_true',
+                        help='policy and model in this process on simulated time, no ROS '
+                             '(simulate_episode): results independent of the machine load')
+    parser.add_argument('--latency-s', type=float, default=0.2,
+                        help='--no-ros: simulated seconds from a frame to its answer '
+                             '(the ROS runs: ~0.09 s of inference at real_time_factor 2)')
     parser.add_argument('--report-only', action='store_true',
                         help="rewrite summary.json's summary and the plots from episodes.csv "
                              '(e.g. of a run still in progress); runs nothing')
@@ -561,7 +625,10 @@ def run(args) -> int:
     csv_path = os.path.join(args.out, 'episodes.csv')
     traj_path = os.path.join(args.out, 'trajectories.jsonl')
     rows: List[Dict] = []
-    runner = Runner(args)
+    if args.no_ros:
+        meta['mode'] = (f'no ROS: simulate_episode, answers {args.latency_s} simulated s after '
+                        'their frame (oracle 0.02 s), one request in flight')
+    runner = NoRosRunner(args) if args.no_ros else Runner(args)
     try:
         with open(csv_path, 'w', newline='') as f_csv, open(traj_path, 'w') as f_traj:
             writer = csv.DictWriter(f_csv, CSV_FIELDS, extrasaction='ignore')
