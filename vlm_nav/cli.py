@@ -89,6 +89,10 @@ def main(argv=None) -> int:
                                     'latency per robot and throughput as N grows')
     from vlm_nav import bench_served as bench_served_module
     bench_served_module.add_arguments(bench_served)
+    bench_model = bench.add_parser('model', help='decision latency and memory per model and '
+                                   'precision: scoring vs generate-then-parse vs bare prefill')
+    from vlm_nav import bench_model as bench_model_module
+    bench_model_module.add_arguments(bench_model)
 
     doctor = sub.add_parser('doctor', help='check this machine and a model: what is wrong '
                             'and how to fix it')
@@ -109,6 +113,8 @@ def main(argv=None) -> int:
         return doctor_module.run(args)
     if args.command == 'bench' and args.bench == 'served':
         return bench_served_module.run(args)
+    if args.command == 'bench' and args.bench == 'model':
+        return bench_model_module.run(args)
     if args.command == 'bench':
         return bench_nav_module.run(args)
     parser.error(f'unknown command {args.command}')
