@@ -8,10 +8,11 @@ frame the model saw, which is what lets the navigator stop on stale perception.
 
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError as FutureTimeout
+from functools import partial
 import os
 import threading
 import time
-from typing import Callable, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import rclpy
@@ -53,6 +54,16 @@ class Frame:
         self.received = time.monotonic()
 
 
+class ScoreRequest:
+    """One image's closed-set questions waiting for the worker; requests queued together
+    run as one batch (VLMBackend.score_batch)."""
+
+    def __init__(self, rgb: np.ndarray, questions: Sequence):
+        self.rgb = rgb
+        self.questions = questions
+        self.future: Future = Future()
+
+
 class VlmNode(Node):
 
     def __init__(self, **kwargs):
@@ -74,17 +85,25 @@ class VlmNode(Node):
         declare(self, 'diagnostics_period_s', 1.0, 'diagnostics publishing period', 0.1, 60.0)
         declare(self, 'threads', 0, 'torch CPU threads (0 = torch default)', 0, 256,
                 read_only=True)
+        cameras = declare(self, 'cameras', [''], 'camera namespaces served by this one model: '
+                          "'' = camera/image_raw with services vlm_nav/*; 'front' = "
+                          'front/camera/image_raw with front/vlm_nav/*', read_only=True)
+        declare(self, 'max_batch', 8, 'closed-set requests (Ask with choices, Observe) queued '
+                'together run as one batch of at most this many', 1, 64)
+        self.cameras = [c.strip().strip('/') for c in cameras] or ['']
 
         self._lock = threading.Lock()
         self._new_frame = threading.Condition(self._lock)   # wakes Observe calls waiting
-        self._frame: Optional[Frame] = None
+        self._frames: Dict[str, Frame] = {}          # newest frame per camera
+        self._pending: List[ScoreRequest] = []        # closed-set requests for the next batch
         self._backend: Optional[VLMBackend] = None
         self._model_state = 'loading'
         self._model_error = ''
         self._cache: 'OrderedDict[Tuple, object]' = OrderedDict()
         self._stats = {'frames_received': 0, 'frames_rejected': 0, 'last_reject_reason': '',
                        'requests_ok': 0, 'requests_failed': 0, 'deadline_exceeded': 0,
-                       'cache_hits': 0, 'last_latency_ms': 0.0}
+                       'cache_hits': 0, 'last_latency_ms': 0.0,
+                       'batches': 0, 'batched_requests': 0, 'largest_batch': 0}
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix='vlm_infer')
         self._busy_since: Optional[float] = None
         self._abandoned: Optional[Future] = None    # timed out but still running
@@ -92,16 +111,22 @@ class VlmNode(Node):
 
         frames = MutuallyExclusiveCallbackGroup()
         services = ReentrantCallbackGroup()
-        self.create_subscription(Image, 'camera/image_raw', self._on_image,
-                                 qos_profile_sensor_data, callback_group=frames)
-        self.create_subscription(CompressedImage, 'camera/image_raw/compressed',
-                                 self._on_compressed, qos_profile_sensor_data,
-                                 callback_group=frames)
-        self.create_service(Ask, 'vlm_nav/ask', self._on_ask, callback_group=services)
-        self.create_service(Describe, 'vlm_nav/describe', self._on_describe,
-                            callback_group=services)
-        self.create_service(Observe, 'vlm_nav/observe', self._on_observe,
-                            callback_group=services)
+        for camera in self.cameras:
+            ns = f'{camera}/' if camera else ''
+            self.create_subscription(Image, f'{ns}camera/image_raw',
+                                     partial(self._on_image, camera=camera),
+                                     qos_profile_sensor_data, callback_group=frames)
+            self.create_subscription(CompressedImage, f'{ns}camera/image_raw/compressed',
+                                     partial(self._on_compressed, camera=camera),
+                                     qos_profile_sensor_data, callback_group=frames)
+            self.create_service(Ask, f'{ns}vlm_nav/ask', partial(self._on_ask, camera=camera),
+                                callback_group=services)
+            self.create_service(Describe, f'{ns}vlm_nav/describe',
+                                partial(self._on_describe, camera=camera),
+                                callback_group=services)
+            self.create_service(Observe, f'{ns}vlm_nav/observe',
+                                partial(self._on_observe, camera=camera),
+                                callback_group=services)
         self._diagnostics = DiagnosticsPublisher(self)
         self._diag_timer = self.create_timer(self.get_parameter('diagnostics_period_s').value,
                                              self._publish_diagnostics, callback_group=frames)
@@ -142,23 +167,23 @@ class VlmNode(Node):
         self.get_logger().error(f'model failed to load: {message}')
 
     # ---- frames ---------------------------------------------------------------------------
-    def _on_image(self, msg: Image) -> None:
-        self._on_frame(msg, image_to_rgb)
+    def _on_image(self, msg: Image, camera: str = '') -> None:
+        self._on_frame(msg, image_to_rgb, camera)
 
-    def _on_compressed(self, msg: CompressedImage) -> None:
-        self._on_frame(msg, compressed_to_rgb)
+    def _on_compressed(self, msg: CompressedImage, camera: str = '') -> None:
+        self._on_frame(msg, compressed_to_rgb, camera)
 
-    def _on_frame(self, msg, convert: Callable) -> None:
+    def _on_frame(self, msg, convert: Callable, camera: str = '') -> None:
         try:
             rgb = convert(msg)
         except ImageError as error:
             self._reject(str(error))
             return
-        self._store(Frame(Time.from_msg(msg.header.stamp), msg.header.frame_id, rgb))
+        self._store(Frame(Time.from_msg(msg.header.stamp), msg.header.frame_id, rgb), camera)
 
-    def _store(self, frame: Frame) -> None:
+    def _store(self, frame: Frame, camera: str = '') -> None:
         with self._lock:
-            self._frame = frame
+            self._frames[camera] = frame
             self._stats['frames_received'] += 1
             self._new_frame.notify_all()
 
@@ -168,15 +193,16 @@ class VlmNode(Node):
             self._stats['last_reject_reason'] = reason
         self.get_logger().warning(f'frame skipped: {reason}', throttle_duration_sec=5.0)
 
-    def _fresh_frame(self, newer_than_ns: int = 0) -> Frame:
-        """The newest frame; with newer_than_ns, wait (up to frame_wait_s) for a newer one."""
+    def _fresh_frame(self, newer_than_ns: int = 0, camera: str = '') -> Frame:
+        """The camera's newest frame; with newer_than_ns, wait (up to frame_wait_s) for a
+        newer one."""
         wait = self.get_parameter('frame_wait_s').value
         with self._lock:
             if newer_than_ns:
                 self._new_frame.wait_for(
-                    lambda: self._frame is not None and
-                    self._frame.stamp.nanoseconds > newer_than_ns, timeout=wait)
-            frame = self._frame
+                    lambda: camera in self._frames and
+                    self._frames[camera].stamp.nanoseconds > newer_than_ns, timeout=wait)
+            frame = self._frames.get(camera)
         if newer_than_ns and (frame is None or frame.stamp.nanoseconds <= newer_than_ns):
             raise RuntimeError(f'no frame newer than the requested stamp within {wait:.2f} s '
                                '(frame_wait_s)')
@@ -197,13 +223,7 @@ class VlmNode(Node):
                 if key in self._cache:
                     self._stats['cache_hits'] += 1
                     return self._cache[key], 0.0
-        abandoned = self._abandoned
-        if abandoned is not None and not abandoned.done():
-            # A thread can't be killed: while an abandoned job still holds the worker,
-            # answer at once instead of queueing requests that would all time out.
-            busy = time.monotonic() - (self._busy_since or time.monotonic())
-            raise RuntimeError(f'model busy: an abandoned inference has been running for '
-                               f'{busy:.1f} s')
+        self._refuse_if_abandoned()
         started = time.monotonic()
         future: Future = self._worker.submit(self._timed, job)
         with self._lock:
@@ -226,6 +246,91 @@ class VlmNode(Node):
                 while len(self._cache) > 64:
                     self._cache.popitem(last=False)
         return result, latency
+
+    def _infer_scores(self, key: Optional[Tuple], rgb: np.ndarray, questions: Sequence):
+        """Closed-set questions about one image, batched with whatever else is queued.
+
+        The request joins the pending list and a drain job is submitted; the first drain
+        the worker runs takes every pending request (up to max_batch) into one
+        score_batch call, so requests that arrive while the model is busy (several
+        cameras, several clients) share the next forward pass.
+        """
+        self._require_model()
+        if key is not None:
+            with self._lock:
+                if key in self._cache:
+                    self._stats['cache_hits'] += 1
+                    return self._cache[key], 0.0
+        self._refuse_if_abandoned()
+        started = time.monotonic()
+        request = ScoreRequest(rgb, questions)
+        with self._lock:
+            self._pending.append(request)
+            self._queued += 1
+        self._worker.submit(self._timed, self._drain)
+        deadline = self.get_parameter('inference_timeout_s').value
+        try:
+            result = request.future.result(timeout=deadline)
+        except FutureTimeout:
+            with self._lock:
+                dropped = request in self._pending
+                if dropped:                 # never started: forget it
+                    self._pending.remove(request)
+                    self._queued -= 1
+            if not dropped:                 # in a batch that is still running: abandoned
+                self._abandoned = request.future
+            self._stats['deadline_exceeded'] += 1
+            self.get_logger().error(f'inference exceeded its deadline of {deadline:.2f} s; '
+                                    'answer abandoned', throttle_duration_sec=5.0)
+            raise RuntimeError(f'inference exceeded its deadline of {deadline:.2f} s')
+        latency = time.monotonic() - started
+        if key is not None:
+            with self._lock:
+                self._cache[key] = result
+                while len(self._cache) > 64:
+                    self._cache.popitem(last=False)
+        return result, latency
+
+    def _drain(self, backend: VLMBackend) -> None:
+        """Worker side: answer the pending closed-set requests, one batch."""
+        with self._lock:
+            batch = self._pending[:self.get_parameter('max_batch').value]
+            del self._pending[:len(batch)]
+        if not batch:
+            return              # an earlier drain took them
+        try:
+            try:
+                results = backend.score_batch([(r.rgb, r.questions) for r in batch])
+            except Exception:  # noqa: B902 - one bad request must not fail the others
+                if len(batch) == 1:
+                    raise
+                results = None
+            if results is None:
+                for request in batch:
+                    try:
+                        request.future.set_result(backend.score(request.rgb, request.questions))
+                    except Exception as error:  # noqa: B902
+                        request.future.set_exception(error)
+            else:
+                for request, result in zip(batch, results):
+                    request.future.set_result(result)
+        except Exception as error:  # noqa: B902
+            batch[0].future.set_exception(error)
+        finally:
+            with self._lock:
+                self._queued -= len(batch)
+                self._stats['batches'] += 1
+                self._stats['batched_requests'] += len(batch)
+                self._stats['largest_batch'] = max(self._stats['largest_batch'], len(batch))
+
+    def _refuse_if_abandoned(self) -> None:
+        abandoned = self._abandoned
+        if abandoned is not None and not abandoned.done():
+            # A thread can't be killed: while an abandoned job still holds the worker,
+            # answer at once instead of queueing requests that would all time out.
+            busy = time.monotonic() - (self._busy_since or time.monotonic())
+            raise RuntimeError(f'model busy: an abandoned inference has been running for '
+                               f'{busy:.1f} s')
 
     def _job_done(self, _future: Future) -> None:
         with self._lock:
@@ -257,7 +362,8 @@ class VlmNode(Node):
             self._stats['requests_failed'] += 1
         return response
 
-    def _on_ask(self, request: Ask.Request, response: Ask.Response) -> Ask.Response:
+    def _on_ask(self, request: Ask.Request, response: Ask.Response,
+                camera: str = '') -> Ask.Response:
         def work():
             question = clean_text(request.question, MAX_QUESTION_CHARS, 'question')
             choices = [clean_text(c, 100, 'choice', multiline=False) for c in request.choices]
@@ -272,18 +378,18 @@ class VlmNode(Node):
                 frame = Frame(Time.from_msg(request.image.header.stamp),
                               request.image.header.frame_id, image_to_rgb(request.image))
             else:
-                frame = self._fresh_frame()
+                frame = self._fresh_frame(camera=camera)
             budget = min(int(request.max_new_tokens or
                              self.get_parameter('max_new_tokens').value), 512)
-
-            def job(backend: VLMBackend):
-                if choices:
-                    return backend.score(frame.rgb, [(question, choices)])[0]
-                return backend.generate(frame.rgb, question, budget)
-
             # Sent images are not cached: their stamps needn't be unique.
-            key = None if sent else (frame.stamp.nanoseconds, question, tuple(choices), budget)
-            result, latency = self._infer(key, job)
+            key = None if sent else (camera, frame.stamp.nanoseconds, question,
+                                     tuple(choices), budget)
+            if choices:
+                answers, latency = self._infer_scores(key, frame.rgb, [(question, choices)])
+                result = answers[0]
+            else:
+                result, latency = self._infer(
+                    key, lambda backend: backend.generate(frame.rgb, question, budget))
             if choices:
                 response.scores = [float(p) for p in result.probs]
                 response.answer = result.best
@@ -295,18 +401,18 @@ class VlmNode(Node):
             self._stats['last_latency_ms'] = latency * 1e3
         return self._serve(response, work)
 
-    def _on_observe(self, request: Observe.Request,
-                    response: Observe.Response) -> Observe.Response:
+    def _on_observe(self, request: Observe.Request, response: Observe.Response,
+                    camera: str = '') -> Observe.Response:
         def work():
             self._backend.require('observe')
             target = request.target.strip()
             if target:
                 target = clean_text(target, 100, 'target', multiline=False)
-            frame = self._fresh_frame(Time.from_msg(request.newer_than).nanoseconds)
+            frame = self._fresh_frame(Time.from_msg(request.newer_than).nanoseconds, camera)
             questions = (perception.target_questions(target) if target
                          else [(perception.PATH_QUESTION, perception.YES_NO)])
-            key = (frame.stamp.nanoseconds, 'observe', target)
-            answers, latency = self._infer(key, lambda b: b.score(frame.rgb, questions))
+            key = (camera, frame.stamp.nanoseconds, 'observe', target)
+            answers, latency = self._infer_scores(key, frame.rgb, questions)
             obs = TargetObservation(target=target, model_name=self._backend.name,
                                     inference_latency_s=float(latency))
             obs.header.stamp = frame.stamp.to_msg()
@@ -325,11 +431,11 @@ class VlmNode(Node):
             self._stats['last_latency_ms'] = latency * 1e3
         return self._serve(response, work)
 
-    def _on_describe(self, request: Describe.Request,
-                     response: Describe.Response) -> Describe.Response:
+    def _on_describe(self, request: Describe.Request, response: Describe.Response,
+                     camera: str = '') -> Describe.Response:
         def work():
             self._backend.require('describe')
-            frame = self._fresh_frame()
+            frame = self._fresh_frame(camera=camera)
             budget = min(int(request.max_new_tokens or
                              self.get_parameter('max_new_tokens').value), 512)
 
@@ -342,7 +448,7 @@ class VlmNode(Node):
                 scores = backend.score(frame.rgb, questions)
                 return text, objects, scores, time.monotonic() - started
 
-            key = (frame.stamp.nanoseconds, 'describe', budget)
+            key = (camera, frame.stamp.nanoseconds, 'describe', budget)
             (text, objects, scores, _), latency = self._infer(key, job)
             response.description = self.to_scene_description(
                 frame, text, objects, scores, self._backend.name, latency)
@@ -381,7 +487,7 @@ class VlmNode(Node):
             level, message = WARN, 'model loading'
         elif busy and time.monotonic() - busy > self.get_parameter('inference_timeout_s').value:
             level, message = ERROR, 'inference hung past its deadline'
-        elif self._frame is None:
+        elif not self._frames:
             level, message = WARN, 'no camera frames yet'
         else:
             level, message = OK, 'ready'
