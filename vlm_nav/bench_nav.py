@@ -309,8 +309,6 @@ class Runner:
                          args.params_file or default_params_file()])
         self.clock_s = 0.0          # each episode's simulated clock starts after the last
         self.vlm = None
-        self.watch_node = rclpy.create_node('vlm_nav_bench')
-        self.watcher = _Watcher(self.watch_node)
 
     def _sim_time(self) -> List:
         from rclpy.parameter import Parameter
@@ -364,9 +362,12 @@ class Runner:
                 Parameter('mode', value='search'), Parameter('target', value=episode.target)],
             cli_args=remap if policy == 'oracle' else None)
         nodes.append(nav)
-        self.watcher.reset()
+        # A fresh watcher per episode: a node that outlived a torn-down executor stopped
+        # receiving odometry in a loaded run.
+        watch_node = self.rclpy.create_node('vlm_nav_bench')
+        self.watcher = _Watcher(watch_node)
         executor = MultiThreadedExecutor(num_threads=4)
-        for node in nodes + [self.watch_node]:
+        for node in nodes + [watch_node]:
             executor.add_node(node)
         thread = threading.Thread(target=executor.spin, daemon=True)
         started = time.monotonic()
@@ -398,8 +399,11 @@ class Runner:
             trajectory = list(self.watcher.trajectory)
         counts = dict(nav._counts)
         collisions = sim._world.collisions
+        for node in nodes + [watch_node]:   # detach first: the shared vlm_node lives on
+            executor.remove_node(node)
         executor.shutdown(timeout_sec=5.0)
         thread.join(5.0)
+        watch_node.destroy_node()
         wall = time.monotonic() - started
         if policy == 'oracle':
             vlm_calls, inferences = perception.requests, 0
@@ -436,7 +440,6 @@ class Runner:
     def close(self):
         if self.vlm is not None:
             self.vlm.destroy_node()
-        self.watch_node.destroy_node()
         self.rclpy.try_shutdown()
 
 

@@ -10,14 +10,16 @@ import math
 import time
 from typing import Optional
 
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import Point, Twist
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
+from sensor_msgs.msg import Image
+from visualization_msgs.msg import Marker, MarkerArray
 from vlm_nav_interfaces.msg import NavigatorState
 from vlm_nav_interfaces.srv import Ask, Observe, SetTarget
 
@@ -67,6 +69,10 @@ class NavigatorNode(Node):
         declare(self, 'max_linear_accel', 0.5, 'm/s^2', 0.01, 10.0)
         declare(self, 'max_angular_accel', 2.0, 'rad/s^2', 0.01, 20.0)
         declare(self, 'hfov_deg', 60.0, 'camera horizontal field of view', 10.0, 180.0)
+        declare(self, 'visualization_rate_hz', 5.0,
+                'vlm_nav/debug_image (frame + answers + decision) and vlm_nav/markers (what '
+                'was seen where, odom frame), each drawn only while someone subscribes; '
+                '0 = off', 0.0, 30.0, read_only=True)
         defaults = PolicyConfig()
         ranges = {'max_linear_speed': (0.0, 2.0), 'max_angular_speed': (0.0, 5.0),
                   'turn_gain': (0.0, 10.0), 'scan_angular_speed': (0.0, 5.0),
@@ -91,6 +97,8 @@ class NavigatorNode(Node):
         self._last = Decision(0.0, 0.0, 'idle', 'starting')
         self._stale = False
         self._odom: Optional[tuple] = None          # (stamp_s, (x, y, yaw))
+        self._odom_frame = 'odom'
+        self._frame: Optional[Image] = None         # newest camera frame (debug image only)
         self._counts = {'observations': 0, 'observe_failures': 0, 'stale_stops': 0,
                         'invalid_observations': 0, 'set_target_rejected': 0,
                         'last_observe_error': ''}
@@ -103,6 +111,14 @@ class NavigatorNode(Node):
         self.create_subscription(Odometry, 'odom', self._on_odom, 10)
         self._observe = self.create_client(Observe, 'vlm_nav/observe')
         self._ask = self.create_client(Ask, 'vlm_nav/ask')
+        rate = self.get_parameter('visualization_rate_hz').value
+        if rate > 0.0:
+            self._debug_pub = self.create_publisher(Image, 'vlm_nav/debug_image',
+                                                    qos_profile_sensor_data)
+            self._marker_pub = self.create_publisher(MarkerArray, 'vlm_nav/markers', 10)
+            self.create_subscription(Image, 'camera/image_raw', self._on_image,
+                                     qos_profile_sensor_data)
+            self.create_timer(1.0 / rate, self._publish_visualization)
         self.create_service(SetTarget, 'vlm_nav/set_target', self._on_set_target)
         self._diagnostics = DiagnosticsPublisher(self)
         self.create_timer(1.0, self._publish_diagnostics)
@@ -177,6 +193,10 @@ class NavigatorNode(Node):
         yaw = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
         if all(math.isfinite(v) for v in (p.x, p.y, yaw)):
             self._odom = (self.get_clock().now().nanoseconds * 1e-9, (p.x, p.y, yaw))
+            self._odom_frame = msg.header.frame_id or 'odom'
+
+    def _on_image(self, msg: Image) -> None:
+        self._frame = msg                 # converted only when someone watches
 
     def _pose(self, now: float):
         """The newest odometry pose if it is fresh, else None (the policy dead-reckons)."""
@@ -339,6 +359,84 @@ class NavigatorNode(Node):
                 nanoseconds=int(self._observation.stamp_s * 1e9)).to_msg()
         state.stamp = self.get_clock().now().to_msg()
         self._state_pub.publish(state)
+
+    # ---- what people see --------------------------------------------------------------------
+    def _publish_visualization(self) -> None:
+        if self._debug_pub.get_subscription_count() > 0 and self._frame is not None:
+            self._publish_debug_image()
+        if self._marker_pub.get_subscription_count() > 0:
+            self._marker_pub.publish(self._markers())
+
+    def _publish_debug_image(self) -> None:
+        from vlm_nav.debug_view import draw_debug
+        from vlm_nav.ros_image import image_to_rgb, rgb_to_image
+        try:
+            rgb = image_to_rgb(self._frame)
+        except ValueError as error:
+            self.get_logger().warning(f'debug image: {error}', throttle_duration_sec=10.0)
+            return
+        obs = self._observation if isinstance(self._observation, Observation) else None
+        last = self._last
+        picture = draw_debug(rgb, obs, last.phase, last.reason, self._limiter.linear,
+                             self._limiter.angular, self._policy.target,
+                             math.radians(self.get_parameter('hfov_deg').value))
+        self._debug_pub.publish(rgb_to_image(picture, self._frame.header.stamp,
+                                             self._frame.header.frame_id))
+
+    def _markers(self) -> MarkerArray:
+        """The policy's memory in the odom frame: the path, where the target was seen, the
+        headings looked at from here (green clear, red blocked) and the current bearing."""
+        stamp = self.get_clock().now().to_msg()
+        markers = MarkerArray()
+
+        def marker(ident: int, kind: int, ns: str, rgba) -> Marker:
+            m = Marker(ns=ns, id=ident, type=kind, action=Marker.ADD)
+            m.header.frame_id, m.header.stamp = self._odom_frame, stamp
+            m.pose.orientation.w = 1.0
+            m.color.r, m.color.g, m.color.b, m.color.a = rgba
+            return m
+
+        clear_all = Marker(action=Marker.DELETEALL)
+        clear_all.header.frame_id, clear_all.header.stamp = self._odom_frame, stamp
+        markers.markers.append(clear_all)
+        if self._original:
+            return markers
+        policy = self._policy
+        path = marker(0, Marker.LINE_STRIP, 'path', (0.1, 0.1, 0.1, 0.8))
+        path.scale.x = 0.03
+        path.points = [Point(x=float(x), y=float(y)) for x, y in policy.visited]
+        if len(path.points) >= 2:
+            markers.markers.append(path)
+        pose = policy.pose
+        if pose is not None:
+            x, y, yaw = pose
+            for i, (heading, clear) in enumerate(policy.headings_here()):
+                ray = marker(10 + i, Marker.LINE_LIST, 'headings looked at',
+                             (0.1, 0.8, 0.1, 0.8) if clear else (0.9, 0.1, 0.1, 0.8))
+                ray.scale.x = 0.02
+                ray.points = [Point(x=x, y=y), Point(x=x + 0.8 * math.cos(heading),
+                                                     y=y + 0.8 * math.sin(heading))]
+                markers.markers.append(ray)
+            obs = self._observation
+            if isinstance(obs, Observation) and policy.target and obs.visible_prob >= 0.4:
+                bearing = yaw + obs.expected_bearing(policy.config.hfov_rad)
+                arrow = marker(1, Marker.ARROW, 'bearing', (1.0, 0.8, 0.0, 0.9))
+                arrow.scale.x, arrow.scale.y, arrow.scale.z = 0.04, 0.08, 0.1
+                arrow.points = [Point(x=x, y=y), Point(x=x + 1.2 * math.cos(bearing),
+                                                       y=y + 1.2 * math.sin(bearing))]
+                markers.markers.append(arrow)
+        seen = policy.target_memory
+        if seen is not None:
+            age = self.get_clock().now().nanoseconds * 1e-9 - seen.seen_s
+            spot = marker(2, Marker.SPHERE, 'target seen', (0.9, 0.1, 0.9, 0.8))
+            spot.pose.position = Point(x=seen.x, y=seen.y, z=0.2)
+            spot.scale.x = spot.scale.y = spot.scale.z = 0.3
+            label = marker(3, Marker.TEXT_VIEW_FACING, 'target seen', (1.0, 1.0, 1.0, 1.0))
+            label.pose.position = Point(x=seen.x, y=seen.y, z=0.6)
+            label.scale.z = 0.2
+            label.text = f'{policy.target} (seen {age:.0f} s ago)'
+            markers.markers += [spot, label]
+        return markers
 
     def _publish_diagnostics(self) -> None:
         values = dict(self._counts, mode=self._policy.mode, target=self._policy.target,

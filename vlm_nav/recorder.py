@@ -25,7 +25,8 @@ from vlm_nav.ros_params import declare
 
 STORAGES = ('mcap', 'sqlite3')
 DEFAULT_TOPICS = ['camera/image_raw', 'scene_description', 'scene_description/structured',
-                  'vlm_nav/navigator_state', 'cmd_vel']
+                  'vlm_nav/navigator_state', 'cmd_vel', 'odom', 'vlm_nav/debug_image',
+                  'vlm_nav/markers']
 REPO = Path(__file__).resolve().parents[1]
 
 

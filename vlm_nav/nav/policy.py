@@ -159,6 +159,18 @@ class NavigationPolicy:
     def target_memory(self) -> Optional[TargetMemory]:
         return self._m.target
 
+    @property
+    def visited(self) -> List[Tuple[float, float]]:
+        """Places visited (odometry frame, every 0.3 m)."""
+        return list(self._m.visited)
+
+    def headings_here(self) -> List[Tuple[float, bool]]:
+        """(world heading, path clear) of the headings faced from the current spot."""
+        spot = self._m.spot
+        if spot is None:
+            return []
+        return [(self._bin_heading(i), clear) for i, clear in sorted(spot.clear.items())]
+
     def decide(self, obs: Optional[Observation], now_s: float,
                pose: Optional[Pose] = None) -> Decision:
         """One decision for the newest (fresh) observation at time now_s.
@@ -381,16 +393,26 @@ class NavigationPolicy:
                                 f'turning {side_name} until the path is clear '
                                 f'(P(clear)={obs.path_clear_prob:.2f})')
         if d.stage == 'margin':
-            if abs(wrap(m.pose[2] - d.margin_from)) < c.detour_margin_rad:
+            if not clear:
+                d.stage = 'align'           # a narrow opening: back to where it was clear
+            elif abs(wrap(m.pose[2] - d.margin_from)) < c.detour_margin_rad:
                 return Decision(0.0, d.side * c.scan_angular, 'detouring',
                                 f'path clear; turning {side_name} a little more to pass wide')
+            else:
+                d.stage, d.drive_from = 'drive', m.pose[:2]
+        if d.stage == 'align':
+            error = wrap(d.margin_from - m.pose[2])
+            if abs(error) > 0.06:
+                return Decision(0.0, math.copysign(0.5 * c.scan_angular, error), 'detouring',
+                                'blocked a little further round: back to the clear heading')
             d.stage, d.drive_from = 'drive', m.pose[:2]
         if d.stage == 'drive':
             x, y, _ = m.pose
             driven = math.hypot(x - d.drive_from[0], y - d.drive_from[1])
             if not clear:
-                d.stage, d.offset, d.flips = 'turn', 0.0, 0
-                d.amplitude = c.detour_sweep_rad
+                d.stage = 'turn'
+                if driven > 0.15:           # a new obstacle: a new sweep from here
+                    d.offset, d.flips, d.amplitude = 0.0, 0, c.detour_sweep_rad
                 return Decision(0.0, d.side * c.scan_angular, 'detouring',
                                 f'blocked after {driven:.2f} m; turning {side_name}')
             if driven < c.detour_m:
@@ -404,6 +426,7 @@ class NavigationPolicy:
                 m.detour = None
                 return None
             error = wrap(heading - m.pose[2])
+            m.scan_direction = 1.0 if error > 0 else -1.0   # a scan from here goes on this way
             if abs(error) > 0.2 and m.tracking is False:
                 return Decision(0.0, math.copysign(c.scan_angular, error), 'detouring',
                                 f'turning back to where the {self.target} was '

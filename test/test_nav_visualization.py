@@ -1,0 +1,65 @@
+"""What people see: the navigator's annotated debug image and its markers of what was seen
+where arrive over DDS with sane content (real sim_node, oracle_node and navigator_node
+processes; the oracle stands in for the model so the test needs no model load)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from conftest import running_stack
+
+pytestmark = [pytest.mark.ros]
+
+SEED = 3_000_000                  # held-out layout; blue ball at (2.21, -3.46)
+START = [0.43, -1.22, -0.9]       # facing the ball past the plant
+
+
+def test_debug_image_and_markers_arrive_with_sane_content(probe, tmp_path):
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from visualization_msgs.msg import Marker, MarkerArray
+    from vlm_nav.stack import NodeSpec
+    probe.record(Image, 'vlm_nav/debug_image', qos_profile_sensor_data)
+    probe.record(Image, 'camera/image_raw', qos_profile_sensor_data)
+    probe.record(MarkerArray, 'vlm_nav/markers')
+    specs = [NodeSpec('sim_node', 'sim_node', {'seed': SEED, 'start_pose': START}),
+             NodeSpec('oracle_node', 'oracle_node'),
+             NodeSpec('navigator_node', 'navigator_node', {'target': 'blue ball'})]
+
+    def target_seen():
+        arrays = probe.messages('vlm_nav/markers')
+        return any(m.ns == 'target seen' and m.type == Marker.TEXT_VIEW_FACING
+                   for array in arrays for m in array.markers) and \
+            any(m.ns == 'path' for m in arrays[-1].markers)      # it has moved
+
+    with running_stack(specs, tmp_path):
+        assert probe.wait_for(lambda: len(probe.messages('vlm_nav/debug_image')) >= 3 and
+                              target_seen(), 90.0), \
+            (len(probe.messages('vlm_nav/debug_image')),
+             len(probe.messages('vlm_nav/markers')))
+    picture = probe.messages('vlm_nav/debug_image')[-1]
+    frame = probe.messages('camera/image_raw')[-1]
+    assert picture.encoding == 'rgb8' and picture.width == 384 and picture.height > 384
+    rgb = np.frombuffer(bytes(picture.data), np.uint8).reshape(picture.height,
+                                                               picture.width, 3)
+    assert rgb[:384].std() > 10.0                      # the camera frame is in it
+    assert rgb[384:].max() > 200                       # and the text panel has writing
+    assert picture.header.frame_id == frame.header.frame_id
+
+    arrays = probe.messages('vlm_nav/markers')
+    latest = arrays[-1].markers
+    assert latest[0].action == Marker.DELETEALL        # each array replaces the last
+    by_ns = {}
+    for m in latest[1:]:
+        assert m.header.frame_id == 'odom'
+        by_ns.setdefault(m.ns, []).append(m)
+    path = by_ns['path'][0]
+    assert path.type == Marker.LINE_STRIP and len(path.points) >= 2
+    assert math.dist((path.points[0].x, path.points[0].y), START[:2]) < 0.35
+    assert by_ns['headings looked at']                 # rays from the current spot
+    label = [m for a in arrays for m in a.markers
+             if m.ns == 'target seen' and m.type == Marker.TEXT_VIEW_FACING][-1]
+    assert label.text.startswith('blue ball (seen')
+    # where the target was seen: a rough estimate (near 0.8 m / far 2 m along the bearing)
+    assert math.dist((label.pose.position.x, label.pose.position.y), (2.21, -3.46)) < 2.0
