@@ -108,6 +108,21 @@ def test_shared_prefix_covers_the_image(llava, image):
     assert all(image_token not in row[n:] for row in rows)
 
 
+@pytest.mark.parametrize('packed', [True, False], ids=['one-packed-pass', 'prefix-then-tails'])
+def test_shared_prefix_paths_match_reference(llava, generic, image, packed):
+    """The packed single pass (block mask) and the two-pass KV-cache path agree with the
+    naive re-run, multi-token choices included, and the packed pass really ran."""
+    questions = target_questions('green cone') + MULTI_TOKEN
+    for backend in (llava, generic):
+        backend.packed = packed
+        try:
+            _assert_close(backend.score(image, questions),
+                          backend._reference_score(image, questions))
+            assert backend.packed == packed       # no silent fallback to two passes
+        finally:
+            backend.packed = True
+
+
 def test_full_batch_path_matches_reference(llava, image):
     questions = target_questions('blue box') + MULTI_TOKEN
     llava.share_prefix = False

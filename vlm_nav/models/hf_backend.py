@@ -94,6 +94,8 @@ class HFBackend(VLMBackend):
         self.tokenizer: Any = None
         # Tests flip this to compare the shared-prefix path with the full-batch one.
         self.share_prefix = True
+        # One packed pass for one image's questions (False: prefix pass + tails pass).
+        self.packed = True
         self._ids_cache: Dict[Tuple[str, Tuple[int, int]], List[int]] = {}
         self._choice_cache: Dict[Tuple[str, str], List[int]] = {}
 
@@ -410,7 +412,12 @@ class HFBackend(VLMBackend):
         keep = max(len(ids) for plan in plans for per in plan[3] for _, ids in per)
         # One row (one question, single-token choices) is a single pass anyway.
         prefix = self._shared_prefix_len(prompt_ids, rows) if len(rows) > 1 else 0
-        if prefix > 0:
+        logits = None
+        if prefix > 0 and len(images) == 1 and self.packed:
+            logits = self._forward_packed(rows, prefix, images[0], keep)
+        if logits is not None:
+            pass
+        elif prefix > 0:
             logits = self._forward_shared(rows, prefix, images, row_image, keep)
         else:
             logits = self._forward_full(rows, images, row_image, keep)
@@ -476,6 +483,50 @@ class HFBackend(VLMBackend):
                          position_ids=position_ids.to(device), cache=cache,
                          use_cache=True, logits_to_keep=keep)
         return out.logits
+
+    def _forward_packed(self, rows, prefix: int, image, keep: int):
+        """All rows in ONE forward pass of one sequence: the shared prefix, then each row's
+        tail, a tail attending to the prefix and to itself only, at the positions it has in
+        its own row (the layout the embedded model was trained with). As cheap as one
+        prefill plus the tail tokens: no second pass, no KV cache copied per row.
+
+        Returns (rows, keep, vocab) logits like the other paths, or None where the model
+        refuses a 4-D attention mask (then the two-pass shared path runs instead).
+        """
+        import torch
+        device = self.model.device
+        tails = [r[prefix:] for r in rows]
+        seq = list(rows[0][:prefix]) + [t for tail in tails for t in tail]
+        width = len(seq)
+        segment = torch.zeros(width, dtype=torch.long)
+        positions = torch.arange(width)
+        keep_index = []
+        start = prefix
+        for i, tail in enumerate(tails, 1):
+            end = start + len(tail)
+            segment[start:end] = i
+            positions[start:end] = torch.arange(prefix, prefix + len(tail))
+            # The last `keep` positions of this row; the ones a choice uses always lie in
+            # its own tail (every tail keeps >= 1 prompt token plus choice[:-1]).
+            keep_index += [max(0, end - keep + j) for j in range(keep)]
+            start = end
+        causal = torch.ones(width, width, dtype=torch.bool).tril()
+        allowed = causal & ((segment[None, :] == 0) | (segment[None, :] == segment[:, None]))
+        if getattr(self.model.config.get_text_config(), '_attn_implementation', '') == 'eager':
+            mask = torch.zeros(allowed.shape, dtype=self.model.dtype).masked_fill_(
+                ~allowed, torch.finfo(self.model.dtype).min)
+        else:
+            mask = allowed
+        try:
+            out = self.model(input_ids=torch.tensor([seq], device=device),
+                             attention_mask=mask[None, None].to(device),
+                             position_ids=positions[None].to(device), use_cache=False,
+                             logits_to_keep=torch.tensor(keep_index, device=device),
+                             **self._image_inputs(image, 1))
+        except (TypeError, ValueError, RuntimeError, IndexError):
+            self.packed = False           # this model wants 2-D masks: two passes instead
+            return None
+        return out.logits[0].reshape(len(rows), keep, -1)
 
     def _forward_full(self, rows, images, row_image, keep: int):
         ids, mask = self._left_pad(rows)
