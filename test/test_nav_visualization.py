@@ -1,6 +1,7 @@
 """What people see: the navigator's annotated debug image and its markers of what was seen
-where arrive over DDS with sane content (real sim_node, oracle_node and navigator_node
-processes; the oracle stands in for the model so the test needs no model load)."""
+where arrive over DDS with sane content, and the recorder writes them into the MCAP bag a
+user opens in Foxglove (real sim_node, oracle_node, navigator_node and recorder processes;
+the oracle stands in for the model so the test needs no model load)."""
 
 import math
 
@@ -25,7 +26,8 @@ def test_debug_image_and_markers_arrive_with_sane_content(probe, tmp_path):
     probe.record(MarkerArray, 'vlm_nav/markers')
     specs = [NodeSpec('sim_node', 'sim_node', {'seed': SEED, 'start_pose': START}),
              NodeSpec('oracle_node', 'oracle_node'),
-             NodeSpec('navigator_node', 'navigator_node', {'target': 'blue ball'})]
+             NodeSpec('navigator_node', 'navigator_node', {'target': 'blue ball'}),
+             NodeSpec('recorder', 'recorder', {'output': str(tmp_path / 'bag')})]
 
     def target_seen():
         arrays = probe.messages('vlm_nav/markers')
@@ -63,3 +65,15 @@ def test_debug_image_and_markers_arrive_with_sane_content(probe, tmp_path):
     assert label.text.startswith('blue ball (seen')
     # where the target was seen: a rough estimate (near 0.8 m / far 2 m along the bearing)
     assert math.dist((label.pose.position.x, label.pose.position.y), (2.21, -3.46)) < 2.0
+
+    from rosbags.highlevel import AnyReader
+    counts, kinds = {}, set()
+    with AnyReader([tmp_path / 'bag']) as reader:
+        for connection, _, raw in reader.messages():
+            counts[connection.topic] = counts.get(connection.topic, 0) + 1
+            if connection.topic == '/vlm_nav/markers':
+                # the stored definition reads the bytes back (what Foxglove does)
+                kinds |= {m.ns for m in reader.deserialize(raw, connection.msgtype).markers}
+    for topic in ('/vlm_nav/debug_image', '/vlm_nav/markers', '/odom', '/camera/image_raw'):
+        assert counts.get(topic, 0) > 0, (topic, counts)
+    assert {'path', 'headings looked at', 'target seen'} <= kinds, kinds
