@@ -153,11 +153,12 @@ def build_backend(shape: str, precision: str, device: str, log=print):
     import torch
     from vlm_nav.models import registry
     from vlm_nav.models.embedded import EMBEDDED_MODEL_DIR
-    from vlm_nav.models.hf_backend import HFBackend
+    from vlm_nav.models.hf_backend import HFBackend, quantize_linear_int8
     dtype = 'float32' if precision == 'int8' else precision
-    if shape == 'embedded':
-        backend = HFBackend(str(EMBEDDED_MODEL_DIR), device=device, dtype=dtype)
+    if shape == 'embedded':      # the vlm_node's own loading path, int8 included
+        backend = HFBackend(str(EMBEDDED_MODEL_DIR), device=device, dtype=precision)
         backend.load()
+        backend.params = registry.memory_by_dtype(backend.model.config)['float32'].parameters
     else:
         from vlm_nav.models import tiny
         extra = (('<fake_token_around_image>', '<global-img>', '<end_of_utterance>',
@@ -178,12 +179,12 @@ def build_backend(shape: str, precision: str, device: str, log=print):
         backend.family = registry.family_for(config)
         backend.model, backend.processor = model, shape_processor(shape, tokenizer)
         backend.tokenizer = backend.processor.tokenizer
-    backend.params = sum(p.numel() for p in backend.model.parameters())
-    if precision == 'int8':
-        if device != 'cpu':
-            raise ValueError('int8 (torch dynamic quantization) runs on the CPU only')
-        backend.model = torch.ao.quantization.quantize_dynamic(
-            backend.model, {torch.nn.Linear}, dtype=torch.qint8)
+        backend.operations = backend.family.operations
+        backend.params = sum(p.numel() for p in backend.model.parameters())
+        if precision == 'int8':
+            if device != 'cpu':
+                raise ValueError('int8 (torch dynamic quantization) runs on the CPU only')
+            backend.model = quantize_linear_int8(backend.model)
     release_memory()
     return backend
 

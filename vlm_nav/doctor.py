@@ -333,6 +333,8 @@ def check_model(model: str, device: str, dtype: str, gpu: Dict[str, Any],
     except Exception as err:  # noqa: B902 - an estimate is a courtesy
         return Check('model', WARN, f'{label}: {family.name}, memory not estimable ({err})',
                      'run `vlm-nav doctor --profile` to measure it', data)
+    if device != 'cpu':
+        estimates.pop('int8', None)       # dynamic INT8 is a CPU runtime
     available = _available_bytes(device, gpu)
     data['available_bytes'] = available
     fits = {}

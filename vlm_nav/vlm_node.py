@@ -74,8 +74,9 @@ class VlmNode(Node):
                                 'server (API key from $VLM_NAV_API_KEY)', read_only=True)
         self.device = declare(self, 'device', 'cpu', 'torch device: cpu, cuda, cuda:N',
                               read_only=True)
-        self.dtype = declare(self, 'dtype', 'float32', 'weights dtype',
-                             choices=['float32', 'bfloat16', 'float16'], read_only=True)
+        self.dtype = declare(self, 'dtype', 'float32', 'weights precision; int8 = torch '
+                             'dynamic quantization of Linear layers (CPU)',
+                             choices=['float32', 'bfloat16', 'float16', 'int8'], read_only=True)
         declare(self, 'max_new_tokens', 48, 'default free-text budget (tokens)', 1, 512)
         declare(self, 'max_frame_age_s', 1.0, 'frames older than this are not answered', 0.05,
                 60.0)

@@ -104,10 +104,14 @@ class HFBackend(VLMBackend):
     def load(self) -> None:
         import torch
         device = self._check_device()
+        quantize = self.dtype == 'int8'
+        if quantize and device.type != 'cpu':
+            raise ModelLoadError(f"dtype int8 (torch dynamic quantization) runs on the CPU, "
+                                 f"not {self.device}; use float16/bfloat16 there")
         try:
-            dtype = registry.torch_dtype(self.dtype)
+            dtype = registry.torch_dtype('float32' if quantize else self.dtype)
         except ValueError as err:
-            raise ModelLoadError(f'{self.name}: {err}') from None
+            raise ModelLoadError(f"{self.name}: {err} or 'int8'") from None
         self._check_dtype_on_device(dtype, device)
         source = self._resolve_source()
         config, local_only = self._load_config(source)
@@ -143,6 +147,8 @@ class HFBackend(VLMBackend):
         if getattr(processor, 'image_processor', None) is None:
             raise ModelLoadError(f"'{self.model_id}' has no image processor "
                                  '(processor_config / preprocessor_config.json)')
+        if quantize:
+            model = quantize_linear_int8(model)
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.model = model
@@ -716,6 +722,21 @@ def open_backend(model: str, **kwargs: Any) -> HFBackend:
     backend = make_backend(model, **kwargs)
     backend.load()
     return backend
+
+
+def quantize_linear_int8(model):
+    """torch dynamic INT8 of every Linear (weights int8, activations quantized on the fly),
+    then freed float pages handed back to the OS so the resident set shows the saving."""
+    import ctypes
+    import gc
+    import torch
+    model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    gc.collect()
+    try:
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except OSError:
+        pass
+    return model
 
 
 def _offline() -> bool:

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Dict, FrozenSet, Optional, Tuple
 
 DTYPES = ('float32', 'bfloat16', 'float16')
+# What a model can be loaded as: a torch dtype, or 'int8' (torch dynamic quantization of
+# the Linear layers' weights, activations in float32; CPU only).
+PRECISIONS = DTYPES + ('int8',)
 
 # Operations a backend may offer (the services map onto them).
 DESCRIBE = 'describe'   # free-text scene description (Describe service)
@@ -280,6 +283,12 @@ def memory_by_dtype(config: Any) -> Dict[str, MemoryEstimate]:
             dtype=dtype, parameters=params, weights_bytes=floats * _element_size(dtype),
             context_tokens=context,
             kv_cache_bytes=context * kv_cache_bytes_per_token(config, dtype))
+    import torch
+    linear = int(sum(m.weight.numel() for m in model.modules()
+                     if isinstance(m, torch.nn.Linear)))
+    out['int8'] = MemoryEstimate(
+        dtype='int8', parameters=params, weights_bytes=linear + (floats - linear) * 4,
+        context_tokens=context, kv_cache_bytes=out['float32'].kv_cache_bytes)
     return out
 
 
