@@ -12,13 +12,7 @@ OUT=${OUT:-out/gpu_bench}
 PY=${PYTHON:-python3}
 RUNS=${RUNS:-5}
 mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-whl=$(ls data_cache/wheels/transformers-5.24.0-*.whl 2>/dev/null | head -n 1 || true)
-if [ -n "$whl" ] && ! $PY -c 'import sys, transformers; sys.exit(transformers.__version__ != "5.24.0")' 2>/dev/null; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --target /tmp/vlm_site "$whl"
-  export PYTHONPATH="/tmp/vlm_site:$PYTHONPATH"
-fi
+source scripts/gpu_env.sh
 {
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
   $PY -m vlm_nav.bench_model --device cuda --models embedded --precisions float32,float16 \

@@ -27,6 +27,17 @@ def running_stack(specs, log_dir: Path):
         print((Path(log_dir) / f'{spec.name}.log').read_text()[-2000:])
 
 
+@pytest.fixture(scope='module')
+def one_torch_thread():
+    """In-process models on one torch thread: two threads on 2 cores shared with other
+    processes spin and run ~10x slower."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope='session')
 def tiny_llava_dir(tmp_path_factory) -> str:
     """A small LlavaForConditionalGeneration (real classes, random weights) saved to disk."""

@@ -16,6 +16,8 @@ from vlm_nav.models import registry
 from vlm_nav.models.embedded import EMBEDDED_MODEL_DIR
 from vlm_nav.models.hf_backend import HFBackend
 
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
+
 
 @pytest.fixture(scope='module')
 def held_out():
@@ -75,8 +77,8 @@ def test_bench_model_runs_and_reports(tmp_path):
     configs = {c['precision']: c for c in summary['configs']}
     assert set(configs) == {'float32', 'int8'}
     for c in configs.values():
-        assert set(c['operations']) >= {'prefill', 'decision', 'search_generate_parse',
-                                         'explore_generate_parse'}
+        assert set(c['operations']) >= {
+            'prefill', 'decision', 'search_generate_parse', 'explore_generate_parse'}
         assert all(op['p50_ms'] > 0 and op['runs'] == 2 for op in c['operations'].values())
         assert c['ratios']['decision_over_prefill'] > 0
         assert c['rss_after_load_mb'] > c['rss_before_load_mb'] > 0

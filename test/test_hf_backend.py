@@ -21,14 +21,7 @@ MULTI_TOKEN = [
 ]
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    # Two torch threads on 2 cores shared with other processes spin and run 10x slower.
-    import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 @pytest.fixture(scope='module')

@@ -28,13 +28,7 @@ THINGS = ('What is in view?', ('red ball', 'door', 'blue box'))
 MULTI_TOKEN = ('What is it?', ('red ball', 'red box', 'door', 'purple thing'))
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 @pytest.fixture(scope='module')
@@ -192,7 +186,10 @@ def test_memory_estimate_matches_the_built_model(backends, name):
     model = backend.model
     n = sum(p.numel() for p in model.parameters())
     table = registry.memory_by_dtype(model.config)
-    assert set(table) == set(registry.DTYPES)
+    assert set(table) == set(registry.PRECISIONS)
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    floats = table['float32'].weights_bytes // 4
+    assert table['int8'].weights_bytes == linear + 4 * (floats - linear)
     assert table['float32'].parameters == n == registry.parameter_count(model.config)
     f32 = table['float32'].weights_bytes
     assert 4 * n <= f32 < 4 * n * 1.01           # plus small float buffers

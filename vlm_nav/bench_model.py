@@ -337,8 +337,9 @@ def run_config(shape: str, precision: str, device: str, frames: np.ndarray, runs
     load_s = time.perf_counter() - started
     result = Result(shape, precision, device, round(load_s, 2), round(rss_mb(), 1),
                     rss_before_load_mb=round(rss_before, 1), params=backend.params)
-    log(f'[bench] {shape} {precision}: loaded in {load_s:.1f} s, RSS {result.rss_after_load_mb:.0f}'
-        f' MB ({result.rss_after_load_mb - rss_before:.0f} MB more than before loading), '
+    grown = result.rss_after_load_mb - rss_before
+    log(f'[bench] {shape} {precision}: loaded in {load_s:.1f} s, '
+        f'RSS {result.rss_after_load_mb:.0f} MB ({grown:.0f} MB more than before loading), '
         f'{result.params / 1e6:.1f} M params')
     ops = operations(backend, force_budget=shape != 'embedded')
     with PeakRss() as peak:
@@ -369,8 +370,8 @@ def run_config(shape: str, precision: str, device: str, frames: np.ndarray, runs
         result.cuda_max_allocated_mb = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     if accuracy_per_type and shape == 'embedded':
         result.accuracy = decision_accuracy(backend, accuracy_per_type)
-        log(f'[bench]   accuracy ' + ' '.join(f'{k} {v:.3f}' for k, v in
-                                                result.accuracy.items()))
+        accuracy = ' '.join(f'{k} {v:.3f}' for k, v in result.accuracy.items())
+        log(f'[bench]   accuracy {accuracy}')
     del backend, ops
     release_memory()
     return result

@@ -216,14 +216,36 @@ class VlmNode(Node):
         return frame
 
     # ---- inference --------------------------------------------------------------------------
+    def _cached(self, key: Optional[Tuple]):
+        """The answer already computed for key (frame stamp + question), else None."""
+        if key is None:
+            return None
+        with self._lock:
+            if key in self._cache:
+                self._stats['cache_hits'] += 1
+                return self._cache[key]
+        return None
+
+    def _cache_put(self, key: Optional[Tuple], result) -> None:
+        if key is None:
+            return
+        with self._lock:
+            self._cache[key] = result
+            while len(self._cache) > 64:
+                self._cache.popitem(last=False)
+
+    def _deadline_exceeded(self, deadline: float) -> RuntimeError:
+        self._stats['deadline_exceeded'] += 1
+        self.get_logger().error(f'inference exceeded its deadline of {deadline:.2f} s; '
+                                'answer abandoned', throttle_duration_sec=5.0)
+        return RuntimeError(f'inference exceeded its deadline of {deadline:.2f} s')
+
     def _infer(self, key: Optional[Tuple], job: Callable[[VLMBackend], object]):
         """Run job on the worker with the deadline; cached by key (frame stamp + question)."""
         self._require_model()
-        if key is not None:
-            with self._lock:
-                if key in self._cache:
-                    self._stats['cache_hits'] += 1
-                    return self._cache[key], 0.0
+        cached = self._cached(key)
+        if cached is not None:
+            return cached, 0.0
         self._refuse_if_abandoned()
         started = time.monotonic()
         future: Future = self._worker.submit(self._timed, job)
@@ -236,17 +258,9 @@ class VlmNode(Node):
         except FutureTimeout:
             if not future.cancel():     # still queued: dropped; already running: abandoned
                 self._abandoned = future
-            self._stats['deadline_exceeded'] += 1
-            self.get_logger().error(f'inference exceeded its deadline of {deadline:.2f} s; '
-                                    'answer abandoned', throttle_duration_sec=5.0)
-            raise RuntimeError(f'inference exceeded its deadline of {deadline:.2f} s')
-        latency = time.monotonic() - started
-        if key is not None:
-            with self._lock:
-                self._cache[key] = result
-                while len(self._cache) > 64:
-                    self._cache.popitem(last=False)
-        return result, latency
+            raise self._deadline_exceeded(deadline)
+        self._cache_put(key, result)
+        return result, time.monotonic() - started
 
     def _infer_scores(self, key: Optional[Tuple], rgb: np.ndarray, questions: Sequence):
         """Closed-set questions about one image, batched with whatever else is queued.
@@ -257,11 +271,9 @@ class VlmNode(Node):
         cameras, several clients) share the next forward pass.
         """
         self._require_model()
-        if key is not None:
-            with self._lock:
-                if key in self._cache:
-                    self._stats['cache_hits'] += 1
-                    return self._cache[key], 0.0
+        cached = self._cached(key)
+        if cached is not None:
+            return cached, 0.0
         self._refuse_if_abandoned()
         started = time.monotonic()
         request = ScoreRequest(rgb, questions)
@@ -280,17 +292,9 @@ class VlmNode(Node):
                     self._queued -= 1
             if not dropped:                 # in a batch that is still running: abandoned
                 self._abandoned = request.future
-            self._stats['deadline_exceeded'] += 1
-            self.get_logger().error(f'inference exceeded its deadline of {deadline:.2f} s; '
-                                    'answer abandoned', throttle_duration_sec=5.0)
-            raise RuntimeError(f'inference exceeded its deadline of {deadline:.2f} s')
-        latency = time.monotonic() - started
-        if key is not None:
-            with self._lock:
-                self._cache[key] = result
-                while len(self._cache) > 64:
-                    self._cache.popitem(last=False)
-        return result, latency
+            raise self._deadline_exceeded(deadline)
+        self._cache_put(key, result)
+        return result, time.monotonic() - started
 
     def _drain(self, backend: VLMBackend) -> None:
         """Worker side: answer the pending closed-set requests, one batch."""
