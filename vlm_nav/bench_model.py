@@ -570,8 +570,8 @@ def run(args: argparse.Namespace) -> int:
 def format_table(summary: Dict) -> str:
     lines = ['| model | precision | prefill p50 ms | decision p50 ms | decision / prefill | '
              'pipeline("decision") p50 ms | search gen+parse p50 ms (tokens) | '
-             'explore gen+parse p50 ms (tokens) | gen-50 / decision | RSS after load MB '
-             '(model) |', '|' + ' --- |' * 10]
+             'explore gen+parse p50 ms (tokens) | gen-50 / decision | memory MB: RSS after load '
+             '(model) / GPU max allocated |', '|' + ' --- |' * 10]
     for c in summary['configs']:
         op = c['operations']
 
@@ -581,12 +581,13 @@ def format_table(summary: Dict) -> str:
             text = f"{op[name]['p50_ms']:.1f}"
             return text + (f" ({op[name]['new_tokens']:.0f})" if tokens else '')
         r = c['ratios']
+        memory = (f"{c['cuda_max_allocated_mb']:.0f} GPU" if c['cuda_max_allocated_mb'] else
+                  f"{c['rss_after_load_mb']:.0f} ({c['model_rss_mb']:.0f})")
         lines.append(
             f"| {c['model']} | {c['precision']} | {cell('prefill')} | {cell('decision')} | "
             f"{r.get('decision_over_prefill', '-')} | {cell('decision_pipeline')} | "
             f"{cell('search_generate_parse', True)} | {cell('explore_generate_parse', True)} | "
-            f"{r.get('search_generate_parse_over_decision', '-')} | {c['rss_after_load_mb']:.0f} "
-            f"({c['model_rss_mb']:.0f}) |")
+            f"{r.get('search_generate_parse_over_decision', '-')} | {memory} |")
     f2t = summary.get('frame_to_twist')
     if f2t:
         lines.append('')
