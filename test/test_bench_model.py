@@ -34,6 +34,8 @@ def test_int8_embedded_model_is_quantized_and_agrees_with_float32(held_out):
     quantized = [m for m in int8.model.modules()
                  if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
     assert len(quantized) >= 20          # every Linear of the vision tower, projector and LM
+    assert not any(isinstance(m, (torch.nn.Linear, torch.nn.Embedding))
+                   for m in int8.model.modules())
     agree = total = 0
     for frame in held_out:
         for target in ('red ball', 'blue box', 'door'):

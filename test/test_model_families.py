@@ -187,9 +187,10 @@ def test_memory_estimate_matches_the_built_model(backends, name):
     n = sum(p.numel() for p in model.parameters())
     table = registry.memory_by_dtype(model.config)
     assert set(table) == set(registry.PRECISIONS)
-    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    eight_bit = sum(m.weight.numel() for m in model.modules()
+                    if isinstance(m, (torch.nn.Linear, torch.nn.Embedding)))
     floats = table['float32'].weights_bytes // 4
-    assert table['int8'].weights_bytes == linear + 4 * (floats - linear)
+    assert table['int8'].weights_bytes == eight_bit + 4 * (floats - eight_bit)
     assert table['float32'].parameters == n == registry.parameter_count(model.config)
     f32 = table['float32'].weights_bytes
     assert 4 * n <= f32 < 4 * n * 1.01           # plus small float buffers

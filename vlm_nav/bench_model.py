@@ -184,6 +184,7 @@ def build_backend(shape: str, precision: str, device: str, log=print):
         if precision == 'int8':
             if device != 'cpu':
                 raise ValueError('int8 (torch dynamic quantization) runs on the CPU only')
+            del model
             backend.model = quantize_linear_int8(backend.model)
     release_memory()
     return backend
@@ -437,7 +438,8 @@ def write_outputs(out_dir: str, results: List[Result], summary: Dict) -> None:
                     w.writerow([r.model, r.precision, r.device, name, i, f'{t * 1e3:.2f}', n])
     with open(os.path.join(out_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=1)
-    plot(out_dir, results)
+    if results:
+        plot(out_dir, results)
 
 
 def plot(out_dir: str, results: List[Result]) -> None:
@@ -510,7 +512,8 @@ def _child(spec_json: str, out: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--models', default='embedded,smolvlm-256m',
-                        help=f'comma-separated, from {", ".join(SHAPES)}')
+                        help=f'comma-separated, from {", ".join(SHAPES)} (empty: only '
+                        '--nodes)')
     parser.add_argument('--precisions', default='float32,bfloat16,int8',
                         help=f'comma-separated, from {", ".join(PRECISIONS)}')
     parser.add_argument('--operations', default=','.join(OPERATIONS))

@@ -75,7 +75,7 @@ class VlmNode(Node):
         self.device = declare(self, 'device', 'cpu', 'torch device: cpu, cuda, cuda:N',
                               read_only=True)
         self.dtype = declare(self, 'dtype', 'float32', 'weights precision; int8 = torch '
-                             'dynamic quantization of Linear layers (CPU)',
+                             'dynamic quantization of Linear and Embedding weights (CPU)',
                              choices=['float32', 'bfloat16', 'float16', 'int8'], read_only=True)
         declare(self, 'max_new_tokens', 48, 'default free-text budget (tokens)', 1, 512)
         declare(self, 'max_frame_age_s', 1.0, 'frames older than this are not answered', 0.05,

@@ -725,12 +725,18 @@ def open_backend(model: str, **kwargs: Any) -> HFBackend:
 
 
 def quantize_linear_int8(model):
-    """torch dynamic INT8 of every Linear (weights int8, activations quantized on the fly),
-    then freed float pages handed back to the OS so the resident set shows the saving."""
+    """torch dynamic INT8: every Linear (int8 weights, activations quantized on the fly) and
+    every Embedding (8-bit rows, weight-only), then freed float pages handed back to the OS
+    so the resident set shows the saving."""
     import ctypes
     import gc
     import torch
-    model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    from torch.ao.quantization import default_dynamic_qconfig, float_qparams_weight_only_qconfig
+    # In place: the float modules are dropped now, not when the caller lets go.
+    model = torch.ao.quantization.quantize_dynamic(
+        model, {torch.nn.Linear: default_dynamic_qconfig,
+                torch.nn.Embedding: float_qparams_weight_only_qconfig},
+        dtype=torch.qint8, inplace=True)
     gc.collect()
     try:
         ctypes.CDLL('libc.so.6').malloc_trim(0)

@@ -284,10 +284,11 @@ def memory_by_dtype(config: Any) -> Dict[str, MemoryEstimate]:
             context_tokens=context,
             kv_cache_bytes=context * kv_cache_bytes_per_token(config, dtype))
     import torch
-    linear = int(sum(m.weight.numel() for m in model.modules()
-                     if isinstance(m, torch.nn.Linear)))
+    # Linear and Embedding weights in 8 bits (see hf_backend.quantize_linear_int8).
+    eight_bit = int(sum(m.weight.numel() for m in model.modules()
+                        if isinstance(m, (torch.nn.Linear, torch.nn.Embedding))))
     out['int8'] = MemoryEstimate(
-        dtype='int8', parameters=params, weights_bytes=linear + (floats - linear) * 4,
+        dtype='int8', parameters=params, weights_bytes=eight_bit + (floats - eight_bit) * 4,
         context_tokens=context, kv_cache_bytes=out['float32'].kv_cache_bytes)
     return out
 
