@@ -37,7 +37,7 @@ def test_debug_image_and_markers_arrive_with_sane_content(probe, tmp_path):
 
     with running_stack(specs, tmp_path):
         assert probe.wait_for(lambda: len(probe.messages('vlm_nav/debug_image')) >= 3 and
-                              target_seen(), 90.0), \
+                              target_seen() and probe.messages('camera/image_raw'), 90.0), \
             (len(probe.messages('vlm_nav/debug_image')),
              len(probe.messages('vlm_nav/markers')))
     picture = probe.messages('vlm_nav/debug_image')[-1]

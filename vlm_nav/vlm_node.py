@@ -507,7 +507,11 @@ def main(args=None):
     try:
         with rclpy.init(args=args):
             node = VlmNode()
-            executor = MultiThreadedExecutor(num_threads=4)
+            # Service callbacks block until their inference is done: enough threads that a
+            # full batch of waiting requests never starves frame intake (an old frame) or
+            # the next requests.
+            threads = 4 + 2 * node.get_parameter('max_batch').value
+            executor = MultiThreadedExecutor(num_threads=threads)
             executor.add_node(node)
             executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
