@@ -226,3 +226,20 @@ def test_oracle_closed_loop_goes_round_the_plant_of_the_smoke_run():
     from vlm_nav.bench_nav import make_episodes, simulate_episode
     row = simulate_episode(make_episodes(1)[0])
     assert row['success'] == 1 and row['collisions'] == 0, row['outcome']
+
+
+def test_first_odometry_after_dead_reckoning_starts_a_new_frame():
+    """Before odometry arrives the policy dead-reckons from (0, 0); the first odometry
+    pose is another frame: no phantom drive from the origin, no places from the old one."""
+    policy = search_policy()
+    policy.decide(obs(0.0, t=0.0), 0.0)                      # no odometry yet
+    policy.decide(obs(0.0, t=0.1), 0.1)
+    policy.decide(obs(0.0, t=0.2), 0.2, (3.0, -2.0, 1.0))    # odometry from here on
+    policy.decide(obs(0.0, t=0.3), 0.3, (3.1, -2.0, 1.0))
+    memory = policy._m
+    assert memory.visited[0] == (3.0, -2.0)
+    assert memory.odometer == pytest.approx(0.1)
+    # Odometry dropping out and coming back stays in the same frame.
+    policy.decide(obs(0.0, t=0.4), 0.4)
+    policy.decide(obs(0.0, t=0.5), 0.5, (3.2, -2.0, 1.0))
+    assert memory.visited[0] == (3.0, -2.0) and memory.odometer < 0.5

@@ -130,6 +130,7 @@ class _Memory:
     reacquire_done: bool = False               # faced the remembered target and it wasn't there
     follow_holding: bool = False
     follow_turning: bool = False
+    on_odometry: bool = False                  # odometry has arrived (poses in its frame)
 
 
 class NavigationPolicy:
@@ -199,6 +200,12 @@ class NavigationPolicy:
     def _update_pose(self, pose: Optional[Pose], dt: float) -> None:
         m = self._m
         previous = m.pose
+        if pose is not None and not m.on_odometry:
+            # The first odometry after dead-reckoned poses is another frame: places
+            # remembered in the old one mean nothing there, and the jump is no driving.
+            m.on_odometry = True
+            previous = None
+            m.visited, m.spot, m.last_clear, m.clear_run_from = [], None, None, None
         if pose is not None:
             m.pose = (float(pose[0]), float(pose[1]), float(pose[2]))
         elif previous is None:
