@@ -32,8 +32,7 @@ navigator_node over DDS): the navigator's scored policy vs the original one.
 
 import argparse
 import csv
-import ctypes
-import gc
+import functools
 import json
 import os
 import platform
@@ -44,6 +43,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
+
+from vlm_nav.models.hf_backend import release_memory
 
 DEFAULT_OUT = os.path.join('bench', 'results', 'model_cpu')
 SHAPES = ('embedded', 'smolvlm-256m', 'llava-phi3-mini', 'llava-1.5-7b')
@@ -57,15 +58,6 @@ OPERATIONS = ('prefill', 'decision', 'decision_pipeline', 'search_generate_parse
 def rss_mb() -> float:
     with open('/proc/self/statm') as f:
         return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
-
-
-def release_memory() -> None:
-    """Give freed pages back to the OS so RSS means what the model holds."""
-    gc.collect()
-    try:
-        ctypes.CDLL('libc.so.6').malloc_trim(0)
-    except OSError:
-        pass
 
 
 class PeakRss:
@@ -191,33 +183,12 @@ def build_backend(shape: str, precision: str, device: str, log=print):
 
 
 # ---- the operations -----------------------------------------------------------------------
-def _generate(backend, image, prompt: str, budget: int, force: bool) -> int:
-    """Greedy generation as the original design did; returns the number of new tokens."""
-    import torch
-    from vlm_nav.models.hf_backend import _to_pil
-    from vlm_nav.models.prompting import chat_prompt
-    enc = backend._encode(_to_pil(image), chat_prompt(backend.processor, prompt))
-    ids = torch.tensor([enc['ids']], device=backend.model.device)
-    tok = backend.tokenizer
-    with torch.inference_mode():
-        out = backend.model.generate(
-            input_ids=ids, attention_mask=torch.ones_like(ids),
-            **backend._image_inputs(enc['image'], 1), max_new_tokens=budget,
-            min_new_tokens=budget if force else 0, do_sample=False, num_beams=1,
-            pad_token_id=tok.pad_token_id)
-    new = out[0, ids.shape[1]:]
-    backend.last_answer = tok.decode(new, skip_special_tokens=True)
-    return int(new.numel())
-
-
 def prefill(backend, image) -> int:
     """One bare forward over image + the visibility question, logits of the last position."""
     import torch
     from vlm_nav import perception
     from vlm_nav.models.hf_backend import _to_pil
-    from vlm_nav.models.prompting import chat_prompt
-    enc = backend._encode(_to_pil(image), chat_prompt(
-        backend.processor, perception.visible_question(TARGET)))
+    enc = backend._encode(_to_pil(image), backend._prompt(perception.visible_question(TARGET)))
     ids = torch.tensor([enc['ids']], device=backend.model.device)
     with torch.inference_mode():
         backend.model(input_ids=ids, attention_mask=torch.ones_like(ids), logits_to_keep=1,
@@ -263,9 +234,10 @@ def operations(backend, force_budget: bool) -> Dict[str, Callable]:
         prompt, budget = original_prompt(mode, TARGET)
 
         def run(img):
-            n = _generate(backend, img, prompt, budget, force_budget)
-            original_decision(mode, TARGET, backend.last_answer)
-            return n
+            new = backend.generate_ids(img, prompt, budget, budget if force_budget else 0)
+            original_decision(mode, TARGET,
+                              backend.tokenizer.decode(new, skip_special_tokens=True))
+            return len(new)
         return run
     ops['search_generate_parse'] = generate_parse('search')
     ops['explore_generate_parse'] = generate_parse('explore')
@@ -273,6 +245,7 @@ def operations(backend, force_budget: bool) -> Dict[str, Callable]:
 
 
 # ---- frames and accuracy ------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
 def held_out_views():
     """The held-out evaluation views (layouts never trained on): rendered, or from
     data_cache/ on a machine without pybullet (the GPU image)."""

@@ -81,18 +81,17 @@ def main(argv=None) -> int:
 
     bench = sub.add_parser('bench', help='benchmarks').add_subparsers(dest='bench',
                                                                       required=True)
-    bench_nav = bench.add_parser('nav', help='closed-loop search on held-out layouts: '
-                                 'original vs scored vs oracle perception')
-    from vlm_nav import bench_nav as bench_nav_module
-    bench_nav_module.add_arguments(bench_nav)
-    bench_served = bench.add_parser('served', help='N robots sharing one model server: '
-                                    'latency per robot and throughput as N grows')
-    from vlm_nav import bench_served as bench_served_module
-    bench_served_module.add_arguments(bench_served)
-    bench_model = bench.add_parser('model', help='decision latency and memory per model and '
-                                   'precision: scoring vs generate-then-parse vs bare prefill')
-    from vlm_nav import bench_model as bench_model_module
-    bench_model_module.add_arguments(bench_model)
+    from vlm_nav import bench_model, bench_nav, bench_served
+    benches = {
+        'nav': (bench_nav, 'closed-loop search on held-out layouts: original vs scored vs '
+                'oracle perception'),
+        'served': (bench_served, 'N robots sharing one model server: latency per robot and '
+                   'throughput as N grows'),
+        'model': (bench_model, 'decision latency and memory per model and precision: '
+                  'scoring vs generate-then-parse vs bare prefill'),
+    }
+    for name, (module, text) in benches.items():
+        module.add_arguments(bench.add_parser(name, help=text))
 
     doctor = sub.add_parser('doctor', help='check this machine and a model: what is wrong '
                             'and how to fix it')
@@ -111,12 +110,8 @@ def main(argv=None) -> int:
         return offline_eval.run(args)
     if args.command == 'doctor':
         return doctor_module.run(args)
-    if args.command == 'bench' and args.bench == 'served':
-        return bench_served_module.run(args)
-    if args.command == 'bench' and args.bench == 'model':
-        return bench_model_module.run(args)
     if args.command == 'bench':
-        return bench_nav_module.run(args)
+        return benches[args.bench][0].run(args)
     parser.error(f'unknown command {args.command}')
     return 2
 

@@ -216,14 +216,17 @@ class VlmNode(Node):
         return frame
 
     # ---- inference --------------------------------------------------------------------------
-    def _cached(self, key: Optional[Tuple]):
-        """The answer already computed for key (frame stamp + question), else None."""
-        if key is None:
-            return None
-        with self._lock:
-            if key in self._cache:
-                self._stats['cache_hits'] += 1
-                return self._cache[key]
+    def _cached_or_ready(self, key: Optional[Tuple]):
+        """The answer already computed for key (frame stamp + question); else None once
+        the model can take new work (raises if it is not loaded or still held by an
+        abandoned inference)."""
+        self._require_model()
+        if key is not None:
+            with self._lock:
+                if key in self._cache:
+                    self._stats['cache_hits'] += 1
+                    return self._cache[key]
+        self._refuse_if_abandoned()
         return None
 
     def _cache_put(self, key: Optional[Tuple], result) -> None:
@@ -242,11 +245,9 @@ class VlmNode(Node):
 
     def _infer(self, key: Optional[Tuple], job: Callable[[VLMBackend], object]):
         """Run job on the worker with the deadline; cached by key (frame stamp + question)."""
-        self._require_model()
-        cached = self._cached(key)
+        cached = self._cached_or_ready(key)
         if cached is not None:
             return cached, 0.0
-        self._refuse_if_abandoned()
         started = time.monotonic()
         future: Future = self._worker.submit(self._timed, job)
         with self._lock:
@@ -270,11 +271,9 @@ class VlmNode(Node):
         score_batch call, so requests that arrive while the model is busy (several
         cameras, several clients) share the next forward pass.
         """
-        self._require_model()
-        cached = self._cached(key)
+        cached = self._cached_or_ready(key)
         if cached is not None:
             return cached, 0.0
-        self._refuse_if_abandoned()
         started = time.monotonic()
         request = ScoreRequest(rgb, questions)
         with self._lock:

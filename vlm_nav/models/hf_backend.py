@@ -421,11 +421,9 @@ class HFBackend(VLMBackend):
         logits = None
         if prefix > 0 and len(images) == 1 and self.packed:
             logits = self._forward_packed(rows, prefix, images[0], keep)
-        if logits is not None:
-            pass
-        elif prefix > 0:
+        if logits is None and prefix > 0:
             logits = self._forward_shared(rows, prefix, images, row_image, keep)
-        else:
+        if logits is None:
             logits = self._forward_full(rows, images, row_image, keep)
         logp = torch.log_softmax(logits.float(), dim=-1)
         out = []
@@ -569,9 +567,10 @@ class HFBackend(VLMBackend):
 
     # ------------------------------------------------------------------ generation
 
-    def generate_ids(self, image: Image, prompt: str,
-                     max_new_tokens: Optional[int] = None) -> List[int]:
-        """Greedy new token ids (prompt excluded), at most max_new_tokens."""
+    def generate_ids(self, image: Image, prompt: str, max_new_tokens: Optional[int] = None,
+                     min_new_tokens: int = 0) -> List[int]:
+        """Greedy new token ids (prompt excluded), at most max_new_tokens (and, for
+        benchmarks, at least min_new_tokens: end-of-text is held off until then)."""
         self._require_loaded()
         import torch
         budget = self.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
@@ -584,7 +583,7 @@ class HFBackend(VLMBackend):
             out = self.model.generate(
                 input_ids=ids, attention_mask=torch.ones_like(ids),
                 **self._image_inputs(enc['image'], 1), max_new_tokens=budget,
-                do_sample=False, num_beams=1,
+                min_new_tokens=min(int(min_new_tokens), budget), do_sample=False, num_beams=1,
                 pad_token_id=tok.pad_token_id if tok.pad_token_id is not None
                 else tok.eos_token_id)
         return out[0, ids.shape[1]:].tolist()
@@ -618,8 +617,8 @@ class ContrastiveBackend(HFBackend):
 
     kind = registry.CONTRASTIVE
 
-    def generate_ids(self, image: Image, prompt: str,
-                     max_new_tokens: Optional[int] = None) -> List[int]:
+    def generate_ids(self, image: Image, prompt: str, max_new_tokens: Optional[int] = None,
+                     min_new_tokens: int = 0) -> List[int]:
         self._require_loaded()
         raise self._cannot(registry.ASK)
 
@@ -728,8 +727,6 @@ def quantize_linear_int8(model):
     """torch dynamic INT8: every Linear (int8 weights, activations quantized on the fly) and
     every Embedding (8-bit rows, weight-only), then freed float pages handed back to the OS
     so the resident set shows the saving."""
-    import ctypes
-    import gc
     import torch
     from torch.ao.quantization import default_dynamic_qconfig, float_qparams_weight_only_qconfig
     # In place: the float modules are dropped now, not when the caller lets go.
@@ -737,12 +734,20 @@ def quantize_linear_int8(model):
         model, {torch.nn.Linear: default_dynamic_qconfig,
                 torch.nn.Embedding: float_qparams_weight_only_qconfig},
         dtype=torch.qint8, inplace=True)
+    release_memory()
+    return model
+
+
+def release_memory() -> None:
+    """Collect garbage and give freed heap pages back to the OS, so the resident set
+    shows what is really held (glibc keeps small freed blocks otherwise)."""
+    import ctypes
+    import gc
     gc.collect()
     try:
         ctypes.CDLL('libc.so.6').malloc_trim(0)
     except OSError:
         pass
-    return model
 
 
 def _offline() -> bool:
