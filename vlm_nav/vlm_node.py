@@ -195,17 +195,23 @@ class VlmNode(Node):
         self.get_logger().warning(f'frame skipped: {reason}', throttle_duration_sec=5.0)
 
     def _fresh_frame(self, newer_than_ns: int = 0, camera: str = '') -> Frame:
-        """The camera's newest frame; with newer_than_ns, wait (up to frame_wait_s) for a
-        newer one."""
+        """The camera's newest frame; with newer_than_ns (the stamp of the frame the caller
+        already has), wait up to frame_wait_s for one that arrived after it. Arrival, not
+        the stamp's value, decides: a camera clock stepping back must not starve callers
+        (judging old stamps is the navigator's job)."""
         wait = self.get_parameter('frame_wait_s').value
+
+        def arrived_since() -> bool:
+            frame = self._frames.get(camera)
+            return frame is not None and frame.stamp.nanoseconds != newer_than_ns
+
         with self._lock:
             if newer_than_ns:
-                self._new_frame.wait_for(
-                    lambda: camera in self._frames and
-                    self._frames[camera].stamp.nanoseconds > newer_than_ns, timeout=wait)
+                self._new_frame.wait_for(arrived_since, timeout=wait)
             frame = self._frames.get(camera)
-        if newer_than_ns and (frame is None or frame.stamp.nanoseconds <= newer_than_ns):
-            raise RuntimeError(f'no frame newer than the requested stamp within {wait:.2f} s '
+            fresh = not newer_than_ns or arrived_since()
+        if not fresh:
+            raise RuntimeError(f'no frame after the requested one within {wait:.2f} s '
                                '(frame_wait_s)')
         if frame is None:
             raise RuntimeError('no camera frame received yet')
