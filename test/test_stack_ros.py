@@ -162,18 +162,29 @@ def test_search_drives_and_stale_perception_stops(stack, probe):
     for t in probe.messages('cmd_vel'):
         assert abs(t.linear.x) <= 0.3 + 1e-6 and abs(t.angular.z) <= 1.0 + 1e-6
 
-    # Watchdog: the camera dies; within the timeout (+ one control period and DDS slack)
-    # every Twist is zero and the navigator says it is stale.
+    # Watchdog: the camera dies; within the timeout (+ one camera and one control period)
+    # the navigator publishes zero and says it is stale. Measured on the navigator's own
+    # stamps (each tick publishes Twist and NavigatorState together), so this probe's
+    # scheduling on a loaded machine doesn't count; delivery gets its own, looser bound.
+    killed_clock = probe.node.get_clock().now().nanoseconds * 1e-9
     stack.processes['camera_node'].send_signal(signal.SIGKILL)
     killed = time.monotonic()
     assert probe.wait_for(lambda: probe.messages('vlm_nav/navigator_state')[-1].stale, 10.0)
+    after = [s for s in probe.messages('vlm_nav/navigator_state')
+             if s.stamp.sec + s.stamp.nanosec * 1e-9 > killed_clock]
+    last_moving = max((i for i, s in enumerate(after) if s.linear_x or s.angular_z),
+                      default=-1)
+    first_stop = after[last_moving + 1]
+    assert first_stop.stale, first_stop.reason
+    published = first_stop.stamp.sec + first_stop.stamp.nanosec * 1e-9 - killed_clock
+    camera_period, control_period = 0.1, 0.05     # config defaults
+    assert published <= TIMEOUT_S + camera_period + control_period + 0.1, published
     timed = probe.timed('cmd_vel')
     first_zero = next(t for t, m in timed if t > killed and m.linear.x == 0.0
                       and m.angular.z == 0.0 and all(
                           mm.linear.x == 0.0 and mm.angular.z == 0.0
                           for tt, mm in timed if tt >= t))
-    # frames were up to one period (0.1 s) old at the kill
-    assert first_zero - killed <= TIMEOUT_S + 0.5, first_zero - killed
+    assert first_zero - killed <= TIMEOUT_S + 1.0, first_zero - killed
     time.sleep(0.5)
     assert all(m.linear.x == 0.0 and m.angular.z == 0.0
                for t, m in probe.timed('cmd_vel') if t > first_zero)
