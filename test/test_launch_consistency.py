@@ -92,3 +92,19 @@ def test_config_declares_exactly_the_node_parameters():
         assert in_yaml <= declared, f'{executable}: unknown in YAML {in_yaml - declared}'
         missing = declared - in_yaml - {'start_pose'}   # a typed array can't default to []
         assert not missing, f'{executable}: no default in config/vlm_nav.yaml for {missing}'
+
+
+def test_policy_defaults_are_the_config_file_values():
+    """The navigator declares PolicyConfig's defaults; the YAML sets them again; the no-ROS
+    benchmark reads the YAML. A value changed in one place only would make the benchmark
+    measure a navigator nobody runs."""
+    from dataclasses import asdict
+
+    from vlm_nav.nav.policy import config_from_parameters, PolicyConfig
+    from vlm_nav.stack import node_parameters
+    from_yaml = asdict(config_from_parameters(node_parameters('navigator_node')))
+    defaults = asdict(PolicyConfig())
+    assert from_yaml.keys() == defaults.keys()
+    differ = {k: (defaults[k], from_yaml[k]) for k in defaults
+              if abs(defaults[k] - from_yaml[k]) > 1e-9}
+    assert not differ, f'PolicyConfig default vs config/vlm_nav.yaml: {differ}'

@@ -187,18 +187,27 @@ def oracle_observer(world, target: str, stamp_s: float):
 def simulate_episode(episode: Episode, perceive=oracle_observer, timeout_s: float = 90.0,
                      collision_limit: int = 5, success_distance_m: float = 1.3,
                      latency_s: float = 0.1, camera_hz: float = 10.0,
-                     use_odometry: bool = True, policy=None) -> Dict:
+                     use_odometry: bool = True, policy=None,
+                     navigator: Optional[Dict] = None) -> Dict:
     """One search episode in simulated time with the navigator's policy and limiter but no
     ROS: camera frames at camera_hz; one perception request in flight at a time, on the
     newest frame, answered latency_s later (the model's time, as the navigator's
     call_async to the vlm_node); control at 20 Hz, kinematics at 30 Hz as in sim_node.
-    Independent of the machine's load. Returns the benchmark's row."""
+    Independent of the machine's load. navigator: navigator_node's parameters (default:
+    config/vlm_nav.yaml's), for the policy's configuration and the velocity limits.
+    Returns the benchmark's row."""
     from vlm_nav.nav.limits import VelocityLimiter
-    from vlm_nav.nav.policy import NavigationPolicy
+    from vlm_nav.nav.policy import config_from_parameters, NavigationPolicy
     from vlm_nav.sim import make_layout, World
-    policy = policy or NavigationPolicy()
+    from vlm_nav.stack import node_parameters
+    navigator = node_parameters('navigator_node') if navigator is None else navigator
+    config = config_from_parameters(navigator)
+    if policy is None:
+        policy = NavigationPolicy(config)
     policy.reset('search', episode.target)
-    limiter = VelocityLimiter(policy.config.max_linear, policy.config.max_angular)
+    limiter = VelocityLimiter(config.max_linear, config.max_angular,
+                              float(navigator.get('max_linear_accel', 0.5)),
+                              float(navigator.get('max_angular_accel', 2.0)))
     physics_dt, control_dt = 1.0 / 30.0, 1.0 / 20.0
     with World(make_layout(episode.seed)) as world:
         world.reset_robot(*episode.start)
@@ -452,6 +461,7 @@ class NoRosRunner:
 
     def run(self, episode: Episode, policy: str) -> Dict:
         from vlm_nav.nav.original import OriginalPolicy
+        from vlm_nav.stack import node_parameters
         a = self.args
         if policy != 'oracle' and self.backend is None:
             import torch
@@ -461,7 +471,8 @@ class NoRosRunner:
             self.backend = load_backend(resolve_model(a.model))
         started = time.monotonic()
         kwargs = dict(timeout_s=a.timeout_s, collision_limit=a.collision_limit,
-                      success_distance_m=a.success_distance_m)
+                      success_distance_m=a.success_distance_m,
+                      navigator=node_parameters('navigator_node', a.params_file or ''))
         if policy == 'oracle':
             row = simulate_episode(episode, oracle_observer, latency_s=0.02, **kwargs)
             row['vlm_calls'], row['inferences'] = row['vlm_calls'], 0

@@ -27,7 +27,8 @@ from vlm_nav.diagnostics import DiagnosticsPublisher, OK, WARN
 from vlm_nav.nav.checks import observation_problem
 from vlm_nav.nav.limits import VelocityLimiter
 from vlm_nav.nav.original import Answer, OriginalPolicy
-from vlm_nav.nav.policy import Decision, MODES, NavigationPolicy, PolicyConfig
+from vlm_nav.nav.policy import (config_from_parameters, Decision, MODES,
+                                NavigationPolicy, POLICY_PARAMS, PolicyConfig)
 from vlm_nav.perception import clean_text, Observation
 from vlm_nav.ros_params import check_choices, declare
 
@@ -36,16 +37,6 @@ from vlm_nav.ros_params import check_choices, declare
 MAX_FUTURE_STAMP_S = 0.2
 
 POLICIES = ('scored', 'original')
-
-# parameter name -> PolicyConfig field
-POLICY_PARAMS = {
-    'max_linear_speed': 'max_linear', 'max_angular_speed': 'max_angular',
-    'turn_gain': 'turn_gain', 'visible_threshold': 'visible_threshold',
-    'lost_threshold': 'lost_threshold', 'near_threshold': 'near_threshold',
-    'center_threshold': 'center_threshold', 'blocked_threshold': 'blocked_threshold',
-    'scan_angular_speed': 'scan_angular', 'lost_memory_s': 'lost_memory_s',
-    'relocate_s': 'relocate_s', 'explore_linear_speed': 'explore_linear',
-}
 
 # Odometry older than this is not used; the policy dead-reckons from its commands instead.
 ODOM_TIMEOUT_S = 0.5
@@ -129,9 +120,8 @@ class NavigatorNode(Node):
 
     # ---- configuration ------------------------------------------------------------------
     def _apply_parameters(self, _params) -> None:
-        config = PolicyConfig(hfov_rad=math.radians(self.get_parameter('hfov_deg').value))
-        for name, field_name in POLICY_PARAMS.items():
-            setattr(config, field_name, float(self.get_parameter(name).value))
+        config = config_from_parameters({
+            name: self.get_parameter(name).value for name in ('hfov_deg', *POLICY_PARAMS)})
         self._policy.config = config
         self._limiter.max_linear = config.max_linear
         self._limiter.max_angular = config.max_angular

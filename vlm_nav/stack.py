@@ -41,6 +41,15 @@ def default_params_file(name: str = 'vlm_nav.yaml') -> str:
     raise FileNotFoundError(f'config/{name} not found in ' + ', '.join(candidates))
 
 
+def node_parameters(node: str, params_file: str = '') -> Dict[str, object]:
+    """A node's ros__parameters from a parameters file (default: config/vlm_nav.yaml), for
+    code that runs a node's logic without the node (the no-ROS benchmark)."""
+    import yaml
+    with open(params_file or default_params_file()) as f:
+        document = yaml.safe_load(f) or {}
+    return dict((document.get(node) or {}).get('ros__parameters') or {})
+
+
 def profile_nodes(profile: str, model: str = '', target: str = '',
                   seed: int = 0, bag: str = '', record: str = '', monitor: bool = False,
                   scenario_file: str = '', scenarios: str = '',

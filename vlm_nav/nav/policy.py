@@ -69,6 +69,29 @@ class PolicyConfig:
     hfov_rad: float = DEFAULT_HFOV_RAD
 
 
+# navigator_node parameter (config/vlm_nav.yaml) -> PolicyConfig field
+POLICY_PARAMS = {
+    'max_linear_speed': 'max_linear', 'max_angular_speed': 'max_angular',
+    'turn_gain': 'turn_gain', 'visible_threshold': 'visible_threshold',
+    'lost_threshold': 'lost_threshold', 'near_threshold': 'near_threshold',
+    'center_threshold': 'center_threshold', 'blocked_threshold': 'blocked_threshold',
+    'scan_angular_speed': 'scan_angular', 'lost_memory_s': 'lost_memory_s',
+    'relocate_s': 'relocate_s', 'explore_linear_speed': 'explore_linear',
+}
+
+
+def config_from_parameters(values: dict) -> PolicyConfig:
+    """PolicyConfig from navigator_node's parameters (hfov_deg and POLICY_PARAMS; the
+    others keep their defaults): the node and the no-ROS benchmark read the same YAML."""
+    config = PolicyConfig()
+    if 'hfov_deg' in values:
+        config.hfov_rad = math.radians(float(values['hfov_deg']))
+    for name, field_name in POLICY_PARAMS.items():
+        if name in values:
+            setattr(config, field_name, float(values[name]))
+    return config
+
+
 @dataclass
 class Decision:
     linear: float
