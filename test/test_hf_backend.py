@@ -148,6 +148,23 @@ def test_generate_within_budget(llava, image):
     assert llava.generate(image, DESCRIBE_PROMPT, 0) == ''
 
 
+def test_scoring_between_decoding_steps_changes_neither_answer(llava, image):
+    """The vlm_node answers waiting closed-set requests between a description's decoding
+    steps, on the same model: the description and the scores must be what each gives
+    alone."""
+    questions = target_questions('red ball')
+    other = np.ascontiguousarray(image[::-1])
+    alone_ids = llava.generate_ids(image, DESCRIBE_PROMPT, 8, min_new_tokens=8)
+    alone_scores = llava.score(other, questions)
+    mid = []
+    ids = llava.generate_ids(image, DESCRIBE_PROMPT, 8, min_new_tokens=8,
+                             between_steps=lambda: mid.append(llava.score(other, questions)))
+    assert ids == alone_ids
+    assert len(mid) == 8            # once after every decoding step
+    for answers in mid:
+        _assert_close(answers, alone_scores)
+
+
 def test_rejects_bad_images(llava):
     with pytest.raises(ValueError):
         llava.score(np.zeros((8, 8), np.uint8), target_questions('door'))

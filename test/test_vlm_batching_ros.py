@@ -92,3 +92,36 @@ def test_two_cameras_one_model_batched(cameras):
     print(f'batches {batches}, requests {batched}, largest {diagnostics["largest_batch"]}')
     assert int(diagnostics['largest_batch']) > 1
     assert batched >= len(calls) and batches < batched
+
+
+def test_observe_is_answered_between_a_descriptions_decoding_steps(cameras):
+    """A long description holds the one model for many decoding steps; an Observe that
+    arrives meanwhile is answered between two of them, not after the whole description."""
+    from vlm_nav_interfaces.srv import Describe
+    probe = cameras
+    _ready(probe)
+    describe = probe.node.create_client(Describe, 'front/vlm_nav/describe')
+    observe = probe.node.create_client(Observe, 'rear/vlm_nav/observe')
+    assert describe.wait_for_service(timeout_sec=10.0)
+    assert observe.wait_for_service(timeout_sec=10.0)
+    started = time.monotonic()
+    description = describe.call_async(Describe.Request(max_new_tokens=400))
+    answered = []                    # (seconds after the Describe call, success)
+    while not description.done() and time.monotonic() - started < 60.0:
+        t0 = time.monotonic()
+        future = observe.call_async(Observe.Request(target=TARGETS[len(answered) % 4]))
+        assert probe.wait_for(future.done, 30.0)
+        answered.append((time.monotonic() - started, time.monotonic() - t0,
+                         future.result().success))
+    assert probe.wait_for(description.done, 60.0)
+    result = description.result()
+    assert result.success, result.message
+    generation_s = result.description.inference_latency_s
+    during = [(at, took) for at, took, ok in answered if ok and at < generation_s]
+    print(f'description {generation_s:.2f} s; Observes during it: '
+          + ', '.join(f'{took * 1e3:.0f} ms' for _, took in during))
+    assert len(during) >= 3, f'Observes waited for the description: {answered}'
+    assert max(took for _, took in during) < generation_s / 2
+    since = time.monotonic()
+    assert probe.wait_for(lambda: probe.diagnostics('vlm_node', since) is not None, 5.0)
+    assert int(probe.diagnostics('vlm_node', since)['answered_mid_generation']) >= 3

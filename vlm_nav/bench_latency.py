@@ -8,9 +8,12 @@ state after a new frame stamp gives that frame's latency: state.stamp - frame st
 both on the wall clock (sim_node stamps a frame when it renders it).
 """
 
+import argparse
+import json
 import os
+import sys
 import time
-from typing import Dict, Iterable
+from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
@@ -20,17 +23,29 @@ from vlm_nav.stack import default_params_file, profile_nodes
 SEED, TARGET = 5, 'red ball'      # the demo's layout: the target is there to be found
 
 
-def _collect(seconds: float, policy: str, log) -> Dict:
+# name -> (navigator policy, vlm_node parameter overrides)
+VARIANTS = {
+    'scored': ('scored', {}),
+    # the same, but decisions wait whenever the describer's generation holds the model
+    'scored, waiting for descriptions': ('scored', {'answer_during_generation': False}),
+    'original': ('original', {}),
+}
+
+
+def _collect(seconds: float, variant: str, log) -> Dict:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.time import Time
     from vlm_nav_interfaces.msg import NavigatorState
 
+    policy, vlm_overrides = VARIANTS[variant]
     specs = profile_nodes('sim', model='', target=TARGET, seed=SEED)
     for spec in specs:
         if spec.name == 'navigator_node':
             spec.parameters.update(policy=policy, mode='search')
-    env = {'ROS_DOMAIN_ID': str(os.getpid() % 150 + 60 + (policy == 'original'))}
+        if spec.name == 'vlm_node':
+            spec.parameters.update(vlm_overrides)
+    env = {'ROS_DOMAIN_ID': str(os.getpid() % 150 + 60 + list(VARIANTS).index(variant))}
     os.environ.update(env)
     first_seen: Dict[int, float] = {}
     with Stack(specs, default_params_file(), env=env, echo=False):
@@ -64,17 +79,40 @@ def _collect(seconds: float, policy: str, log) -> Dict:
               'p95_ms': round(float(np.percentile(lat, 95)), 1),
               'mean_ms': round(float(lat.mean()), 1), 'decisions': int(len(lat)),
               'decisions_per_s': round(len(lat) / seconds, 2), 'camera_hz': 10.0}
-    log(f'[bench] frame-to-Twist, {policy} policy: p50 {result["p50_ms"]:.1f} ms, '
+    log(f'[bench] frame-to-Twist, {variant}: p50 {result["p50_ms"]:.1f} ms, '
         f'p95 {result["p95_ms"]:.1f} ms, {result["decisions_per_s"]:.1f} decisions/s')
     return result
 
 
-def frame_to_twist(seconds: float, policies: Iterable[str] = ('scored', 'original'),
+def frame_to_twist(seconds: float, variants: Iterable[str] = tuple(VARIANTS),
                    log=print) -> Dict:
     out = {}
-    for policy in policies:
-        out[policy] = _collect(seconds, policy, log)
+    for variant in variants:
+        out[variant] = _collect(seconds, variant, log)
     s, o = out.get('scored', {}), out.get('original', {})
     if 'p50_ms' in s and 'p50_ms' in o:
         out['original_over_scored_p50'] = round(o['p50_ms'] / s['p50_ms'], 2)
     return out
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """`python -m vlm_nav.bench_latency`: the frame-to-Twist part alone (bench model
+    --nodes runs it after the model benchmark)."""
+    parser = argparse.ArgumentParser(prog='python -m vlm_nav.bench_latency', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--seconds', type=float, default=40.0, help='measured, per variant')
+    parser.add_argument('--variants', nargs='+', choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument('--out', default='', help='write summary.json here')
+    args = parser.parse_args(argv)
+    summary = frame_to_twist(args.seconds, args.variants)
+    summary['load_average'] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(summary, indent=2))
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, 'summary.json'), 'w') as f:
+            json.dump(summary, f, indent=2)
+    return 0 if all('p50_ms' in summary[v] for v in args.variants) else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -567,7 +567,7 @@ def format_table(summary: Dict) -> str:
     f2t = summary.get('frame_to_twist')
     if f2t:
         lines.append('')
-        lines.append('| policy (embedded model, real nodes) | frame-to-Twist p50 ms | p95 ms | '
+        lines.append('| navigator (embedded model, real nodes) | frame-to-Twist p50 ms | p95 ms | '
                      'decisions |')
         lines.append('| --- | --- | --- | --- |')
         for policy, s in f2t.items():

@@ -91,6 +91,9 @@ class VlmNode(Node):
                           'front/camera/image_raw with front/vlm_nav/*', read_only=True)
         declare(self, 'max_batch', 8, 'closed-set requests (Ask with choices, Observe) queued '
                 'together run as one batch of at most this many', 1, 64)
+        declare(self, 'answer_during_generation', True, 'closed-set requests waiting while '
+                'the model generates text (a description) are answered between its decoding '
+                'steps; false = they wait for the whole generation')
         self.cameras = [c.strip().strip('/') for c in cameras] or ['']
 
         self._lock = threading.Lock()
@@ -104,7 +107,8 @@ class VlmNode(Node):
         self._stats = {'frames_received': 0, 'frames_rejected': 0, 'last_reject_reason': '',
                        'requests_ok': 0, 'requests_failed': 0, 'deadline_exceeded': 0,
                        'cache_hits': 0, 'last_latency_ms': 0.0,
-                       'batches': 0, 'batched_requests': 0, 'largest_batch': 0}
+                       'batches': 0, 'batched_requests': 0, 'largest_batch': 0,
+                       'answered_mid_generation': 0}
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix='vlm_infer')
         self._busy_since: Optional[float] = None
         self._abandoned: Optional[Future] = None    # timed out but still running
@@ -333,6 +337,14 @@ class VlmNode(Node):
                 self._stats['batched_requests'] += len(batch)
                 self._stats['largest_batch'] = max(self._stats['largest_batch'], len(batch))
 
+    def _answer_waiting(self) -> None:
+        """Worker side, between two decoding steps of a generation (a description, a
+        free-text Ask): answer the closed-set requests waiting meanwhile, so a navigator's
+        Observe waits one decoding step, not a whole description."""
+        if self._pending and self.get_parameter('answer_during_generation').value:
+            self._stats['answered_mid_generation'] += 1
+            self._drain(self._backend)
+
     def _refuse_if_abandoned(self) -> None:
         abandoned = self._abandoned
         if abandoned is not None and not abandoned.done():
@@ -398,8 +410,8 @@ class VlmNode(Node):
                 answers, latency = self._infer_scores(key, frame.rgb, [(question, choices)])
                 result = answers[0]
             else:
-                result, latency = self._infer(
-                    key, lambda backend: backend.generate(frame.rgb, question, budget))
+                result, latency = self._infer(key, lambda backend: backend.generate(
+                    frame.rgb, question, budget, between_steps=self._answer_waiting))
             if choices:
                 response.scores = [float(p) for p in result.probs]
                 response.answer = result.best
@@ -451,7 +463,8 @@ class VlmNode(Node):
 
             def job(backend: VLMBackend):
                 started = time.monotonic()
-                text = backend.generate(frame.rgb, perception.DESCRIBE_PROMPT, budget)
+                text = backend.generate(frame.rgb, perception.DESCRIBE_PROMPT, budget,
+                                        between_steps=self._answer_waiting)
                 objects = perception.parse_description(text)
                 questions = [(perception.PATH_QUESTION, perception.YES_NO)] + [
                     (perception.visible_question(o.label), perception.YES_NO) for o in objects]

@@ -2,7 +2,7 @@
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Dict, FrozenSet, List, Sequence, Tuple
+from typing import Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -60,8 +60,14 @@ class VLMBackend(ABC):
         return [self.score(image, questions) for image, questions in requests]
 
     @abstractmethod
-    def generate(self, image: Image, prompt: str, max_new_tokens: int) -> str:
-        """Free-text answer, greedy, at most max_new_tokens."""
+    def generate(self, image: Image, prompt: str, max_new_tokens: int,
+                 between_steps: Optional[Callable[[], None]] = None) -> str:
+        """Free-text answer, greedy, at most max_new_tokens.
+
+        between_steps: called on the generating thread between decoding steps, where the
+        caller may run other work on the same model (the vlm_node answers waiting
+        closed-set requests there, so a decision never waits for a whole description).
+        Backends that don't decode step by step here (a server) never call it."""
 
     def diagnostics(self) -> Dict[str, str]:
         """Backend facts worth publishing on /diagnostics (e.g. a server's scoring mode)."""

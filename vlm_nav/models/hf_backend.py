@@ -8,7 +8,7 @@ passes are shared.
 
 import os
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -568,11 +568,23 @@ class HFBackend(VLMBackend):
     # ------------------------------------------------------------------ generation
 
     def generate_ids(self, image: Image, prompt: str, max_new_tokens: Optional[int] = None,
-                     min_new_tokens: int = 0) -> List[int]:
+                     min_new_tokens: int = 0,
+                     between_steps: Optional[Callable[[], None]] = None) -> List[int]:
         """Greedy new token ids (prompt excluded), at most max_new_tokens (and, for
-        benchmarks, at least min_new_tokens: end-of-text is held off until then)."""
+        benchmarks, at least min_new_tokens: end-of-text is held off until then);
+        between_steps as in VLMBackend.generate."""
         self._require_loaded()
         import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        class BetweenSteps(StoppingCriteria):
+            """Not a stop rule: generate's hook after each step, used to run between_steps."""
+
+            def __call__(self, input_ids, scores, **kwargs):
+                between_steps()
+                return torch.zeros(input_ids.shape[0], dtype=torch.bool,
+                                   device=input_ids.device)
+        hooks = StoppingCriteriaList([BetweenSteps()] if between_steps else [])
         budget = self.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
         if budget <= 0:
             return []
@@ -584,15 +596,17 @@ class HFBackend(VLMBackend):
                 input_ids=ids, attention_mask=torch.ones_like(ids),
                 **self._image_inputs(enc['image'], 1), max_new_tokens=budget,
                 min_new_tokens=min(int(min_new_tokens), budget), do_sample=False, num_beams=1,
+                stopping_criteria=hooks,
                 pad_token_id=tok.pad_token_id if tok.pad_token_id is not None
                 else tok.eos_token_id)
         return out[0, ids.shape[1]:].tolist()
 
-    def generate(self, image: Image, prompt: str, max_new_tokens: Optional[int] = None) -> str:
+    def generate(self, image: Image, prompt: str, max_new_tokens: Optional[int] = None,
+                 between_steps: Optional[Callable[[], None]] = None) -> str:
         """Greedy free-text answer to ``prompt`` (wrapped by chat_prompt), new text only."""
         self._require_loaded()
         self.require(registry.ASK)
-        new = self.generate_ids(image, prompt, max_new_tokens)
+        new = self.generate_ids(image, prompt, max_new_tokens, between_steps=between_steps)
         return self.tokenizer.decode(new, skip_special_tokens=True).strip()
 
 
@@ -618,11 +632,13 @@ class ContrastiveBackend(HFBackend):
     kind = registry.CONTRASTIVE
 
     def generate_ids(self, image: Image, prompt: str, max_new_tokens: Optional[int] = None,
-                     min_new_tokens: int = 0) -> List[int]:
+                     min_new_tokens: int = 0,
+                     between_steps: Optional[Callable[[], None]] = None) -> List[int]:
         self._require_loaded()
         raise self._cannot(registry.ASK)
 
-    def generate(self, image: Image, prompt: str, max_new_tokens: Optional[int] = None) -> str:
+    def generate(self, image: Image, prompt: str, max_new_tokens: Optional[int] = None,
+                 between_steps: Optional[Callable[[], None]] = None) -> str:
         self._require_loaded()
         raise self._cannot(registry.ASK)
 

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 import io
 import os
 import threading
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import numpy as np
@@ -291,7 +291,8 @@ class ServedBackend(VLMBackend):
             return ScoredAnswer(choices, [1.0 / len(choices)] * len(choices))
         return ScoredAnswer(choices, [float(i == index) for i in range(len(choices))])
 
-    def generate(self, image: Image, prompt: str, max_new_tokens: int = 32) -> str:
+    def generate(self, image: Image, prompt: str, max_new_tokens: int = 32,
+                 between_steps: Optional[Callable[[], None]] = None) -> str:
         """Greedy free text (temperature 0), at most max_new_tokens."""
         self._require_loaded()
         if max_new_tokens <= 0:
