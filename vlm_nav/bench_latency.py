@@ -28,6 +28,7 @@ VARIANTS = {
     'scored': ('scored', {}),
     # the same, but decisions wait whenever the describer's generation holds the model
     'scored, waiting for descriptions': ('scored', {'answer_during_generation': False}),
+    'scored, int8': ('scored', {'dtype': 'int8'}),
     'original': ('original', {}),
 }
 
@@ -73,22 +74,38 @@ def _collect(seconds: float, variant: str, log) -> Dict:
             node.destroy_node()
             rclpy.shutdown()
     lat = np.array(list(first_seen.values())) * 1e3
-    if not len(lat):
-        return {'error': 'no decisions observed'}
-    result = {'p50_ms': round(float(np.percentile(lat, 50)), 1),
-              'p95_ms': round(float(np.percentile(lat, 95)), 1),
-              'mean_ms': round(float(lat.mean()), 1), 'decisions': int(len(lat)),
-              'decisions_per_s': round(len(lat) / seconds, 2), 'camera_hz': 10.0}
-    log(f'[bench] frame-to-Twist, {variant}: p50 {result["p50_ms"]:.1f} ms, '
-        f'p95 {result["p95_ms"]:.1f} ms, {result["decisions_per_s"]:.1f} decisions/s')
-    return result
+    if len(lat):
+        log(f'[bench] frame-to-Twist, {variant}: p50 {np.percentile(lat, 50):.1f} ms, '
+            f'p95 {np.percentile(lat, 95):.1f} ms, {len(lat) / seconds:.1f} decisions/s')
+    return lat
 
 
 def frame_to_twist(seconds: float, variants: Iterable[str] = tuple(VARIANTS),
-                   log=print) -> Dict:
+                   rounds: int = 1, log=print) -> Dict:
+    """Each variant for `seconds`, the variants interleaved `rounds` times (the machine's
+    other work drifts; interleaving spreads it over all of them); latencies pooled."""
+    variants = list(variants)
+    pooled: Dict[str, list] = {v: [] for v in variants}
+    round_p50: Dict[str, list] = {v: [] for v in variants}
+    for round_index in range(rounds):
+        for variant in variants:
+            if rounds > 1:
+                log(f'[bench] round {round_index + 1}/{rounds}: {variant}')
+            lat = _collect(seconds, variant, log)
+            pooled[variant].extend(lat.tolist())
+            if len(lat):
+                round_p50[variant].append(round(float(np.percentile(lat, 50)), 1))
     out = {}
     for variant in variants:
-        out[variant] = _collect(seconds, variant, log)
+        lat = np.array(pooled[variant])
+        if not len(lat):
+            out[variant] = {'error': 'no decisions observed'}
+            continue
+        out[variant] = {'p50_ms': round(float(np.percentile(lat, 50)), 1),
+                        'p95_ms': round(float(np.percentile(lat, 95)), 1),
+                        'mean_ms': round(float(lat.mean()), 1), 'decisions': int(len(lat)),
+                        'decisions_per_s': round(len(lat) / (seconds * rounds), 2),
+                        'p50_ms_per_round': round_p50[variant], 'camera_hz': 10.0}
     s, o = out.get('scored', {}), out.get('original', {})
     if 'p50_ms' in s and 'p50_ms' in o:
         out['original_over_scored_p50'] = round(o['p50_ms'] / s['p50_ms'], 2)
@@ -102,9 +119,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--seconds', type=float, default=40.0, help='measured, per variant')
     parser.add_argument('--variants', nargs='+', choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument('--rounds', type=int, default=1,
+                        help='run the variants this many times, interleaved; pooled')
     parser.add_argument('--out', default='', help='write summary.json here')
     args = parser.parse_args(argv)
-    summary = frame_to_twist(args.seconds, args.variants)
+    summary = frame_to_twist(args.seconds, args.variants, args.rounds)
     summary['load_average'] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(summary, indent=2))
     if args.out:
