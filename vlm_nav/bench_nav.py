@@ -305,7 +305,10 @@ class _Watcher:
 
 
 class Runner:
-    """One ROS context for the whole run; the vlm_node (model) is loaded once."""
+    """One ROS context for the whole run. The vlm_node (model) is its own process, loaded
+    once, as on a robot: in this process its forward pass (Python-heavy for a small model)
+    held the GIL and starved the simulator and navigator; the simulator, navigator and
+    oracle are fresh nodes in this process for every episode."""
 
     def __init__(self, args):
         import rclpy
@@ -314,10 +317,11 @@ class Runner:
         os.environ.setdefault('ROS_DOMAIN_ID', str(os.getpid() % 90 + 110))
         os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
         self.rclpy = rclpy
-        rclpy.init(args=['vlm_nav_bench', '--ros-args', '--params-file',
-                         args.params_file or default_params_file()])
+        self.params_file = args.params_file or default_params_file()
+        rclpy.init(args=['vlm_nav_bench', '--ros-args', '--params-file', self.params_file])
         self.clock_s = 0.0          # each episode's simulated clock starts after the last
-        self.vlm = None
+        self.vlm = None             # the vlm_node process (a bringup Stack)
+        self.vlm_stats: Dict[str, str] = {}        # its newest /diagnostics values
 
     def _sim_time(self) -> List:
         from rclpy.parameter import Parameter
@@ -325,18 +329,37 @@ class Runner:
 
     def ensure_vlm(self):
         if self.vlm is None:
-            from rclpy.parameter import Parameter
-            from vlm_nav.vlm_node import VlmNode
-            self.vlm = VlmNode(parameter_overrides=self._sim_time() + [
-                Parameter('model', value=self.args.model),
-                Parameter('threads', value=self.args.torch_threads)])
-            print('[bench] loading the model…', flush=True)
-            deadline = time.monotonic() + 120.0
-            while self.vlm._model_state == 'loading' and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if self.vlm._model_state != 'ready':
-                raise RuntimeError(f'model not ready: {self.vlm._model_error}')
+            import tempfile
+            from vlm_nav.bringup import Stack
+            from vlm_nav.stack import NodeSpec
+            logs = tempfile.mkdtemp(prefix='vlm_nav_bench_')
+            self.vlm = Stack([NodeSpec('vlm_node', 'vlm_node', {
+                'model': self.args.model, 'threads': self.args.torch_threads,
+                'use_sim_time': True})], self.params_file, echo=False, log_dir=logs).start()
+            print(f'[bench] loading the model in vlm_node (log: {logs}/vlm_node.log)…',
+                  flush=True)
+            log, deadline = os.path.join(logs, 'vlm_node.log'), time.monotonic() + 180.0
+            while time.monotonic() < deadline:
+                text = open(log).read() if os.path.exists(log) else ''
+                if ' ready in ' in text:
+                    break
+                if 'failed' in text or self.vlm.dead():
+                    raise RuntimeError(f'vlm_node did not start:\n{text[-2000:]}')
+                time.sleep(0.2)
+            else:
+                raise RuntimeError('vlm_node: model not ready after 180 s')
         return self.vlm
+
+    def _on_diagnostics(self, msg) -> None:
+        for status in msg.status:
+            if status.name == 'vlm_nav: vlm_node':
+                self.vlm_stats = {kv.key: kv.value for kv in status.values}
+
+    def _vlm_counts(self) -> Tuple[int, int]:
+        """(requests answered or failed, cache hits) so far, from vlm_node's diagnostics."""
+        s = self.vlm_stats
+        return (int(s.get('requests_ok', 0)) + int(s.get('requests_failed', 0)),
+                int(s.get('cache_hits', 0)))
 
     def run(self, episode: Episode, policy: str) -> Dict:
         from rclpy.executors import MultiThreadedExecutor
@@ -360,11 +383,7 @@ class Runner:
             perception = OracleNode(parameter_overrides=self._sim_time(), cli_args=remap)
             nodes.append(perception)
         else:
-            vlm = self.ensure_vlm()
-            with vlm._lock:
-                vlm._frame = None        # no frame of the previous episode
-            nodes.append(vlm)
-            before = dict(vlm._stats)
+            self.ensure_vlm()
         nav = NavigatorNode(
             parameter_overrides=self._sim_time() + [
                 Parameter('policy', value='original' if policy == 'original' else 'scored'),
@@ -375,12 +394,19 @@ class Runner:
         # receiving odometry in a loaded run.
         watch_node = self.rclpy.create_node('vlm_nav_bench')
         self.watcher = _Watcher(watch_node)
+        from diagnostic_msgs.msg import DiagnosticArray
+        watch_node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
         executor = MultiThreadedExecutor(num_threads=4)
         for node in nodes + [watch_node]:
             executor.add_node(node)
         thread = threading.Thread(target=executor.spin, daemon=True)
         started = time.monotonic()
         thread.start()
+        if policy != 'oracle':       # vlm_node's counters at the start (published each 1 s)
+            deadline = time.monotonic() + 10.0
+            while not self.vlm_stats and time.monotonic() < deadline:
+                time.sleep(0.05)
+            before = self._vlm_counts()
         outcome = 'timeout'
         while True:
             time.sleep(0.05)
@@ -407,8 +433,14 @@ class Runner:
         with self.watcher.lock:
             trajectory = list(self.watcher.trajectory)
         counts = dict(nav._counts)
+        if policy != 'oracle':       # the next diagnostics after the end: this episode's calls
+            self.vlm_stats = {}
+            deadline = time.monotonic() + 10.0
+            while not self.vlm_stats and time.monotonic() < deadline:
+                time.sleep(0.05)
+            after = self._vlm_counts()
         collisions = sim._world.collisions
-        for node in nodes + [watch_node]:   # detach first: the shared vlm_node lives on
+        for node in nodes + [watch_node]:
             executor.remove_node(node)
         executor.shutdown(timeout_sec=5.0)
         thread.join(5.0)
@@ -417,13 +449,10 @@ class Runner:
         if policy == 'oracle':
             vlm_calls, inferences = perception.requests, 0
         else:
-            after = self.vlm._stats
-            vlm_calls = (after['requests_ok'] + after['requests_failed'] -
-                         before['requests_ok'] - before['requests_failed'])
-            inferences = vlm_calls - (after['cache_hits'] - before['cache_hits'])
+            vlm_calls = after[0] - before[0]
+            inferences = vlm_calls - (after[1] - before[1])
         for node in nodes:
-            if node is not self.vlm:
-                node.destroy_node()
+            node.destroy_node()
         self.clock_s = t0 + end_s
         distance, in_view = math.nan, False
         if judged is not None:
@@ -448,7 +477,7 @@ class Runner:
 
     def close(self):
         if self.vlm is not None:
-            self.vlm.destroy_node()
+            self.vlm.stop()
         self.rclpy.try_shutdown()
 
 
