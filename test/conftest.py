@@ -76,6 +76,11 @@ def ros_domain():
             os.environ[key] = value
 
 
+def stamp_s(msg) -> float:
+    """A message's `stamp` (NavigatorState) in seconds."""
+    return msg.stamp.sec + msg.stamp.nanosec * 1e-9
+
+
 class Probe:
     """A test node in its own context, spun in a background thread; records messages."""
 

@@ -32,7 +32,7 @@ from sensor_msgs.msg import Image
 from vlm_nav_interfaces.msg import NavigatorState
 from vlm_nav_interfaces.srv import Observe
 
-from conftest import Probe, running_stack
+from conftest import Probe, running_stack, stamp_s
 from vlm_nav.bringup import Stack
 from vlm_nav.camera_node import test_pattern as pattern_frame
 from vlm_nav.ros_image import rgb_to_image
@@ -110,10 +110,6 @@ def wait_steady_motion(probe: Probe, timeout: float = 60.0) -> None:
         f'robot never moved steadily; last state: {probe.messages("vlm_nav/navigator_state")[-1:]}'
 
 
-def _stamp_s(state: NavigatorState) -> float:
-    return state.stamp.sec + state.stamp.nanosec * 1e-9
-
-
 def measure_stop(probe: Probe, fault: 'Fault', name: str, hold_s: float = 1.0) -> float:
     """Seconds from the fault to the first zero Twist of the stop that follows.
 
@@ -124,10 +120,10 @@ def measure_stop(probe: Probe, fault: 'Fault', name: str, hold_s: float = 1.0) -
     """
     def states_after():
         return [s for s in probe.messages('vlm_nav/navigator_state')
-                if _stamp_s(s) > fault.clock_s]
+                if stamp_s(s) > fault.clock_s]
 
     def first_stale():
-        return next((_stamp_s(s) for s in states_after() if s.stale), None)
+        return next((stamp_s(s) for s in states_after() if s.stale), None)
     assert probe.wait_for(lambda: first_stale() is not None, 5.0), f'{name}: never stale'
 
     def final_stop():
@@ -142,12 +138,12 @@ def measure_stop(probe: Probe, fault: 'Fault', name: str, hold_s: float = 1.0) -
     # on a loaded machine this probe may receive them late).
     def held():
         states, stop = final_stop()
-        return stop is not None and _stamp_s(states[-1]) >= _stamp_s(stop) + hold_s
+        return stop is not None and stamp_s(states[-1]) >= stamp_s(stop) + hold_s
     assert probe.wait_for(held, hold_s + 5.0), \
         f'{name}: still moving, or stopped publishing, {hold_s} s after the fault'
     states, first_zero = final_stop()
     assert first_zero.stale, f'{name}: stopped, but not by the watchdog: {first_zero.reason}'
-    latency = _stamp_s(first_zero) - fault.clock_s
+    latency = stamp_s(first_zero) - fault.clock_s
 
     # The same on cmd_vel as this probe received it (includes DDS delivery and this
     # process's scheduling on a shared machine).
@@ -159,7 +155,7 @@ def measure_stop(probe: Probe, fault: 'Fault', name: str, hold_s: float = 1.0) -
     if latency > DEADLINE_S:
         print(f'{name}: states after the fault (s, linear, angular, phase: reason)')
         for s in states[:states.index(first_zero) + 2]:
-            print(f'  {_stamp_s(s) - fault.clock_s:6.3f} {s.linear_x:+.3f} {s.angular_z:+.3f} '
+            print(f'  {stamp_s(s) - fault.clock_s:6.3f} {s.linear_x:+.3f} {s.angular_z:+.3f} '
                   f'{s.phase}: {s.reason}')
     # Delivery gets slack for a loaded 2-core CI machine; publication does not.
     assert delivered <= DEADLINE_S + 0.5, f'{name}: zero Twist received {delivered:.3f} s late'

@@ -14,7 +14,7 @@ import pytest
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
-from conftest import running_stack
+from conftest import running_stack, stamp_s
 from vlm_nav_interfaces.msg import NavigatorState, SceneDescription
 from vlm_nav_interfaces.srv import Ask, Observe, SetTarget
 
@@ -171,12 +171,12 @@ def test_search_drives_and_stale_perception_stops(stack, probe):
     killed = time.monotonic()
     assert probe.wait_for(lambda: probe.messages('vlm_nav/navigator_state')[-1].stale, 10.0)
     after = [s for s in probe.messages('vlm_nav/navigator_state')
-             if s.stamp.sec + s.stamp.nanosec * 1e-9 > killed_clock]
+             if stamp_s(s) > killed_clock]
     last_moving = max((i for i, s in enumerate(after) if s.linear_x or s.angular_z),
                       default=-1)
     first_stop = after[last_moving + 1]
     assert first_stop.stale, first_stop.reason
-    published = first_stop.stamp.sec + first_stop.stamp.nanosec * 1e-9 - killed_clock
+    published = stamp_s(first_stop) - killed_clock
     camera_period, control_period = 0.1, 0.05     # config defaults
     assert published <= TIMEOUT_S + camera_period + control_period + 0.1, published
     timed = probe.timed('cmd_vel')

@@ -33,7 +33,8 @@ VARIANTS = {
 }
 
 
-def _collect(seconds: float, variant: str, log) -> Dict:
+def _collect(seconds: float, variant: str, log) -> np.ndarray:
+    """One variant's stack for `seconds` after warm-up: frame-to-Twist latencies (ms)."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.time import Time

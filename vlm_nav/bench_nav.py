@@ -355,8 +355,13 @@ class Runner:
             if status.name == 'vlm_nav: vlm_node':
                 self.vlm_stats = {kv.key: kv.value for kv in status.values}
 
-    def _vlm_counts(self) -> Tuple[int, int]:
-        """(requests answered or failed, cache hits) so far, from vlm_node's diagnostics."""
+    def _next_vlm_counts(self) -> Tuple[int, int]:
+        """(requests answered or failed, cache hits) so far, from vlm_node's next
+        /diagnostics (published every simulated second; up to 10 s wall is waited)."""
+        self.vlm_stats = {}
+        deadline = time.monotonic() + 10.0
+        while not self.vlm_stats and time.monotonic() < deadline:
+            time.sleep(0.05)
         s = self.vlm_stats
         return (int(s.get('requests_ok', 0)) + int(s.get('requests_failed', 0)),
                 int(s.get('cache_hits', 0)))
@@ -402,11 +407,8 @@ class Runner:
         thread = threading.Thread(target=executor.spin, daemon=True)
         started = time.monotonic()
         thread.start()
-        if policy != 'oracle':       # vlm_node's counters at the start (published each 1 s)
-            deadline = time.monotonic() + 10.0
-            while not self.vlm_stats and time.monotonic() < deadline:
-                time.sleep(0.05)
-            before = self._vlm_counts()
+        if policy != 'oracle':       # vlm_node's counters at the start
+            before = self._next_vlm_counts()
         outcome = 'timeout'
         while True:
             time.sleep(0.05)
@@ -433,12 +435,8 @@ class Runner:
         with self.watcher.lock:
             trajectory = list(self.watcher.trajectory)
         counts = dict(nav._counts)
-        if policy != 'oracle':       # the next diagnostics after the end: this episode's calls
-            self.vlm_stats = {}
-            deadline = time.monotonic() + 10.0
-            while not self.vlm_stats and time.monotonic() < deadline:
-                time.sleep(0.05)
-            after = self._vlm_counts()
+        if policy != 'oracle':       # ... and at the end: this episode's calls
+            after = self._next_vlm_counts()
         collisions = sim._world.collisions
         for node in nodes + [watch_node]:
             executor.remove_node(node)
@@ -485,12 +483,13 @@ class NoRosRunner:
     """The same episodes through simulate_episode: the model runs in this process."""
 
     def __init__(self, args):
+        from vlm_nav.stack import node_parameters
         self.args = args
         self.backend = None
+        self.navigator = node_parameters('navigator_node', args.params_file or '')
 
     def run(self, episode: Episode, policy: str) -> Dict:
         from vlm_nav.nav.original import OriginalPolicy
-        from vlm_nav.stack import node_parameters
         a = self.args
         if policy != 'oracle' and self.backend is None:
             import torch
@@ -501,7 +500,7 @@ class NoRosRunner:
         started = time.monotonic()
         kwargs = dict(timeout_s=a.timeout_s, collision_limit=a.collision_limit,
                       success_distance_m=a.success_distance_m,
-                      navigator=node_parameters('navigator_node', a.params_file or ''))
+                      navigator=self.navigator)
         if policy == 'oracle':
             row = simulate_episode(episode, oracle_observer, latency_s=0.02, **kwargs)
             row['vlm_calls'], row['inferences'] = row['vlm_calls'], 0
