@@ -140,9 +140,16 @@ def test_bad_frames_are_skipped_counted_and_the_node_stays_up(stack, probe):
     assert _model_ready(probe).success     # still serving
 
 
+def _next_diagnostics(probe, node: str):
+    since = time.monotonic()
+    assert probe.wait_for(lambda: probe.diagnostics(node, since) is not None, 10.0)
+    return probe.diagnostics(node, since)
+
+
 def test_search_drives_and_stale_perception_stops(stack, probe):
     probe.record(Twist, 'cmd_vel')
     probe.record(NavigatorState, 'vlm_nav/navigator_state')
+    probe.record(DiagnosticArray, '/diagnostics')
     _model_ready(probe)
     observed = probe.call(Observe, 'vlm_nav/observe', Observe.Request(target='red ball'))
     assert observed.success, observed.message
@@ -161,6 +168,17 @@ def test_search_drives_and_stale_perception_stops(stack, probe):
     assert not states[-1].stale and states[-1].reason
     for t in probe.messages('cmd_vel'):
         assert abs(t.linear.x) <= 0.3 + 1e-6 and abs(t.angular.z) <= 1.0 + 1e-6
+
+    # Each frame is decided on once, as soon as it arrives: the navigator's Observe names
+    # the frame it has (newer_than) and vlm_node holds the call until the next one. When
+    # the stamp went through float seconds it missed, the same frame came back at once (a
+    # cache hit, not acted on) and the next frame waited for a control tick: 2 of 3 calls.
+    before = _next_diagnostics(probe, 'vlm_node')
+    time.sleep(3.0)
+    after = _next_diagnostics(probe, 'vlm_node')
+    calls = int(after['requests_ok']) - int(before['requests_ok'])
+    hits = int(after['cache_hits']) - int(before['cache_hits'])
+    assert calls >= 10 and hits <= 0.2 * calls, (calls, hits)
 
     # Watchdog: the camera dies; within the timeout (+ one camera and one control period)
     # the navigator publishes zero and says it is stale. Measured on the navigator's own

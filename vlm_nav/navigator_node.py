@@ -81,6 +81,9 @@ class NavigatorNode(Node):
         self._limiter = VelocityLimiter()
         self._apply_parameters([])
         self._observation: Optional[Observation] = None
+        # Its frame's stamp exactly as vlm_node sent it: float seconds lose ~100s of ns,
+        # and newer_than must name the frame we have, not a stamp near it.
+        self._observation_stamp = None
         self._obs_latency = 0.0
         self._pending = None
         self._pending_since = 0.0
@@ -172,7 +175,7 @@ class NavigatorNode(Node):
 
     def _set_mode(self, mode: str, target: str) -> None:
         self._policy.reset(mode, target)
-        self._observation = None          # never act on an answer about the old target
+        self._observation = self._observation_stamp = None   # never act on the old target's
         self._pending = None
         self._limiter.stop()
         self._publish_twist(0.0, 0.0)
@@ -212,7 +215,7 @@ class NavigatorNode(Node):
         if self._observation is not None:
             # Each frame once, as soon as it arrives: vlm_node holds the call until a
             # frame newer than the one we already acted on (decisions at camera rate).
-            request.newer_than = Time(nanoseconds=int(self._observation.stamp_s * 1e9)).to_msg()
+            request.newer_than = self._observation_stamp
         future = self._observe.call_async(request)
         self._pending, self._pending_since = future, now
         future.add_done_callback(lambda f, t=target: self._on_observation(f, t))
@@ -247,7 +250,7 @@ class NavigatorNode(Node):
         self._counts['last_observe_error'] = why
         self.get_logger().warning(f'perception call failed: {why}', throttle_duration_sec=5.0)
 
-    def _accept(self, perception, problem: str, latency: float) -> None:
+    def _accept(self, perception, stamp, problem: str, latency: float) -> None:
         """Keep perception unless it is unfit (problem) or not newer than what we have.
 
         Unfit perception (NaN, a stamp from the future) is no perception at all: not
@@ -261,7 +264,7 @@ class NavigatorNode(Node):
             return
         if self._observation is not None and perception.stamp_s <= self._observation.stamp_s:
             return                        # same or older frame: nothing new
-        self._observation = perception
+        self._observation, self._observation_stamp = perception, stamp
         self._obs_latency = latency
         self._counts['observations'] += 1
         # Act on it now rather than at the next control tick: frame-to-Twist latency is
@@ -276,8 +279,8 @@ class NavigatorNode(Node):
         now = self.get_clock().now().nanoseconds * 1e-9
         problem = '' if math.isfinite(stamp) and stamp <= now + MAX_FUTURE_STAMP_S else \
             'answer frame stamp in the future'
-        self._accept(Answer(stamp_s=stamp, answer=response.answer), problem,
-                     response.latency_s)
+        self._accept(Answer(stamp_s=stamp, answer=response.answer), response.frame_stamp,
+                     problem, response.latency_s)
 
     def _on_observation(self, future, target: str) -> None:
         response = self._response(future)
@@ -293,7 +296,7 @@ class NavigatorNode(Node):
             path_clear_prob=o.path_clear_prob)
         problem = observation_problem(observation, self.get_clock().now().nanoseconds * 1e-9,
                                       MAX_FUTURE_STAMP_S)
-        self._accept(observation, problem, o.inference_latency_s)
+        self._accept(observation, o.header.stamp, problem, o.inference_latency_s)
 
     # ---- control --------------------------------------------------------------------------
     def _tick(self) -> None:
@@ -344,9 +347,8 @@ class NavigatorNode(Node):
                                linear_x=float(linear), angular_z=float(angular),
                                perception_age_s=float(age if math.isfinite(age) else -1.0),
                                stale=self._stale)
-        if self._observation is not None:
-            state.frame_stamp = Time(
-                nanoseconds=int(self._observation.stamp_s * 1e9)).to_msg()
+        if self._observation_stamp is not None:
+            state.frame_stamp = self._observation_stamp
         state.stamp = self.get_clock().now().to_msg()
         self._state_pub.publish(state)
 

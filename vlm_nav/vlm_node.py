@@ -35,6 +35,7 @@ from vlm_nav.ros_params import declare
 MAX_QUESTION_CHARS = 500
 MAX_CHOICES = 32
 EMBEDDED = ('', 'embedded')
+SAME_STAMP_NS = 1000          # Observe newer_than: stamps closer than this are one frame
 
 
 def resolve_model(model: str) -> str:
@@ -207,7 +208,10 @@ class VlmNode(Node):
 
         def arrived_since() -> bool:
             frame = self._frames.get(camera)
-            return frame is not None and frame.stamp.nanoseconds != newer_than_ns
+            # Within a microsecond is the same frame: a client that kept the stamp as float
+            # seconds (~1e-7 s resolution today) gets it back a few hundred ns off.
+            return frame is not None and \
+                abs(frame.stamp.nanoseconds - newer_than_ns) > SAME_STAMP_NS
 
         with self._lock:
             if newer_than_ns:
