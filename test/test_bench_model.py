@@ -27,9 +27,9 @@ def held_out():
 
 def test_int8_embedded_model_is_quantized_and_agrees_with_float32(held_out):
     import torch
-    fp32 = HFBackend(str(EMBEDDED_MODEL_DIR), dtype='float32')
+    fp32 = HFBackend(str(EMBEDDED_MODEL_DIR), dtype='float32', runtime='torch')
     fp32.load()
-    int8 = HFBackend(str(EMBEDDED_MODEL_DIR), dtype='int8')
+    int8 = HFBackend(str(EMBEDDED_MODEL_DIR), dtype='int8', runtime='torch')
     int8.load()
     quantized = [m for m in int8.model.modules()
                  if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
@@ -44,6 +44,48 @@ def test_int8_embedded_model_is_quantized_and_agrees_with_float32(held_out):
             agree += sum(x.best == y.best for x, y in zip(a, b))
             total += len(a)
     assert agree / total >= 0.9, f'int8 agrees with float32 on {agree}/{total} answers'
+
+
+def test_onnxruntime_embedded_model_agrees_with_torch(held_out):
+    """runtime onnxruntime gives torch's probabilities; onnxruntime_int8 (ONNX Runtime's
+    dynamic quantization; what runtime auto picks for this model on a CPU) the same
+    answers nearly everywhere, as torch's int8 does."""
+    torch_fp32 = HFBackend(str(EMBEDDED_MODEL_DIR), runtime='torch')
+    torch_fp32.load()
+    assert torch_fp32.diagnostics()['scoring_runtime'] == 'torch'
+    ort_fp32 = HFBackend(str(EMBEDDED_MODEL_DIR), runtime='onnxruntime')
+    ort_fp32.load()
+    assert ort_fp32.diagnostics()['scoring_runtime'] == 'onnxruntime'
+    ort_int8 = HFBackend(str(EMBEDDED_MODEL_DIR))         # runtime auto
+    ort_int8.load()
+    assert ort_int8.diagnostics()['scoring_runtime'] == 'onnxruntime int8'
+    agree = total = 0
+    for frame in held_out:
+        for target in ('red ball', 'green chair'):
+            questions = perception.target_questions(target)
+            reference = torch_fp32.score(frame, questions)
+            for a, b in zip(reference, ort_fp32.score(frame, questions)):
+                np.testing.assert_allclose(a.probs, b.probs, atol=1e-4)
+            answers = ort_int8.score(frame, questions)
+            agree += sum(a.best == b.best for a, b in zip(reference, answers))
+            total += len(answers)
+    assert agree / total >= 0.9, f'int8 agrees with float32 on {agree}/{total} answers'
+
+
+def test_runtime_auto_without_onnxruntime_scores_in_torch_and_says_why(monkeypatch):
+    import sys
+    from vlm_nav.models.base import ModelLoadError
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)       # not installed
+    backend = HFBackend(str(EMBEDDED_MODEL_DIR))
+    backend.load()
+    diagnostics = backend.diagnostics()
+    assert diagnostics['scoring_runtime'] == 'torch'
+    assert 'onnxruntime is not installed' in diagnostics['onnxruntime_skipped']
+    frame = np.full((96, 96, 3), 127, dtype=np.uint8)
+    assert len(backend.score(frame, perception.target_questions('door'))) == 4
+    # Asked for by name, it is an error with the fix.
+    with pytest.raises(ModelLoadError, match='not installed.*runtime torch'):
+        HFBackend(str(EMBEDDED_MODEL_DIR), runtime='onnxruntime').load()
 
 
 def test_int8_refused_on_cuda_with_a_fix():
@@ -71,13 +113,14 @@ def test_bench_model_runs_and_reports(tmp_path):
     out = tmp_path / 'bench'
     proc = subprocess.run(
         [sys.executable, '-m', 'vlm_nav.bench_model', '--models', 'embedded',
-         '--precisions', 'float32,int8', '--runs', '2', '--warmup', '1', '--frames', '2',
+         '--precisions', 'float32,int8,onnxruntime:int8', '--runs', '2', '--warmup', '1',
+         '--frames', '2',
          '--threads', '1', '--accuracy-per-type', '10', '--out', str(out)],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     summary = json.loads((out / 'summary.json').read_text())
     configs = {c['precision']: c for c in summary['configs']}
-    assert set(configs) == {'float32', 'int8'}
+    assert set(configs) == {'float32', 'int8', 'onnxruntime:int8'}
     for c in configs.values():
         assert set(c['operations']) >= {
             'prefill', 'decision', 'search_generate_parse', 'explore_generate_parse'}
@@ -86,7 +129,7 @@ def test_bench_model_runs_and_reports(tmp_path):
         assert c['rss_after_load_mb'] > c['rss_before_load_mb'] > 0
         assert set(c['accuracy']) >= {'visible', 'bearing', 'distance', 'path'}
         assert c['accuracy']['visible'] >= 0.7      # the trained model, not chance
-    assert (out / 'results.csv').read_text().count('\n') == 1 + 2 * 2 * len(
+    assert (out / 'results.csv').read_text().count('\n') == 1 + 3 * 2 * len(
         configs['float32']['operations'])
     assert (out / 'latency.png').stat().st_size > 10_000
     assert 'decision p50 ms' in proc.stdout

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from vlm_nav.models import load_backend, registry, tiny
-from vlm_nav.models.base import UnsupportedOperation
-from vlm_nav.models.hf_backend import _to_pil, ContrastiveBackend, HFBackend
+from vlm_nav.models.base import ModelLoadError, UnsupportedOperation
+from vlm_nav.models.hf_backend import _to_pil, ContrastiveBackend, HFBackend, make_backend
 from vlm_nav.models.prompting import chat_prompt
 from vlm_nav.perception import DESCRIBE_PROMPT, target_questions
 
@@ -95,6 +95,45 @@ def test_generative_score_matches_naive_reference(backends, name, image):
         np.testing.assert_allclose(answer.probs, reference.probs, atol=1e-4)
     # Random but not flat, so the comparison means something.
     assert max(max(a.probs) for a in ref) > 0.6
+
+
+# Families whose closed-set questions run as one packed pass: ONNX Runtime can take it.
+PACKED = [f.name for f in registry.FAMILIES if f.name in GENERATIVE and f.shared_prefix
+          and not f.image_reads_question and f.name != 'idefics3']
+
+
+@pytest.mark.parametrize('name', PACKED)
+def test_onnxruntime_scoring_matches_the_naive_reference(family_model_dir, name, image):
+    backend = make_backend(family_model_dir(name), runtime='onnxruntime')
+    backend.load()
+    assert backend.diagnostics()['scoring_runtime'] == 'onnxruntime'
+    questions = [THINGS, MULTI_TOKEN] + target_questions('blue box')
+    calls = []
+    run = backend.onnx.run
+    backend.onnx.run = lambda inputs: calls.append(1) or run(inputs)
+    fast = backend.score(image, questions)
+    assert calls, 'the packed pass did not run in ONNX Runtime'
+    # A different packed width and kept positions than the export sample had.
+    for answer, reference in zip(fast, backend._reference_score(image, questions)):
+        np.testing.assert_allclose(answer.probs, reference.probs, atol=1e-4)
+
+
+@pytest.mark.parametrize('name', ['clip', 'instructblip', 'idefics3'])
+def test_onnxruntime_refused_where_there_is_no_packed_pass_with_the_fix(family_model_dir,
+                                                                        name):
+    with pytest.raises(ModelLoadError, match='runtime torch'):
+        make_backend(family_model_dir(name), runtime='onnxruntime_int8').load()
+
+
+def test_runtime_auto_scores_other_models_in_torch(backends):
+    # auto picks ONNX Runtime only for the embedded model, where it was measured.
+    assert backends('llava').diagnostics()['scoring_runtime'] == 'torch'
+    assert backends('llava').onnx is None
+
+
+def test_unknown_runtime_is_refused(family_model_dir):
+    with pytest.raises(ValueError, match='auto, torch, onnxruntime'):
+        make_backend(family_model_dir('llava'), runtime='tensorrt')
 
 
 @pytest.mark.parametrize('name', GENERATIVE)
@@ -327,7 +366,6 @@ def test_readme_table_is_the_registry():
 
 def test_encoder_decoder_language_model_is_refused(tmp_path):
     from transformers import Blip2Config, T5Config
-    from vlm_nav.models.base import ModelLoadError
     text = T5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2)
     Blip2Config(text_config=text).save_pretrained(tmp_path)
     with pytest.raises(ModelLoadError, match='encoder-decoder language model'):

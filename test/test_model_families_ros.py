@@ -29,6 +29,9 @@ pytestmark = pytest.mark.ros
 
 THINGS = ['red ball', 'door', 'blue box']
 HUB_ID = {'clip': 'vlm-nav-test/tiny-clip'}
+# One family's node scores its closed-set questions in ONNX Runtime, int8 (exported at
+# load; a failed export fails the load): every service must behave the same.
+NODE_OPTIONS = {'llava-phi3': {'runtime': 'onnxruntime_int8', 'dtype': 'int8'}}
 
 
 def _camera_probe(domain: int, name: str) -> Probe:
@@ -72,7 +75,8 @@ def family_nodes(family_model_dir, tmp_path_factory):
                 model = HUB_ID[name]
             spec = NodeSpec('vlm_node', 'vlm_node', {'model': model, 'threads': 1,
                                                      'inference_timeout_s': 30.0,
-                                                     'max_frame_age_s': 5.0})
+                                                     'max_frame_age_s': 5.0,
+                                                     **NODE_OPTIONS.get(name, {})})
             log_dir = root / name
             log_dir.mkdir()
             stacks.append(stack.enter_context(Stack(

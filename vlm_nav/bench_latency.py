@@ -25,10 +25,13 @@ SEED, TARGET = 5, 'red ball'      # the demo's layout: the target is there to be
 
 # name -> (navigator policy, vlm_node parameter overrides)
 VARIANTS = {
+    # the defaults: runtime auto = ONNX Runtime int8 scoring for the embedded model
     'scored': ('scored', {}),
     # the same, but decisions wait whenever the describer's generation holds the model
     'scored, waiting for descriptions': ('scored', {'answer_during_generation': False}),
-    'scored, int8': ('scored', {'dtype': 'int8'}),
+    'scored, torch float32': ('scored', {'runtime': 'torch'}),
+    'scored, torch int8': ('scored', {'runtime': 'torch', 'dtype': 'int8'}),
+    'scored, onnxruntime float32': ('scored', {'runtime': 'onnxruntime'}),
     'original': ('original', {}),
 }
 

@@ -22,7 +22,10 @@ Models: ``embedded`` (the shipped model, loaded from its folder) and real publis
 architectures at their real sizes with random weights built from their configs (speed
 and memory don't depend on the weights' values): ``smolvlm-256m``, ``llava-phi3-mini``,
 ``llava-1.5-7b``. Precisions: ``float32``, ``bfloat16``, ``float16`` (CUDA) and
-``int8`` (torch dynamic quantization of Linear layers, CPU).
+``int8`` (torch dynamic quantization of Linear layers, CPU); ``onnxruntime:float32`` and
+``onnxruntime:int8`` score closed-set questions in ONNX Runtime (the packed pass exported
+at load; int8 by ONNX Runtime's dynamic quantization, generation then in torch float32).
+The other precisions score in torch (``runtime: torch``).
 
 Writes ``results.csv`` (one row per timed run), ``summary.json`` (machine, per
 configuration p50/p95/mean, ratios, memory, accuracy) and ``latency.png`` to ``--out``.
@@ -48,7 +51,8 @@ from vlm_nav.models.hf_backend import release_memory
 
 DEFAULT_OUT = os.path.join('bench', 'results', 'model_cpu')
 SHAPES = ('embedded', 'smolvlm-256m', 'llava-phi3-mini', 'llava-1.5-7b')
-PRECISIONS = ('float32', 'bfloat16', 'float16', 'int8')
+PRECISIONS = ('float32', 'bfloat16', 'float16', 'int8', 'onnxruntime:float32',
+              'onnxruntime:int8')
 TARGET = 'red ball'
 OPERATIONS = ('prefill', 'decision', 'decision_pipeline', 'search_generate_parse',
               'explore_generate_parse')
@@ -140,15 +144,27 @@ def shape_processor(shape: str, tokenizer):
                           chat_template=tiny.LLAVA_CHAT_TEMPLATE, num_additional_image_tokens=1)
 
 
+def split_precision(precision: str):
+    """(scoring runtime, torch dtype): 'float32' -> ('torch', 'float32'),
+    'onnxruntime:float32' -> ('onnxruntime', 'float32'), 'onnxruntime:int8' ->
+    ('onnxruntime_int8', 'float32') (ONNX Runtime's int8; generation in float32)."""
+    runtime, _, dtype = precision.rpartition(':')
+    if runtime and dtype == 'int8':
+        return runtime + '_int8', 'float32'
+    return runtime or 'torch', dtype
+
+
 def build_backend(shape: str, precision: str, device: str, log=print):
     """A loaded HFBackend: the embedded model from its folder, or a random-weight shape."""
     import torch
     from vlm_nav.models import registry
     from vlm_nav.models.embedded import EMBEDDED_MODEL_DIR
     from vlm_nav.models.hf_backend import HFBackend, quantize_linear_int8
+    runtime, precision = split_precision(precision)
     dtype = 'float32' if precision == 'int8' else precision
     if shape == 'embedded':      # the vlm_node's own loading path, int8 included
-        backend = HFBackend(str(EMBEDDED_MODEL_DIR), device=device, dtype=precision)
+        backend = HFBackend(str(EMBEDDED_MODEL_DIR), device=device, dtype=precision,
+                            runtime=runtime)
         backend.load()
         backend.params = registry.memory_by_dtype(backend.model.config)['float32'].parameters
     else:
@@ -166,13 +182,16 @@ def build_backend(shape: str, precision: str, device: str, log=print):
         with torch.device(device):      # random init where the weights live: fast on a GPU
             make = getattr(cls, 'from_config', None) or cls._from_config   # Auto* or a class
             model = make(config, dtype=registry.torch_dtype(dtype)).eval()
-        backend = HFBackend(shape, device=device, dtype=dtype)
+        backend = HFBackend(shape, device=device, dtype=dtype, runtime=runtime)
         # What load() would have set from a folder; the weights are all that differ.
         backend.family = registry.family_for(config)
         backend.model, backend.processor = model, shape_processor(shape, tokenizer)
         backend.tokenizer = backend.processor.tokenizer
         backend.operations = backend.family.operations
         backend.params = sum(p.numel() for p in backend.model.parameters())
+        if runtime != 'torch':
+            log(f'[bench] exporting the scoring pass of {shape} to ONNX Runtime')
+            backend.export_scoring(quantize=runtime.endswith('_int8'), log=log)
         if precision == 'int8':
             if device != 'cpu':
                 raise ValueError('int8 (torch dynamic quantization) runs on the CPU only')
@@ -184,11 +203,16 @@ def build_backend(shape: str, precision: str, device: str, log=print):
 
 # ---- the operations -----------------------------------------------------------------------
 def prefill(backend, image) -> int:
-    """One bare forward over image + the visibility question, logits of the last position."""
+    """One bare forward over image + the visibility question, logits of the last position
+    (in ONNX Runtime where the backend scores there: the same graph, one row)."""
     import torch
     from vlm_nav import perception
     from vlm_nav.models.hf_backend import _to_pil
     enc = backend._encode(_to_pil(image), backend._prompt(perception.visible_question(TARGET)))
+    if backend.onnx is not None:
+        backend.onnx.run(backend._packed_inputs([enc['ids']], len(enc['ids']) - 1,
+                                                enc['image'], 1))
+        return 0
     ids = torch.tensor([enc['ids']], device=backend.model.device)
     with torch.inference_mode():
         backend.model(input_ids=ids, attention_mask=torch.ones_like(ids), logits_to_keep=1,
@@ -522,8 +546,9 @@ def run(args: argparse.Namespace) -> int:
     results = []
     for model in models:
         for precision in precisions:
-            if precision == 'int8' and not args.device == 'cpu':
-                continue
+            runtime, dtype = split_precision(precision)
+            if (dtype == 'int8' or runtime != 'torch') and not args.device == 'cpu':
+                continue                # CPU runtimes
             if precision == 'float16' and args.device == 'cpu':
                 continue
             runs = int(runs_for.get(model, args.runs))

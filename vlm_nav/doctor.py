@@ -69,6 +69,8 @@ PACKAGES = (  # (import name, distribution, needed for)
     ('cv2', 'opencv-python-headless', 'camera_node'),
     ('openai', 'openai', 'served models (openai://...)'),
     ('pybullet', 'pybullet', 'the simulator'),
+    ('onnxruntime', 'onnxruntime', 'vlm_node runtime onnxruntime'),
+    ('onnx', 'onnx', 'vlm_node runtime onnxruntime with int8'),
 )
 REQUIRED = {'torch', 'transformers', 'tokenizers', 'safetensors', 'numpy', 'PIL'}
 

@@ -78,6 +78,14 @@ class VlmNode(Node):
         self.dtype = declare(self, 'dtype', 'float32', 'weights precision; int8 = torch '
                              'dynamic quantization of Linear and Embedding weights (CPU)',
                              choices=['float32', 'bfloat16', 'float16', 'int8'], read_only=True)
+        self.runtime = declare(self, 'runtime', 'auto', 'what scores closed-set questions: '
+                               'torch; onnxruntime (the scoring pass exported to ONNX Runtime '
+                               'at load, CPU); onnxruntime_int8 (that graph int8-quantized by '
+                               'ONNX Runtime); auto = onnxruntime_int8 for the embedded model '
+                               'on the CPU, else torch. Generation stays in torch; ignored '
+                               'for a served model',
+                               choices=['auto', 'torch', 'onnxruntime', 'onnxruntime_int8'],
+                               read_only=True)
         declare(self, 'max_new_tokens', 48, 'default free-text budget (tokens)', 1, 512)
         declare(self, 'max_frame_age_s', 1.0, 'frames older than this are not answered', 0.05,
                 60.0)
@@ -141,7 +149,8 @@ class VlmNode(Node):
     # ---- model --------------------------------------------------------------------------
     def _load_model(self) -> None:
         path = resolve_model(self.model_id)
-        self.get_logger().info(f'loading model {path!r} on {self.device} ({self.dtype})')
+        self.get_logger().info(f'loading model {path!r} on {self.device} ({self.dtype}, '
+                               f'scoring in {self.runtime})')
         started = time.monotonic()
         try:
             from vlm_nav.models.served import is_served_spec, ServedBackend
@@ -154,7 +163,8 @@ class VlmNode(Node):
                 if threads:
                     import torch
                     torch.set_num_threads(threads)
-                backend = make_backend(path, device=self.device, dtype=self.dtype)
+                backend = make_backend(path, device=self.device, dtype=self.dtype,
+                                       runtime=self.runtime)
             backend.load()
         except ModelLoadError as error:
             self._fail_model(str(error))

@@ -21,6 +21,8 @@ from vlm_nav.models.prompting import chat_prompt
 _HUB_ID = re.compile(r'^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$')
 _DEVICE = re.compile(r'^(cpu|cuda(:\d+)?)$')
 _CACHE_SIZE = 512     # prompts/choices remembered; a robot asks a handful
+# What runs the closed-set scoring pass (generation is always torch); see HFBackend.
+RUNTIMES = ('auto', 'torch', 'onnxruntime', 'onnxruntime_int8')
 
 
 def answer_text(prompt: str, answer: str, tokenizer: Any = None) -> str:
@@ -73,14 +75,28 @@ class HFBackend(VLMBackend):
     kind = registry.GENERATIVE
 
     def __init__(self, model: str, device: str = 'cpu', dtype: str = 'float32',
-                 max_new_tokens: int = 32, allow_download: bool = False) -> None:
+                 max_new_tokens: int = 32, allow_download: bool = False,
+                 runtime: str = 'auto') -> None:
         """Store settings only; load() does the work.
 
         :param model: hub id ('owner/name') or a folder written by save_pretrained.
         :param allow_download: fetch a hub id that is not cached; off by default so a
             robot never stalls on the network at start-up (pre-download instead).
+        :param runtime: what scores closed-set questions about one image: 'torch';
+            'onnxruntime' (the packed pass exported to ONNX Runtime at load, same
+            answers as torch) or 'onnxruntime_int8' (that graph int8-quantized by ONNX
+            Runtime), CPU only, refused with the reason where impossible; 'auto' =
+            onnxruntime_int8 for the embedded model on the CPU (measured fastest there,
+            accuracy within half a point: bench/results/model_cpu), torch otherwise or if
+            the export fails (diagnostics say why). Generation always runs in torch at
+            ``dtype``. See vlm_nav.models.onnx_scoring.
         """
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
         self.model_id = str(model)
+        self.runtime = runtime
+        self.onnx = None            # OnnxScorer once load() exported the scoring pass
+        self.onnx_skipped = ''      # runtime auto: why scoring stayed in torch
         self.device = device
         self.dtype = dtype
         self.max_new_tokens = max_new_tokens
@@ -147,11 +163,60 @@ class HFBackend(VLMBackend):
         if getattr(processor, 'image_processor', None) is None:
             raise ModelLoadError(f"'{self.model_id}' has no image processor "
                                  '(processor_config / preprocessor_config.json)')
-        if quantize:
-            model = quantize_linear_int8(model)
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.model = model
+        # From the float model, before torch's int8.
+        if self.runtime in ('onnxruntime', 'onnxruntime_int8'):
+            self.export_scoring(self.runtime == 'onnxruntime_int8')
+        elif self.runtime == 'auto' and device.type == 'cpu' and _is_embedded(source):
+            try:
+                self.export_scoring(quantize=True)
+            except ModelLoadError as err:
+                self.onnx_skipped = str(err)
+        if quantize:
+            self.model = quantize_linear_int8(model)
+
+    def export_scoring(self, quantize: bool = False, log=None) -> None:
+        """Export the packed scoring pass to ONNX Runtime (int8-quantized by it with
+        ``quantize``), on a sample of the navigator's questions about a blank frame."""
+        import torch
+        from PIL import Image as PILImage
+        from vlm_nav.models import onnx_scoring
+        if self.model.device.type != 'cpu':
+            raise ModelLoadError(f"runtime onnxruntime runs on the CPU here, not "
+                                 f"{self.model.device}; use runtime torch")
+        if not self.family.shared_prefix or self.family.image_reads_question:
+            raise ModelLoadError(f'runtime onnxruntime exports the packed scoring pass, which '
+                                 f'{self.family.name} models do not use; use runtime torch')
+        size = getattr(self.processor.image_processor, 'size', None) or {}
+        side = int(size.get('height') or size.get('shortest_edge') or 224)
+        blank = PILImage.new('RGB', (side, side), (127, 127, 127))
+        with torch.inference_mode():
+            sample = self._packed_sample(blank, onnx_scoring.sample_questions())
+        if sample is None:
+            raise ModelLoadError(f"'{self.model_id}': its scoring pass cannot be packed into "
+                                 'one sequence (no shared prefix); use runtime torch')
+        try:
+            self.onnx = onnx_scoring.OnnxScorer.export(
+                self.model, sample, quantize, torch.get_num_threads(), log)
+        except onnx_scoring.ExportError as err:
+            raise ModelLoadError(f"'{self.model_id}' with runtime onnxruntime: {err}; "
+                                 'use runtime torch') from None
+
+    def diagnostics(self) -> Dict[str, str]:
+        from vlm_nav.models.onnx_scoring import optional_scorer
+        out = {'scoring_runtime': optional_scorer(self.onnx)}
+        if self.onnx_skipped:
+            out['onnxruntime_skipped'] = self.onnx_skipped
+        return out
+
+    def _packed_sample(self, pil, questions):
+        """The packed pass's inputs for these questions, or None where there is none."""
+        prompt_ids, image, rows, targets = self._plan(pil, questions)
+        keep = max(len(ids) for per in targets for _, ids in per)
+        prefix = self._shared_prefix_len(prompt_ids, rows) if len(rows) > 1 else 0
+        return self._packed_inputs(rows, prefix, image, keep) if prefix > 0 else None
 
     def _family(self, config) -> registry.Family:
         try:
@@ -497,6 +562,20 @@ class HFBackend(VLMBackend):
         Returns (rows, keep, vocab) logits like the other paths, or None where the model
         refuses a 4-D attention mask (then the two-pass shared path runs instead).
         """
+        inputs = self._packed_inputs(rows, prefix, image, keep)
+        if self.onnx is not None and self.onnx.accepts(inputs):
+            import torch
+            return torch.from_numpy(self.onnx.run(inputs)[0]).reshape(len(rows), keep, -1)
+        try:
+            out = self.model(use_cache=False, logits_to_keep=inputs.pop('keep_index'),
+                             **inputs)
+        except (TypeError, ValueError, RuntimeError, IndexError):
+            self.packed = False           # this model wants 2-D masks: two passes instead
+            return None
+        return out.logits[0].reshape(len(rows), keep, -1)
+
+    def _packed_inputs(self, rows, prefix: int, image, keep: int) -> Dict[str, Any]:
+        """The packed pass's model inputs (logits_to_keep as 'keep_index')."""
         import torch
         device = self.model.device
         tails = [r[prefix:] for r in rows]
@@ -521,16 +600,11 @@ class HFBackend(VLMBackend):
                 ~allowed, torch.finfo(self.model.dtype).min)
         else:
             mask = allowed
-        try:
-            out = self.model(input_ids=torch.tensor([seq], device=device),
-                             attention_mask=mask[None, None].to(device),
-                             position_ids=positions[None].to(device), use_cache=False,
-                             logits_to_keep=torch.tensor(keep_index, device=device),
-                             **self._image_inputs(image, 1))
-        except (TypeError, ValueError, RuntimeError, IndexError):
-            self.packed = False           # this model wants 2-D masks: two passes instead
-            return None
-        return out.logits[0].reshape(len(rows), keep, -1)
+        return {'input_ids': torch.tensor([seq], device=device),
+                'attention_mask': mask[None, None].to(device),
+                'position_ids': positions[None].to(device),
+                'keep_index': torch.tensor(keep_index, device=device),
+                **self._image_inputs(image, 1)}
 
     def _forward_full(self, rows, images, row_image, keep: int):
         ids, mask = self._left_pad(rows)
@@ -752,6 +826,11 @@ def quantize_linear_int8(model):
         dtype=torch.qint8, inplace=True)
     release_memory()
     return model
+
+
+def _is_embedded(source: str) -> bool:
+    from vlm_nav.models.embedded import EMBEDDED_MODEL_DIR
+    return os.path.isdir(source) and os.path.samefile(source, EMBEDDED_MODEL_DIR)
 
 
 def release_memory() -> None:
