@@ -273,6 +273,11 @@ def test_random_ask_requests_get_an_answer_or_a_reason(stack, bot):
 
 def test_bad_frames_are_rejected_counted_and_never_crash_the_node(stack, bot):
     model_ready(bot)
+    # The navigator idle (earlier tests leave it in a random mode): searching, it would
+    # have vlm_node run inference on every valid frame of the flood, and on 2 busy cores
+    # that costs dropped deliveries, not rejections.
+    idle = call(bot, SetTarget, 'vlm_nav/set_target', SetTarget.Request(mode='idle'))
+    assert idle.success, idle.message
     before = fresh_diagnostics(bot, 'vlm_node')
     sent_bad = [0]
 
