@@ -243,3 +243,36 @@ def test_first_odometry_after_dead_reckoning_starts_a_new_frame():
     policy.decide(obs(0.0, t=0.4), 0.4)
     policy.decide(obs(0.0, t=0.5), 0.5, (3.2, -2.0, 1.0))
     assert memory.visited[0] == (3.0, -2.0) and memory.odometer < 0.5
+
+
+@pytest.mark.parametrize('mode', ['search', 'explore'])
+def test_driving_without_progress_on_odometry_counts_as_blocked(mode):
+    """The camera says the path is clear, but odometry shows the robot held in place (an
+    object beside the wheels): after stall_s the policy stops pushing and goes round."""
+    p = NavigationPolicy()
+    p.reset(mode, 'red ball')
+    yaw, t, pushing_since = 0.0, 0.0, None
+    far_ahead = obs(visible=1.0, center=1.0, near=0.0, path=1.0)
+    for _ in range(1200):                      # 60 s at 20 Hz: it turns, it never advances
+        d = p.decide(far_ahead if mode == 'search' else obs(path=1.0), t, (1.0, 1.0, yaw))
+        yaw += d.angular * 0.05
+        if d.linear > 0.0 and pushing_since is None:
+            pushing_since = t
+        if pushing_since is not None and d.linear == 0.0:
+            break
+        t += 0.05
+    assert pushing_since is not None, 'never drove'
+    assert d.linear == 0.0 and 'stuck by odometry' in d.reason, d
+    assert t - pushing_since <= p.config.stall_s + 0.2
+    assert p.stalls == 1
+
+
+def test_slow_progress_is_not_a_stall():
+    p = NavigationPolicy()
+    p.reset('explore')
+    x, t = 0.0, 0.0
+    for _ in range(200):
+        d = p.decide(obs(path=1.0), t, (x, 0.0, 0.0))
+        x += d.linear * 0.05                    # odometry follows the command
+        t += 0.05
+    assert p.stalls == 0

@@ -64,6 +64,9 @@ class PolicyConfig:
     detour_sweep_rad: float = 0.8    # look for a clear heading this far to each side first,
     #                                  then twice as far, ... (the smallest way round wins)
     detour_memory_s: float = 20.0    # keep going round on the same side for this long
+    stall_s: float = 2.0             # driven forward this long (odometry) with less than
+    stall_m: float = 0.05            # this much progress: blocked, whatever the camera says
+    stall_hold_s: float = 1.5        # ... and the path counts as blocked for this long
     heading_bins: int = 24           # resolution of the per-spot heading memory
     spot_radius_m: float = 0.5       # headings looked at within this distance count as here
     hfov_rad: float = DEFAULT_HFOV_RAD
@@ -154,6 +157,9 @@ class _Memory:
     follow_holding: bool = False
     follow_turning: bool = False
     on_odometry: bool = False                  # odometry has arrived (poses in its frame)
+    push_from: Optional[Tuple[float, float, float]] = None   # (time, x, y) driving began
+    stalled_until: float = -math.inf           # odometry says stuck: blocked until then
+    stalls: int = 0
 
 
 class NavigationPolicy:
@@ -206,6 +212,7 @@ class NavigationPolicy:
         dt = min(1.0, dt) if math.isfinite(dt) and dt > 0.0 else 0.0
         m.last_now = now_s
         self._update_pose(pose, dt)
+        self._check_stall(now_s)
         if self.mode == 'idle' or obs is None:
             decision = Decision(0.0, 0.0, 'idle', 'idle' if obs else 'no observation yet')
         else:
@@ -248,6 +255,26 @@ class NavigationPolicy:
         if m.spot is None or math.hypot(x - m.spot.x, y - m.spot.y) > self.config.spot_radius_m:
             m.spot = _Spot(x, y)
 
+    def _check_stall(self, now_s: float) -> None:
+        """Commanded forward for stall_s and odometry barely moved: something the camera
+        doesn't show (an object beside the wheels, a corner below the view) holds the robot.
+        Only with odometry: dead-reckoned poses always move as commanded."""
+        c, m = self.config, self._m
+        if not m.on_odometry or m.last_cmd[0] <= 0.02:
+            m.push_from = None
+            return
+        x, y, _ = m.pose
+        if m.push_from is None or math.hypot(x - m.push_from[1], y - m.push_from[2]) > c.stall_m:
+            m.push_from = (now_s, x, y)          # (re)start: moving, or just began
+        elif now_s - m.push_from[0] > c.stall_s:
+            m.stalled_until, m.stalls = now_s + c.stall_hold_s, m.stalls + 1
+            m.push_from = None
+
+    @property
+    def stalls(self) -> int:
+        """Times odometry showed the robot stuck while driving forward."""
+        return self._m.stalls
+
     def _bin(self, heading: float) -> int:
         n = self.config.heading_bins
         return int(round(wrap(heading) / (2.0 * math.pi) * n)) % n
@@ -255,8 +282,17 @@ class NavigationPolicy:
     def _bin_heading(self, index: int) -> float:
         return wrap(index * 2.0 * math.pi / self.config.heading_bins)
 
+    def _stalled(self) -> bool:
+        m = self._m
+        return m.last_now is not None and m.last_now < m.stalled_until
+
     def _clear(self, obs: Observation) -> bool:
-        return obs.path_clear_prob >= self.config.blocked_threshold
+        return not self._stalled() and obs.path_clear_prob >= self.config.blocked_threshold
+
+    def _pclear(self, obs: Observation) -> str:
+        """What the reasons say about the path ahead."""
+        text = f'P(clear)={obs.path_clear_prob:.2f}'
+        return f'stuck by odometry, {text}' if self._stalled() else text
 
     def _remember_view(self, obs: Observation) -> None:
         """Mark the headings in the camera's view as looked at from this spot."""
@@ -365,12 +401,14 @@ class NavigationPolicy:
         c, m = self.config, self._m
         travelled = self._travelled_since_clear()
         centred = obs.bearing_probs.get('center', 0.0) >= c.center_threshold
-        if centred and travelled is not None and travelled < c.creep_m:
+        # Held in place (odometry): creeping would only push on.
+        if centred and not self._stalled() and travelled is not None and \
+                travelled < c.creep_m:
             # Hold the heading of that clear view: its corridor is what is known free.
             angular = c.turn_gain * wrap(m.last_clear[2] - m.pose[2])
             return Decision(min(c.creep_linear, linear), angular, 'creeping',
                             f'{self.target} seen but path blocked '
-                            f'(P(clear)={obs.path_clear_prob:.2f}), creeping '
+                            f'({self._pclear(obs)}), creeping '
                             f'({travelled:.2f} of {c.creep_m:.2f} m): {where}')
         return self._start_detour(obs, now_s, f'path to the {self.target} blocked')
 
@@ -395,7 +433,7 @@ class NavigationPolicy:
         side, amplitude = self._pick_side(now_s)
         m.detour = _Detour(side=side, amplitude=amplitude)
         return Decision(0.0, side * c.scan_angular, 'detouring',
-                        f'{why} (P(clear)={obs.path_clear_prob:.2f}): looking for a way round, '
+                        f'{why} ({self._pclear(obs)}): looking for a way round, '
                         f'{"left" if side > 0 else "right"} first')
 
     def _detour_step(self, obs: Observation, now_s: float) -> Optional[Decision]:
@@ -421,7 +459,7 @@ class NavigationPolicy:
                 side_name = 'left' if d.side > 0 else 'right'
                 return Decision(0.0, d.side * c.scan_angular, 'detouring',
                                 f'turning {side_name} until the path is clear '
-                                f'(P(clear)={obs.path_clear_prob:.2f})')
+                                f'({self._pclear(obs)})')
         if d.stage == 'margin':
             if not clear:
                 d.stage = 'align'           # a narrow opening: back to where it was clear
@@ -448,7 +486,7 @@ class NavigationPolicy:
             if driven < c.detour_m:
                 return Decision(c.explore_linear, 0.0, 'detouring',
                                 f'driving past the obstacle ({driven:.2f} of '
-                                f'{c.detour_m:.2f} m, P(clear)={obs.path_clear_prob:.2f})')
+                                f'{c.detour_m:.2f} m, {self._pclear(obs)})')
             d.stage = 'face'
         if d.stage == 'face':
             heading = self._heading_to_target()
@@ -540,7 +578,7 @@ class NavigationPolicy:
         if r['stage'] == 'avoid':
             if not clear:
                 return Decision(0.0, avoid * c.scan_angular, 'avoiding',
-                                f'{why}: path blocked (P(clear)={obs.path_clear_prob:.2f}), '
+                                f'{why}: path blocked ({self._pclear(obs)}), '
                                 'turning along it')
             r['stage'], r['probe_from'] = 'drive', m.odometer
         if r['stage'] == 'drive' and r['wall'] and \
@@ -557,7 +595,7 @@ class NavigationPolicy:
             r['stage'], r['probe_from'] = 'drive', m.odometer   # a corner or an opening
         return Decision(c.explore_linear, 0.0, 'relocating',
                         f'{why}: moving on{" along a wall" if r["wall"] else ""} '
-                        f'(P(clear)={obs.path_clear_prob:.2f})')
+                        f'({self._pclear(obs)})')
 
     # ---- follow -------------------------------------------------------------------------
     def _follow(self, obs: Observation, now_s: float) -> Decision:
@@ -586,7 +624,7 @@ class NavigationPolicy:
         if linear > 0.0 and not self._clear(obs):
             return Decision(0.0, angular, 'holding',
                             f'{self.target} ahead but path blocked '
-                            f'(P(clear)={obs.path_clear_prob:.2f}): waiting')
+                            f'({self._pclear(obs)}): waiting')
         phase = 'holding' if linear == 0.0 else 'following'
         return Decision(linear, angular, phase,
                         f'following {self.target}: bearing {math.degrees(bearing):+.0f}° '
