@@ -134,6 +134,13 @@ class Probe:
                                 _level=status.level, _message=status.message)
         return None
 
+    def next_diagnostics(self, node: str, timeout: float = 5.0) -> Dict[str, str]:
+        """The first /diagnostics of node published after now (counters up to date)."""
+        since = time.monotonic()
+        assert self.wait_for(lambda: self.diagnostics(node, since) is not None, timeout), \
+            f'no /diagnostics from {node} within {timeout} s'
+        return self.diagnostics(node, since)
+
     def call(self, srv_type, name: str, request, timeout: float = 20.0):
         client = self.node.create_client(srv_type, name)
         assert client.wait_for_service(timeout_sec=timeout), f'{name} not available'

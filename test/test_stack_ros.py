@@ -140,12 +140,6 @@ def test_bad_frames_are_skipped_counted_and_the_node_stays_up(stack, probe):
     assert _model_ready(probe).success     # still serving
 
 
-def _next_diagnostics(probe, node: str):
-    since = time.monotonic()
-    assert probe.wait_for(lambda: probe.diagnostics(node, since) is not None, 10.0)
-    return probe.diagnostics(node, since)
-
-
 def test_search_drives_and_stale_perception_stops(stack, probe):
     probe.record(Twist, 'cmd_vel')
     probe.record(NavigatorState, 'vlm_nav/navigator_state')
@@ -173,9 +167,9 @@ def test_search_drives_and_stale_perception_stops(stack, probe):
     # the frame it has (newer_than) and vlm_node holds the call until the next one. When
     # the stamp went through float seconds it missed, the same frame came back at once (a
     # cache hit, not acted on) and the next frame waited for a control tick: 2 of 3 calls.
-    before = _next_diagnostics(probe, 'vlm_node')
+    before = probe.next_diagnostics('vlm_node', 10.0)
     time.sleep(3.0)
-    after = _next_diagnostics(probe, 'vlm_node')
+    after = probe.next_diagnostics('vlm_node', 10.0)
     calls = int(after['requests_ok']) - int(before['requests_ok'])
     hits = int(after['cache_hits']) - int(before['cache_hits'])
     assert calls >= 10 and hits <= 0.2 * calls, (calls, hits)

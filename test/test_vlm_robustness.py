@@ -8,7 +8,7 @@ import math
 import os
 import threading
 import time
-from typing import Dict, List
+from typing import List
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import Twist
@@ -75,13 +75,6 @@ def call(probe: Probe, srv_type, name: str, request, timeout: float = 20.0):
     # An event, not polling: hundreds of calls, each answered in a few milliseconds.
     assert done.wait(timeout), f'{name} did not answer in {timeout} s'
     return future.result()
-
-
-def fresh_diagnostics(probe: Probe, node: str, timeout: float = 5.0) -> Dict[str, str]:
-    """The first /diagnostics of node published after now (counters are up to date)."""
-    since = time.monotonic()
-    assert probe.wait_for(lambda: probe.diagnostics(node, since) is not None, timeout)
-    return probe.diagnostics(node, since)
 
 
 def model_ready(probe: Probe, timeout: float = 90.0) -> None:
@@ -189,7 +182,7 @@ def test_inference_past_its_deadline_is_abandoned_and_the_node_keeps_serving(sta
         assert time.monotonic() - started < 1.0
         assert not r.success and ('model busy' in r.message or 'deadline' in r.message), \
             r.message
-        status = fresh_diagnostics(bot, 'vlm_node')
+        status = bot.next_diagnostics('vlm_node')
         assert int(status['deadline_exceeded']) >= 1
         assert int(status['inference_queue']) <= 1       # nothing piles up behind it
     finally:
@@ -204,7 +197,7 @@ TEXT = st.one_of(st.text(max_size=40), st.sampled_from(INJECTIONS + ['red ball',
 
 
 def test_random_set_target_requests_are_answered_and_rejects_counted(stack, bot):
-    before = fresh_diagnostics(bot, 'navigator_node')
+    before = bot.next_diagnostics('navigator_node')
     rejected = [0]
 
     @settings(max_examples=COUNTS['set_target'], **ROS_FUZZ)
@@ -227,7 +220,7 @@ def test_random_set_target_requests_are_answered_and_rejects_counted(stack, bot)
         rejected[0] += not r.success
     one()
     call(bot, SetTarget, 'vlm_nav/set_target', SetTarget.Request(mode='idle'))
-    after = fresh_diagnostics(bot, 'navigator_node')
+    after = bot.next_diagnostics('navigator_node')
     assert rejected[0] > 10
     assert int(after['set_target_rejected']) - int(before['set_target_rejected']) == \
         rejected[0]
@@ -236,7 +229,7 @@ def test_random_set_target_requests_are_answered_and_rejects_counted(stack, bot)
 
 def test_random_ask_requests_get_an_answer_or_a_reason(stack, bot):
     model_ready(bot)
-    before = fresh_diagnostics(bot, 'vlm_node')
+    before = bot.next_diagnostics('vlm_node')
     failed = [0]
 
     @settings(max_examples=COUNTS['ask'], **ROS_FUZZ)
@@ -264,7 +257,7 @@ def test_random_ask_requests_get_an_answer_or_a_reason(stack, bot):
         else:
             assert isinstance(r.answer, str)
     one()
-    after = fresh_diagnostics(bot, 'vlm_node')
+    after = bot.next_diagnostics('vlm_node')
     assert failed[0] > 10
     assert int(after['requests_failed']) - int(before['requests_failed']) >= failed[0]
     model_ready(bot)
@@ -278,7 +271,7 @@ def test_bad_frames_are_rejected_counted_and_never_crash_the_node(stack, bot):
     # that costs dropped deliveries, not rejections.
     idle = call(bot, SetTarget, 'vlm_nav/set_target', SetTarget.Request(mode='idle'))
     assert idle.success, idle.message
-    before = fresh_diagnostics(bot, 'vlm_node')
+    before = bot.next_diagnostics('vlm_node')
     sent_bad = [0]
 
     def send(publisher, msg, convert):
@@ -301,7 +294,7 @@ def test_bad_frames_are_rejected_counted_and_never_crash_the_node(stack, bot):
     raw()
     compressed()
     time.sleep(1.0)
-    after = fresh_diagnostics(bot, 'vlm_node')
+    after = bot.next_diagnostics('vlm_node')
     counted = int(after['frames_rejected']) - int(before['frames_rejected'])
     assert sent_bad[0] > 50
     # Best-effort delivery on a busy machine may drop a few; most must be counted.

@@ -205,8 +205,8 @@ class HFBackend(VLMBackend):
                                  'use runtime torch') from None
 
     def diagnostics(self) -> Dict[str, str]:
-        from vlm_nav.models.onnx_scoring import optional_scorer
-        out = {'scoring_runtime': optional_scorer(self.onnx)}
+        from vlm_nav.models.onnx_scoring import runtime_label
+        out = {'scoring_runtime': runtime_label(self.onnx)}
         if self.onnx_skipped:
             out['onnxruntime_skipped'] = self.onnx_skipped
         return out
@@ -214,8 +214,7 @@ class HFBackend(VLMBackend):
     def _packed_sample(self, pil, questions):
         """The packed pass's inputs for these questions, or None where there is none."""
         prompt_ids, image, rows, targets = self._plan(pil, questions)
-        keep = max(len(ids) for per in targets for _, ids in per)
-        prefix = self._shared_prefix_len(prompt_ids, rows) if len(rows) > 1 else 0
+        keep, prefix = self._keep_and_prefix(prompt_ids, rows, targets)
         return self._packed_inputs(rows, prefix, image, keep) if prefix > 0 else None
 
     def _family(self, config) -> registry.Family:
@@ -479,10 +478,8 @@ class HFBackend(VLMBackend):
             rows += request_rows
             row_image += [i] * len(request_rows)
         images = [plan[1] for plan in plans]
-        prompt_ids = [ids for plan in plans for ids in plan[0]]
-        keep = max(len(ids) for plan in plans for per in plan[3] for _, ids in per)
-        # One row (one question, single-token choices) is a single pass anyway.
-        prefix = self._shared_prefix_len(prompt_ids, rows) if len(rows) > 1 else 0
+        keep, prefix = self._keep_and_prefix([ids for plan in plans for ids in plan[0]], rows,
+                                             [per for plan in plans for per in plan[3]])
         logits = None
         if prefix > 0 and len(images) == 1 and self.packed:
             logits = self._forward_packed(rows, prefix, images[0], keep)
@@ -504,6 +501,12 @@ class HFBackend(VLMBackend):
                 per_request.append(scores)
             out.append(per_request)
         return out
+
+    def _keep_and_prefix(self, prompt_ids, rows, targets) -> Tuple[int, int]:
+        """(logit positions kept per row: the longest choice, shared prefix length; 0 for
+        a single row, which is one pass anyway)."""
+        keep = max(len(ids) for per in targets for _, ids in per)
+        return keep, self._shared_prefix_len(prompt_ids, rows) if len(rows) > 1 else 0
 
     def _shared_prefix_len(self, prompt_ids, rows) -> int:
         """Tokens all rows share, image included; 0 where sharing is off or unsafe."""

@@ -53,11 +53,13 @@ def _wrapper(model, image_keys: Sequence[str]):
 class OnnxScorer:
     """An ONNX Runtime session for one model's packed scoring pass."""
 
-    def __init__(self, session, image_keys: Sequence[str], quantized: bool) -> None:
+    def __init__(self, session, image_shapes: Dict[str, tuple], quantized: bool) -> None:
+        """:param image_shapes: the image inputs in the graph's order, with the shapes
+            they were exported with (fixed: only the text side has dynamic axes)."""
         self.session = session
-        self.image_keys = list(image_keys)
+        self.image_shapes = dict(image_shapes)
+        self.image_keys = list(image_shapes)
         self.quantized = quantized
-        self._image_shapes: Dict[str, tuple] = {}
 
     @classmethod
     def export(cls, model, inputs: Dict[str, Any], quantize: bool, threads: int,
@@ -70,7 +72,8 @@ class OnnxScorer:
         except ImportError as err:
             raise ExportError(f'onnxruntime is not installed ({err}); '
                               'pip install onnxruntime onnx, or use runtime torch') from None
-        image_keys = [k for k in inputs if k not in TEXT_INPUTS]
+        image_shapes = {k: tuple(v.shape) for k, v in inputs.items() if k not in TEXT_INPUTS}
+        image_keys = list(image_shapes)
         names = list(TEXT_INPUTS) + image_keys
         args = tuple(inputs[k] for k in names)
         dynamic = {'input_ids': {1: 'width'}, 'attention_mask': {2: 'width', 3: 'width'},
@@ -86,7 +89,7 @@ class OnnxScorer:
             try:
                 return cls(ort.InferenceSession(path, options,
                                                 providers=['CPUExecutionProvider']),
-                           image_keys, quantized)
+                           image_shapes, quantized)
             except Exception as err:  # noqa: B902 - ONNX Runtime refuses the graph
                 raise ExportError(f'ONNX Runtime cannot load the exported scoring pass: '
                                   f'{type(err).__name__}: {str(err)[:300]}') from None
@@ -129,13 +132,12 @@ class OnnxScorer:
                 finally:
                     root.setLevel(level)
                 scorer = session(qpath, quantized=True)
-        scorer._image_shapes = {k: tuple(inputs[k].shape) for k in image_keys}
         return scorer
 
     def accepts(self, inputs: Dict[str, Any]) -> bool:
         """Whether the image tensors have the shapes the graph was exported with."""
-        return all(tuple(inputs[k].shape) == shape for k, shape in self._image_shapes.items()
-                   if k in inputs) and set(self._image_shapes) <= set(inputs)
+        return all(k in inputs and tuple(inputs[k].shape) == shape
+                   for k, shape in self.image_shapes.items())
 
     def run(self, inputs: Dict[str, Any]) -> np.ndarray:
         """Logits (1, kept, vocab) for packed-pass inputs (torch tensors or arrays)."""
@@ -163,7 +165,7 @@ def sample_questions() -> List:
     return target_questions('red ball')
 
 
-def optional_scorer(scorer: Optional[OnnxScorer]) -> str:
+def runtime_label(scorer: Optional[OnnxScorer]) -> str:
     """Diagnostic label of the runtime that scores closed-set questions."""
     if scorer is None:
         return 'torch'
