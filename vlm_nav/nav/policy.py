@@ -16,12 +16,11 @@ creep only while the travel since the last clear view stays inside what that vie
 clear (the target itself blocks the path just before it counts as near), then go round:
 turn to one side until the path is clear, a little further, drive detour_m, turn back to
 where the target was; repeated detours keep the same side (a bug-style walk round the
-obstacle). Not seen: turn to the remembered target; still not in view (hidden behind
-something, or glimpsed at the edge of a turn): drive to where it was seen; else scan the
-spot, then move to the least visited clear heading, walking along walls (a walk that comes
-back where it began went round a lone object: leave it), and scan again. Explore: the same
-scan / move loop without a target. Follow: keep the target centred at 'near' with
-hysteresis on distance and bearing.
+obstacle). Not seen: turn to the remembered target, else scan the spot, then move to the
+least visited clear heading, walking along walls (a walk that comes back where it began
+went round a lone object: leave it), and scan again. Explore: the same scan / move loop
+without a target. Follow: keep the target centred at 'near' with hysteresis on distance and
+bearing.
 """
 
 from dataclasses import dataclass, field
@@ -53,7 +52,6 @@ class PolicyConfig:
     scan_angular: float = 0.8        # rad/s while scanning or turning in place
     lost_memory_s: float = 3.0       # a target lost this recently: turn to where it was
     target_memory_s: float = 30.0    # a detour turns back to a target seen this recently
-    sighting_reach_m: float = 0.5    # lost from view: drive to within this of where it was
     scan_spacing_m: float = 2.5      # scan all round again after this much travel
     relocate_s: float = 15.0         # ... or after this long
     wall_probe_m: float = 0.7        # along a wall: turn toward it after this much travel
@@ -160,7 +158,6 @@ class _Memory:
     last_scan_odometer: Optional[float] = None
     last_scan_s: float = 0.0
     reacquire_done: bool = False               # faced the remembered target and it wasn't there
-    sighting_reached: bool = False             # ... and drove to where it was seen
     follow_holding: bool = False
     follow_turning: bool = False
     on_odometry: bool = False                  # odometry has arrived (poses in its frame)
@@ -338,7 +335,7 @@ class NavigationPolicy:
         distance = 0.8 if obs.near_prob() >= 0.5 else 2.0
         self._m.target = TargetMemory(now_s, heading, x + distance * math.cos(heading),
                                       y + distance * math.sin(heading))
-        self._m.reacquire_done = self._m.sighting_reached = False
+        self._m.reacquire_done = False
 
     def _heading_to_target(self) -> Optional[float]:
         m = self._m
@@ -512,8 +509,8 @@ class NavigationPolicy:
     def _look_for(self, obs: Observation, now_s: float) -> Decision:
         c, m = self.config, self._m
         heading = self._heading_to_target()
-        recent = heading is not None and now_s - m.target.seen_s < c.target_memory_s
-        if recent and not m.reacquire_done:
+        if heading is not None and not m.reacquire_done and \
+                now_s - m.target.seen_s < c.target_memory_s:
             error = wrap(heading - m.pose[2])
             if abs(error) > 0.25:
                 direction = 1.0 if error > 0 else -1.0
@@ -524,33 +521,7 @@ class NavigationPolicy:
                                 f'{"left" if direction > 0 else "right"} to where it was '
                                 f'({math.degrees(error):+.0f}°)')
             m.reacquire_done = True
-        if recent and not m.sighting_reached:
-            decision = self._go_to_sighting(obs, now_s, heading)
-            if decision is not None:
-                return decision
         return self._look_around(obs, now_s, f'looking for the {self.target}')
-
-    def _go_to_sighting(self, obs: Observation, now_s: float,
-                        heading: float) -> Optional[Decision]:
-        """Facing where the target was, it isn't in view: something in front hides it (it
-        peeked out beside that) or it was glimpsed at the edge of a turn. Drive to where it
-        was seen, round what is in the way, rather than scan here again; None once there."""
-        c, m = self.config, self._m
-        x, y, yaw = m.pose
-        distance = math.hypot(m.target.x - x, m.target.y - y)
-        if distance < c.sighting_reach_m:
-            m.sighting_reached = True
-            return None
-        m.relocate = None
-        error = wrap(heading - yaw)
-        why = f'{self.target} not in view where it was {now_s - m.target.seen_s:.1f} s ago'
-        if abs(error) > 0.5:
-            return Decision(0.0, math.copysign(c.scan_angular, error), 'returning',
-                            f'{why}; turning to that place ({math.degrees(error):+.0f}°)')
-        if not self._clear(obs):
-            return self._start_detour(obs, now_s, f'{why}; the way there is blocked')
-        return Decision(c.explore_linear, c.turn_gain * error, 'returning',
-                        f'{why}; driving there ({distance:.1f} m, {self._pclear(obs)})')
 
     # ---- scan the spot, then move to the least visited clear heading ------------------
     def _look_around(self, obs: Observation, now_s: float, why: str) -> Decision:
