@@ -118,6 +118,40 @@ def test_onnxruntime_scoring_matches_the_naive_reference(family_model_dir, name,
         np.testing.assert_allclose(answer.probs, reference.probs, atol=1e-4)
 
 
+def test_exported_scoring_pass_is_cached_by_its_weights(family_model_dir, image,
+                                                        tmp_path, monkeypatch):
+    """The second load of the same weights takes the graph from the cache; other weights
+    don't; a damaged cached file is exported afresh; VLM_NAV_CACHE=off keeps nothing."""
+    import torch
+    from vlm_nav.models import onnx_scoring
+    monkeypatch.setenv('VLM_NAV_CACHE', str(tmp_path))
+    folder = family_model_dir('llava')
+    questions = target_questions('blue box')
+
+    def loaded(runtime='onnxruntime_int8'):
+        backend = make_backend(folder, runtime=runtime)
+        backend.load()
+        return backend
+
+    first, second = loaded(), loaded()
+    assert not first.onnx.from_cache and second.onnx.from_cache
+    for a, b in zip(first.score(image, questions), second.score(image, questions)):
+        np.testing.assert_allclose(a.probs, b.probs, atol=1e-6)
+    files = sorted((tmp_path / 'onnx').glob('*.onnx'))
+    assert len(files) == 1, files
+    assert not loaded('onnxruntime').onnx.from_cache        # float32: another graph
+    changed = loaded('torch')
+    with torch.no_grad():
+        next(changed.model.parameters()).mul_(1.5)
+    changed.export_scoring(quantize=True)
+    assert not changed.onnx.from_cache                      # other weights, another key
+    files[0].write_bytes(b'not a graph')
+    again = loaded()
+    assert not again.onnx.from_cache and files[0].stat().st_size > 1000
+    monkeypatch.setenv('VLM_NAV_CACHE', 'off')
+    assert onnx_scoring.cache_dir() is None
+
+
 @pytest.mark.parametrize('name', ['clip', 'instructblip', 'idefics3'])
 def test_onnxruntime_refused_where_there_is_no_packed_pass_with_the_fix(family_model_dir,
                                                                         name):

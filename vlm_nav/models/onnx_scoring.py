@@ -10,11 +10,17 @@ Generation (descriptions, free-text Ask) stays in torch: it needs the KV cache l
 The graph is exported with torch.onnx's TorchScript exporter from the loaded model on a
 sample of the real inputs (the width of the packed sequence and the number of kept
 positions are dynamic axes), checked against torch on that sample, and held in memory:
-nothing is written next to the model.
+nothing is written next to the model. A copy is kept in a cache ($VLM_NAV_CACHE, else
+~/.cache/vlm_nav/onnx; VLM_NAV_CACHE=off turns it off) under a hash of the weights, the
+config, the versions and this exporter, so the next start of the same model loads it
+instead of exporting and quantizing again (~2 s for the embedded model on 2 cores).
 """
 
+import hashlib
 import logging
+import math
 import os
+import shutil
 import tempfile
 import warnings
 from typing import Any, Dict, List, Optional, Sequence
@@ -25,6 +31,43 @@ import numpy as np
 TEXT_INPUTS = ('input_ids', 'attention_mask', 'position_ids', 'keep_index')
 # Export check: largest |log-prob difference| accepted between the graph and torch (fp32).
 EXPORT_TOLERANCE = 1e-3
+# Models with more bytes of weights than this are exported afresh each time: hashing them
+# and keeping a second copy on disk would cost more than the export.
+CACHE_MAX_BYTES = 256 * 2 ** 20
+
+
+def cache_dir() -> Optional[str]:
+    """Where exported graphs are kept between starts; None when caching is off."""
+    configured = os.environ.get('VLM_NAV_CACHE', '')
+    if configured.lower() in ('off', '0', 'none'):
+        return None
+    if configured:
+        return os.path.join(configured, 'onnx')
+    return os.path.join(os.path.expanduser('~'), '.cache', 'vlm_nav', 'onnx')
+
+
+def cache_key(model, names: Sequence[str], image_shapes: Dict[str, tuple],
+              quantize: bool) -> Optional[str]:
+    """A hash of everything the exported graph depends on, or None for a model too big
+    to cache: weights, config, input layout, int8 or not, the libraries and this file."""
+    import onnxruntime
+    import torch
+    import transformers
+    state = model.state_dict()
+    if sum(t.numel() * t.element_size() for t in state.values()) > CACHE_MAX_BYTES:
+        return None
+    digest = hashlib.sha256()
+    digest.update(repr((torch.__version__, onnxruntime.__version__, transformers.__version__,
+                        type(model).__name__, list(names), sorted(image_shapes.items()),
+                        quantize)).encode())
+    digest.update(model.config.to_json_string().encode())
+    with open(__file__, 'rb') as source:
+        digest.update(source.read())
+    for name in sorted(state):
+        tensor = state[name].detach().contiguous().cpu()
+        digest.update(f'{name}:{tensor.dtype}:{tuple(tensor.shape)}'.encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:40]
 
 
 class ExportError(RuntimeError):
@@ -60,6 +103,7 @@ class OnnxScorer:
         self.image_shapes = dict(image_shapes)
         self.image_keys = list(image_shapes)
         self.quantized = quantized
+        self.from_cache = False
 
     @classmethod
     def export(cls, model, inputs: Dict[str, Any], quantize: bool, threads: int,
@@ -94,13 +138,35 @@ class OnnxScorer:
                 raise ExportError(f'ONNX Runtime cannot load the exported scoring pass: '
                                   f'{type(err).__name__}: {str(err)[:300]}') from None
 
+        with torch.no_grad():
+            expected = wrapper(*args).float().numpy()
+        folder = cache_dir()
+        key = cache_key(model, names, image_shapes, quantize) if folder else None
+        cached = os.path.join(folder, f'{key}.onnx') if key else None
+        if cached and os.path.exists(cached):
+            # float32 must match torch; int8 must match what it gave when it was exported
+            # (kept beside it): either way a damaged or foreign file is exported afresh.
+            try:
+                scorer = session(cached, quantized=quantize)
+                reference = np.load(cached + '.npy') if quantize else expected
+                error = scorer.check(inputs, reference)
+            except Exception as err:  # noqa: B902 - unreadable, or not this graph
+                error, reason = math.inf, f'{type(err).__name__}: {str(err)[:200]}'
+            else:
+                reason = f'log-prob difference {error:.2g}'
+            if error <= EXPORT_TOLERANCE:
+                scorer.from_cache = True
+                if log:
+                    log(f'loaded the exported scoring pass from {cached}')
+                return scorer
+            if log:
+                log(f'the cached scoring pass {cached} is unusable ({reason}); exporting')
         with tempfile.TemporaryDirectory(prefix='vlm_nav_onnx_') as tmp:
             path = os.path.join(tmp, 'packed.onnx')
             try:
                 with torch.no_grad(), warnings.catch_warnings():
                     # TracerWarnings about shape checks the packed pass keeps fixed anyway
                     warnings.simplefilter('ignore')
-                    expected = wrapper(*args).float().numpy()
                     torch.onnx.export(wrapper, args, path, dynamo=False, opset_version=17,
                                       input_names=names, output_names=['logits'],
                                       dynamic_axes=dynamic, do_constant_folding=True)
@@ -131,7 +197,10 @@ class OnnxScorer:
                                       f'{type(err).__name__}: {err}') from None
                 finally:
                     root.setLevel(level)
-                scorer = session(qpath, quantized=True)
+                path = qpath
+                scorer = session(path, quantized=True)
+            if cached:
+                _keep(path, cached, scorer.run(inputs) if quantize else None, log)
         return scorer
 
     def accepts(self, inputs: Dict[str, Any]) -> bool:
@@ -151,6 +220,23 @@ class OnnxScorer:
         """Largest log-probability difference between this graph and ``expected`` logits."""
         got = self.run(inputs)
         return float(np.abs(_log_softmax(got) - _log_softmax(expected)).max())
+
+
+def _keep(path: str, cached: str, output: Optional[np.ndarray], log=None) -> None:
+    """Copy an exported graph (and, for int8, its output on the export sample) into the
+    cache, whole or not at all: a concurrent start of the same model may write them too."""
+    try:
+        os.makedirs(os.path.dirname(cached), exist_ok=True)
+        partial = f'{cached}.{os.getpid()}.partial'
+        if output is not None:
+            with open(partial, 'wb') as out:
+                np.save(out, output)
+            os.replace(partial, cached + '.npy')
+        shutil.copyfile(path, partial)
+        os.replace(partial, cached)
+    except OSError as err:                  # a read-only home: export each time
+        if log:
+            log(f'could not keep the exported scoring pass in {cached}: {err}')
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
