@@ -318,6 +318,7 @@ def test_answers_for_badly_stamped_frames_stop_within_deadline(stack, watch, off
         assert watch.wait_for(lambda: watch.diagnostics(
             'navigator_node', since=fault.monotonic + 1.5) is not None, 10.0)
         navigator = watch.diagnostics('navigator_node', since=fault.monotonic + 1.5)
+        assert int(navigator['odometry_stalls']) >= 0, navigator
         if offset_s > 0:
             assert int(navigator['invalid_observations']) > 0, navigator
             assert 'future' in navigator['last_observe_error'], navigator

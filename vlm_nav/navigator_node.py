@@ -432,7 +432,9 @@ class NavigatorNode(Node):
 
     def _publish_diagnostics(self) -> None:
         values = dict(self._counts, mode=self._policy.mode, target=self._policy.target,
-                      phase=self._last.phase, last_inference_latency_s=f'{self._obs_latency:.3f}')
+                      phase=self._last.phase, last_inference_latency_s=f'{self._obs_latency:.3f}',
+                      # since the last goal: driving forward with odometry standing still
+                      odometry_stalls=self._policy.stalls)
         if self._policy.mode != 'idle' and self._stale:
             level, message = WARN, f'stopped: {self._last.reason}'
         else:
