@@ -301,3 +301,17 @@ def test_slow_progress_is_not_a_stall():
         x += d.linear * 0.05                    # odometry follows the command
         t += 0.05
     assert p.stalls == 0
+
+
+def test_an_infinite_probability_stops_the_robot_and_leaves_the_policy_usable():
+    """A fuzz case (observations vlm_node's check refuses, straight into the policy): an
+    infinite bearing probability made a NaN turn, the dead-reckoned pose NaN, and the next
+    step raised. Now that step's command is a stop and the policy goes on."""
+    policy = NavigationPolicy(PolicyConfig(visible_threshold=0.0, lost_threshold=0.0))
+    policy.reset('search', 'red ball')
+    bad = Observation('red ball', 0.0, 0.0, {'left': 0.0, 'center': 0.0, 'right': math.inf},
+                      {'near': 0.0, 'far': 1.0}, 1.0)
+    d = policy.decide(bad, 0.0)
+    assert (d.linear, d.angular) == (0.0, 0.0) and 'no finite command' in d.reason
+    d = policy.decide(obs(0.9, center=0.9), 0.1)
+    assert math.isfinite(d.linear) and math.isfinite(d.angular) and d.phase != 'idle'

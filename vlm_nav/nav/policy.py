@@ -227,6 +227,11 @@ class NavigationPolicy:
                 decision = self._follow(obs, now_s)
             else:
                 decision = self._search(obs, now_s)
+        if not (math.isfinite(decision.linear) and math.isfinite(decision.angular)):
+            # Only observations the node's check refuses get here (an infinite probability);
+            # a NaN command would also poison the dead-reckoned pose for every later step.
+            decision = Decision(0.0, 0.0, 'idle', f'stopped: no finite command from '
+                                f'{decision.phase} ({decision.reason})')
         m.last_cmd = (decision.linear, decision.angular)
         return decision
 
