@@ -29,6 +29,7 @@ from vlm_nav import perception
 from vlm_nav.perception import clean_text
 from vlm_nav.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
 from vlm_nav.models.base import ModelLoadError, VLMBackend
+from vlm_nav.models.hf_backend import RUNTIMES
 from vlm_nav.ros_image import compressed_to_rgb, image_to_rgb, ImageError
 from vlm_nav.ros_params import declare
 
@@ -84,7 +85,7 @@ class VlmNode(Node):
                                'ONNX Runtime); auto = onnxruntime_int8 for the embedded model '
                                'on the CPU, else torch. Generation stays in torch; ignored '
                                'for a served model',
-                               choices=['auto', 'torch', 'onnxruntime', 'onnxruntime_int8'],
+                               choices=list(RUNTIMES),
                                read_only=True)
         declare(self, 'max_new_tokens', 48, 'default free-text budget (tokens)', 1, 512)
         declare(self, 'max_frame_age_s', 1.0, 'frames older than this are not answered', 0.05,
