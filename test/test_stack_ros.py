@@ -152,14 +152,18 @@ def test_search_drives_and_stale_perception_stops(stack, probe):
                           SetTarget.Request(target='red ball', mode='search'))
     assert response.success, response.message
 
-    def moving():
-        return any(abs(t.linear.x) + abs(t.angular.z) > 1e-3
-                   for t in probe.messages('cmd_vel')[-20:])
-    assert probe.wait_for(moving, 20.0), \
+    # Twist and NavigatorState of one tick travel on two topics: wait for the state of a
+    # moving tick itself, not for the Twist (the state delivered last may be older).
+    def moving_state():
+        return next((s for s in reversed(probe.messages('vlm_nav/navigator_state'))
+                     if abs(s.linear_x) + abs(s.angular_z) > 1e-3), None)
+    assert probe.wait_for(moving_state, 20.0), \
         f'navigator never commanded motion: {probe.messages("vlm_nav/navigator_state")[-3:]}'
-    states = probe.messages('vlm_nav/navigator_state')
-    assert states[-1].mode == 'search' and states[-1].target == 'red ball'
-    assert not states[-1].stale and states[-1].reason
+    state = moving_state()
+    assert state.mode == 'search' and state.target == 'red ball'
+    assert not state.stale and state.reason and state.perception_age_s >= 0.0
+    assert probe.wait_for(lambda: any(abs(t.linear.x) + abs(t.angular.z) > 1e-3
+                                      for t in probe.messages('cmd_vel')), 5.0)
     for t in probe.messages('cmd_vel'):
         assert abs(t.linear.x) <= 0.3 + 1e-6 and abs(t.angular.z) <= 1.0 + 1e-6
 
