@@ -16,11 +16,12 @@ creep only while the travel since the last clear view stays inside what that vie
 clear (the target itself blocks the path just before it counts as near), then go round:
 turn to one side until the path is clear, a little further, drive detour_m, turn back to
 where the target was; repeated detours keep the same side (a bug-style walk round the
-obstacle). Not seen: turn to the remembered target, else scan the spot, then move to the
-least visited clear heading, walking along walls (a walk that comes back where it began
-went round a lone object: leave it), and scan again. Explore: the same scan / move loop
-without a target. Follow: keep the target centred at 'near' with hysteresis on distance and
-bearing.
+obstacle). Not seen: turn to the remembered target; gone when faced twice from one spot
+(a far target seen only at the magnifying image edges, or one peeking out beside something)
+drive that way approach_m; else scan the spot, then move to the least visited clear
+heading, walking along walls (a walk that comes back where it began went round a lone
+object: leave it), and scan again. Explore: the same scan / move loop without a target.
+Follow: keep the target centred at 'near' with hysteresis on distance and bearing.
 """
 
 from dataclasses import dataclass, field
@@ -58,6 +59,10 @@ class PolicyConfig:
     wall_probe_rad: float = 1.2      # ... this far; still clear = a corner or an opening
     loop_m: float = 2.0              # along a wall back within spot_radius_m of where it was
     #                                  this much travel ago: it went round a lone object
+    vanish_repeats: int = 2          # seen, faced and gone this often from one spot toward
+    #                                  one heading: it is there but too small to see when
+    #                                  centred (far), or hidden by what is in front ...
+    approach_m: float = 1.5          # ... so drive this far that way instead of turning on
     explore_linear: float = 0.25     # m/s while relocating, exploring and detouring
     follow_deadband_rad: float = 0.12  # follow: start turning beyond this bearing
     follow_release: float = 0.35     # follow: drive again when P(near) drops below this
@@ -158,6 +163,8 @@ class _Memory:
     last_scan_odometer: Optional[float] = None
     last_scan_s: float = 0.0
     reacquire_done: bool = False               # faced the remembered target and it wasn't there
+    vanished: List[Tuple[float, float, float]] = field(default_factory=list)  # (x, y, heading)
+    approach: Optional[Tuple[float, float]] = None   # (odometer at start, heading)
     follow_holding: bool = False
     follow_turning: bool = False
     on_odometry: bool = False                  # odometry has arrived (poses in its frame)
@@ -526,7 +533,32 @@ class NavigationPolicy:
                                 f'{"left" if direction > 0 else "right"} to where it was '
                                 f'({math.degrees(error):+.0f}°)')
             m.reacquire_done = True
+            self._note_vanished(heading)
+        if m.approach is not None:
+            started, heading = m.approach
+            if m.odometer - started < c.approach_m:
+                if m.relocate is None or m.relocate['heading'] != heading:
+                    m.relocate = self._new_relocation(heading)
+                return self._relocate_step(
+                    obs, f'{self.target} seen that way but not when faced: closer '
+                    f'({m.odometer - started:.1f} of {c.approach_m:.1f} m)')
+            m.approach = None
         return self._look_around(obs, now_s, f'looking for the {self.target}')
+
+    def _note_vanished(self, heading: float) -> None:
+        """The target was seen toward heading and is gone now it is faced. Seen at the
+        image edges but not centred is what a far target does (the edges of a rectilinear
+        image magnify, so it crosses the visibility limit there), and one peeking out
+        beside something in front. Turning back and forth cannot change either; after
+        vanish_repeats times from this spot, approach that way."""
+        c, m = self.config, self._m
+        x, y, _ = m.pose
+        repeats = 1 + sum(1 for vx, vy, vh in m.vanished
+                          if math.hypot(vx - x, vy - y) < c.spot_radius_m and
+                          abs(wrap(vh - heading)) < 0.35)
+        m.vanished.append((x, y, heading))
+        if repeats >= c.vanish_repeats:
+            m.approach, m.vanished = (m.odometer, heading), []
 
     # ---- scan the spot, then move to the least visited clear heading ------------------
     def _look_around(self, obs: Observation, now_s: float, why: str) -> Decision:
