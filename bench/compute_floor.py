@@ -16,6 +16,7 @@ times in --measured (the results.csv of ``vlm-nav bench model``) and the target.
 
 import argparse
 import json
+import math
 import os
 from pathlib import Path
 import platform
@@ -46,9 +47,8 @@ def count_flops(shape: str) -> dict:
     vision_cfg, text_cfg = config.vision_config, config.text_config
     patches = (vision_cfg.image_size // vision_cfg.patch_size) ** 2 + 1      # + class token
 
-    def linear_params(module, skip=()):
-        return sum(m.weight.numel() for name, m in module.named_modules()
-                   if isinstance(m, torch.nn.Linear) and not any(s in name for s in skip))
+    def linear_params(module):
+        return sum(m.weight.numel() for m in module.modules() if isinstance(m, torch.nn.Linear))
     # vision_feature_layer -2: the last encoder layer's output is never used, but
     # transformers runs every layer; count what runs.
     flops = {
@@ -130,6 +130,12 @@ def measure(rows: int, k: int, n: int, repeats: int, threads: int) -> dict:
     return out
 
 
+def bench_precision(runtime: str) -> str:
+    """The `vlm-nav bench model` precision label of a runtime:precision measured here:
+    'torch:int8' -> 'int8', 'onnxruntime:int8' -> 'onnxruntime:int8'."""
+    return runtime.split(':', 1)[1] if runtime.startswith('torch:') else runtime
+
+
 def measured_times(path: str) -> dict:
     """p50 ms per (precision, operation) from a `vlm-nav bench model` results.csv."""
     import csv
@@ -197,7 +203,7 @@ def main(argv=None) -> int:
               f'{args.target_ratio:g}x asks for a decision in {budget:.1f} s', flush=True)
     for p, floor in floors.items():
         line = f'[floor] {p}: prefill floor {floor:.1f} s'
-        precision = p.split(':')[1] if p.startswith('torch:') else p
+        precision = bench_precision(p)
         if f'{precision}/prefill' in measured:
             line += f' (measured {measured[f"{precision}/prefill"] / 1000:.1f} s)'
         if original:
@@ -216,9 +222,8 @@ def plot(out: str, summary: dict) -> None:
     import matplotlib.pyplot as plt
     labels = list(summary['prefill_floor_s'])
     floor = [summary['prefill_floor_s'][r] for r in labels]
-    # measured decisions exist for torch's precisions (`vlm-nav bench model` rows)
-    measured = [summary['measured_ms'].get(r.split(':')[1] + '/decision', float('nan'))
-                / 1000.0 if r.startswith('torch:') else float('nan') for r in labels]
+    measured = [summary['measured_ms'].get(f'{bench_precision(r)}/decision', math.nan)
+                / 1000.0 for r in labels]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     xs = range(len(labels))
     ax.bar([x - 0.2 for x in xs], floor, 0.4,
