@@ -153,8 +153,12 @@ def measure_stop(probe: Probe, fault: 'Fault', name: str, hold_s: float = 1.0) -
     delivered = received[last + 1][0] - fault.monotonic
     LATENCIES[name] = (latency, delivered)
     if latency > DEADLINE_S:
-        print(f'{name}: states after the fault (s, linear, angular, phase: reason)')
-        for s in states[:states.index(first_zero) + 2]:
+        # From a little before the fault: a gap in the 20 Hz ticks there shows the
+        # navigator held up (not the watchdog late), as a full-suite run once showed.
+        before = [s for s in probe.messages('vlm_nav/navigator_state')
+                  if fault.clock_s - 0.3 < stamp_s(s) <= fault.clock_s]
+        print(f'{name}: states around the fault (s, linear, angular, phase: reason)')
+        for s in before + states[:states.index(first_zero) + 2]:
             print(f'  {stamp_s(s) - fault.clock_s:6.3f} {s.linear_x:+.3f} {s.angular_z:+.3f} '
                   f'{s.phase}: {s.reason}')
     # Delivery gets slack for a loaded 2-core CI machine; publication does not.
