@@ -65,8 +65,14 @@ def _free_start() -> tuple:
 class _Sim:
     """A sim_node subprocess plus a probe node in its own context and domain."""
 
+    # Domains of the sims alive now: the module's fixture sim lives on while a test starts
+    # its own, and a shared domain would mix their topics (CI once read the fixture's
+    # wall-stamped image in the simulated-clock test).
+    _live_domains = set()
+
     def __init__(self, log_dir: Path, *params: str) -> None:
-        self.domain = random.randint(1, 100)
+        self.domain = random.choice(sorted(set(range(1, 101)) - _Sim._live_domains))
+        _Sim._live_domains.add(self.domain)
         env = dict(os.environ, ROS_DOMAIN_ID=str(self.domain),
                    ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                    PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]))
@@ -142,6 +148,7 @@ class _Sim:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+        _Sim._live_domains.discard(self.domain)
 
 
 @pytest.fixture(scope='module')
