@@ -20,8 +20,10 @@ ground-truth perception, oracle_node: the upper bound).
 SPL (Anderson et al. 2018, as in Habitat ObjectNav): success x shortest / max(actual,
 shortest). shortest = 8-connected A* on a 0.05 m grid of the layout, cells where the
 robot disc (radius 0.2 m) touches no wall or object are free, from the start to the
-nearest free cell within success_distance_m of the target's centre (visibility not
-required). actual = length of the odometry path.
+nearest free cell within success_distance_m of the target's centre with no wall between
+it and the target (a viewpoint, as Habitat ObjectNav measures to the object's nearest
+viewpoint: success needs the target in view, so a cell just behind a wall is no end).
+actual = length of the odometry path.
 """
 
 import argparse
@@ -66,9 +68,26 @@ def free_grid(world, resolution: float = GRID_M):
     return free.reshape(gx.shape), xs, ys
 
 
+def wall_between(world, a: Tuple[float, float], b: Tuple[float, float],
+                 step: float = 0.05) -> bool:
+    """Whether a wall (or a door panel) crosses the segment from a to just short of b (b
+    may be a door's face, on its own panel)."""
+    length = math.hypot(b[0] - a[0], b[1] - a[1])
+    if length <= 2 * step:
+        return False
+    end = (b[0] - (b[0] - a[0]) * step / length, b[1] - (b[1] - a[1]) * step / length)
+    pts = np.linspace(a, end, max(2, int(math.ceil(length / step)) + 1))
+    if not len(world._rect_c):
+        return False
+    d = np.maximum(np.abs(pts[:, None, :] - world._rect_c[None]) - world._rect_h[None], 0)
+    return bool(((d ** 2).sum(-1) < 1e-6).any())
+
+
 def shortest_path_m(world, start_xy: Tuple[float, float], goal_xy: Tuple[float, float],
-                    goal_radius: float, resolution: float = GRID_M) -> float:
-    """A* length from start to the nearest free cell within goal_radius of goal; inf if none."""
+                    goal_radius: float, resolution: float = GRID_M,
+                    need_view: bool = True) -> float:
+    """A* length from start to the nearest free cell within goal_radius of goal with no
+    wall between it and goal (a viewpoint; any cell with need_view=False); inf if none."""
     free, xs, ys = free_grid(world, resolution)
     nx, ny = free.shape
 
@@ -91,7 +110,8 @@ def shortest_path_m(world, start_xy: Tuple[float, float], goal_xy: Tuple[float, 
         _, g, c = heapq.heappop(heap)
         if g > best.get(c, math.inf):
             continue
-        if math.hypot(xs[c[0]] - gx, ys[c[1]] - gy) <= goal_radius:
+        if math.hypot(xs[c[0]] - gx, ys[c[1]] - gy) <= goal_radius and not (
+                need_view and wall_between(world, (xs[c[0]], ys[c[1]]), goal_xy)):
             return g
         for dx, dy, cost in steps:
             n = (c[0] + dx, c[1] + dy)
@@ -629,17 +649,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--report-only', action='store_true',
                         help="rewrite summary.json's summary and the plots from episodes.csv "
                              '(e.g. of a run still in progress); runs nothing')
+    parser.add_argument('--rescore', action='store_true',
+                        help='with --report-only: recompute every row\'s shortest path and SPL '
+                             'by the current definition (same episodes, recorded outcome and '
+                             'path kept) and rewrite episodes.csv')
 
 
-def report(out: str) -> Dict[str, Dict]:
+def rescore(rows: List[Dict], meta: Dict) -> List[Dict]:
+    """Rows with shortest_m and spl recomputed by the current shortest-path definition, for
+    results recorded under an earlier one (each row's episode is rebuilt from its seed)."""
+    distance = float(meta.get('success_distance_m', 1.3))
+    first = min(int(r['seed']) - int(r['episode']) for r in rows)
+    count = max(int(r['episode']) for r in rows) + 1
+    episodes = make_episodes(count, first, distance, float(meta.get('min_start_m', 2.0)))
+    out = []
+    for row in rows:
+        episode = episodes[int(row['episode'])]
+        if episode.seed != int(row['seed']) or episode.target != row['target']:
+            raise ValueError(f"row {row['episode']} ({row['seed']}, {row['target']}) is not "
+                             f'episode {episode}: rows from another episode list')
+        success = str(row['success']) in ('1', 'True', 'true')
+        out.append(dict(row, shortest_m=round(episode.shortest_m, 3),
+                        spl=round(spl(success, episode.shortest_m, float(row['path_m'])), 4)))
+    return out
+
+
+SHORTEST_PATH = (f'8-connected A* on a {GRID_M} m grid around walls and objects (robot '
+                 'radius 0.2 m) to within success_distance_m of the target, no wall between '
+                 '(a viewpoint)')
+
+
+def report(out: str, rescore_rows: bool = False) -> Dict[str, Dict]:
     """Summary and plots from an episodes.csv, partial or complete."""
     with open(os.path.join(out, 'episodes.csv')) as f:
-        rows = list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames, list(reader)
     path = os.path.join(out, 'summary.json')
     meta = {}
     if os.path.isfile(path):
         with open(path) as f:
             meta = json.load(f)
+    if rescore_rows:
+        rows = rescore(rows, meta)
+        with open(os.path.join(out, 'episodes.csv'), 'w', newline='') as f:
+            writer = csv.DictWriter(f, fields)
+            writer.writeheader()
+            writer.writerows(rows)
+        meta['shortest_path'] = SHORTEST_PATH
+        meta['rescored'] = 'shortest_m and spl recomputed from the recorded rows by ' \
+            '`--report-only --rescore`'
     summary = write_results(out, rows, {k: v for k, v in meta.items() if k != 'summary'})
     write_plots(out, summary)
     return summary
@@ -648,7 +706,7 @@ def report(out: str) -> Dict[str, Dict]:
 def run(args) -> int:
     os.makedirs(args.out, exist_ok=True)
     if args.report_only:
-        print(json.dumps(report(args.out), indent=1))
+        print(json.dumps(report(args.out, args.rescore), indent=1))
         return 0
     command = 'vlm-nav bench nav ' + ' '.join(sys.argv[3:] if sys.argv[1:3] == ['bench', 'nav']
                                               else sys.argv[1:])
@@ -661,8 +719,7 @@ def run(args) -> int:
             'real_time_factor': args.real_time_factor, 'timeout_s': args.timeout_s,
             'collision_limit': args.collision_limit,
             'success_distance_m': args.success_distance_m, 'min_start_m': args.min_start_m,
-            'shortest_path': f'8-connected A* on a {GRID_M} m grid around walls and objects '
-                             '(robot radius 0.2 m) to within success_distance_m of the target',
+            'shortest_path': SHORTEST_PATH,
             'episode_list': [asdict(e) for e in episodes]}
     csv_path = os.path.join(args.out, 'episodes.csv')
     traj_path = os.path.join(args.out, 'trajectories.jsonl')
