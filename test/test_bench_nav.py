@@ -72,6 +72,11 @@ def test_report_rescore_recomputes_spl_from_the_recorded_paths(tmp_path):
         [pytest.approx(e.shortest_m, abs=1e-3) for e in episodes]
     assert [r['outcome'] for r in rescored] == ['arrived', 'arrived']
     assert 'viewpoint' in json.loads((tmp_path / 'summary.json').read_text())['shortest_path']
+    (tmp_path / 'summary.json').write_text(json.dumps(
+        {'episode_list': [{'index': 0, 'shortest_m': 0.5}]}))
+    report(str(tmp_path), rescore_rows=True)
+    listed = json.loads((tmp_path / 'summary.json').read_text())['episode_list']
+    assert listed[0]['shortest_m'] == pytest.approx(episodes[0].shortest_m)
 
 
 def test_spl():

@@ -655,9 +655,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'path kept) and rewrite episodes.csv')
 
 
-def rescore(rows: List[Dict], meta: Dict) -> List[Dict]:
+def rescore(rows: List[Dict], meta: Dict) -> Tuple[List[Dict], List[Episode]]:
     """Rows with shortest_m and spl recomputed by the current shortest-path definition, for
-    results recorded under an earlier one (each row's episode is rebuilt from its seed)."""
+    results recorded under an earlier one (each row's episode is rebuilt from its seed),
+    and the rebuilt episodes."""
     distance = float(meta.get('success_distance_m', 1.3))
     first = min(int(r['seed']) - int(r['episode']) for r in rows)
     count = max(int(r['episode']) for r in rows) + 1
@@ -671,7 +672,7 @@ def rescore(rows: List[Dict], meta: Dict) -> List[Dict]:
         success = str(row['success']) in ('1', 'True', 'true')
         out.append(dict(row, shortest_m=round(episode.shortest_m, 3),
                         spl=round(spl(success, episode.shortest_m, float(row['path_m'])), 4)))
-    return out
+    return out, episodes
 
 
 SHORTEST_PATH = (f'8-connected A* on a {GRID_M} m grid around walls and objects (robot '
@@ -690,12 +691,15 @@ def report(out: str, rescore_rows: bool = False) -> Dict[str, Dict]:
         with open(path) as f:
             meta = json.load(f)
     if rescore_rows:
-        rows = rescore(rows, meta)
+        rows, episodes = rescore(rows, meta)
         with open(os.path.join(out, 'episodes.csv'), 'w', newline='') as f:
             writer = csv.DictWriter(f, fields)
             writer.writeheader()
             writer.writerows(rows)
         meta['shortest_path'] = SHORTEST_PATH
+        for entry in meta.get('episode_list', []):
+            if entry['index'] < len(episodes):
+                entry['shortest_m'] = episodes[entry['index']].shortest_m
         meta['rescored'] = 'shortest_m and spl recomputed from the recorded rows by ' \
             '`--report-only --rescore`'
     summary = write_results(out, rows, {k: v for k, v in meta.items() if k != 'summary'})
