@@ -68,21 +68,6 @@ def free_grid(world, resolution: float = GRID_M):
     return free.reshape(gx.shape), xs, ys
 
 
-def wall_between(world, a: Tuple[float, float], b: Tuple[float, float],
-                 step: float = 0.05) -> bool:
-    """Whether a wall (or a door panel) crosses the segment from a to just short of b (b
-    may be a door's face, on its own panel)."""
-    length = math.hypot(b[0] - a[0], b[1] - a[1])
-    if length <= 2 * step:
-        return False
-    end = (b[0] - (b[0] - a[0]) * step / length, b[1] - (b[1] - a[1]) * step / length)
-    pts = np.linspace(a, end, max(2, int(math.ceil(length / step)) + 1))
-    if not len(world._rect_c):
-        return False
-    d = np.maximum(np.abs(pts[:, None, :] - world._rect_c[None]) - world._rect_h[None], 0)
-    return bool(((d ** 2).sum(-1) < 1e-6).any())
-
-
 def shortest_path_m(world, start_xy: Tuple[float, float], goal_xy: Tuple[float, float],
                     goal_radius: float, resolution: float = GRID_M,
                     need_view: bool = True) -> float:
@@ -111,7 +96,7 @@ def shortest_path_m(world, start_xy: Tuple[float, float], goal_xy: Tuple[float, 
         if g > best.get(c, math.inf):
             continue
         if math.hypot(xs[c[0]] - gx, ys[c[1]] - gy) <= goal_radius and not (
-                need_view and wall_between(world, (xs[c[0]], ys[c[1]]), goal_xy)):
+                need_view and world.wall_between((xs[c[0]], ys[c[1]]), goal_xy)):
             return g
         for dx, dy, cost in steps:
             n = (c[0] + dx, c[1] + dy)
@@ -669,7 +654,7 @@ def rescore(rows: List[Dict], meta: Dict) -> Tuple[List[Dict], List[Episode]]:
         if episode.seed != int(row['seed']) or episode.target != row['target']:
             raise ValueError(f"row {row['episode']} ({row['seed']}, {row['target']}) is not "
                              f'episode {episode}: rows from another episode list')
-        success = str(row['success']) in ('1', 'True', 'true')
+        success = bool(int(row['success']))              # as summarize reads it
         out.append(dict(row, shortest_m=round(episode.shortest_m, 3),
                         spl=round(spl(success, episode.shortest_m, float(row['path_m'])), 4)))
     return out, episodes

@@ -225,12 +225,14 @@ class World:
         return bool(self._hits(np.array([[x, y]], dtype=float),
                                self.robot_radius + margin)[0])
 
-    def _hits(self, pts: np.ndarray, r: float) -> np.ndarray:
+    def _hits(self, pts: np.ndarray, r: float, objects: bool = True) -> np.ndarray:
+        """Which of pts lie within r of walls and door panels (and, with objects, of the
+        other objects' footprints)."""
         hit = np.zeros(len(pts), dtype=bool)
         if len(self._rect_c):
             d = np.maximum(np.abs(pts[:, None, :] - self._rect_c[None]) - self._rect_h[None], 0)
             hit |= ((d ** 2).sum(-1) < r * r).any(1)
-        if len(self._circ_c):
+        if objects and len(self._circ_c):
             dist = np.linalg.norm(pts[:, None, :] - self._circ_c[None], axis=-1)
             hit |= (dist < r + self._circ_r[None]).any(1)
         return hit
@@ -281,6 +283,17 @@ class World:
         s = np.linspace(0.0, lookahead_m, n)
         pts = np.stack([x + s * math.cos(yaw), y + s * math.sin(yaw)], axis=1)
         return not self._hits(pts, self.robot_radius).any()
+
+    def wall_between(self, a: Tuple[float, float], b: Tuple[float, float],
+                     step: float = 0.05) -> bool:
+        """Whether a wall (or a door panel) crosses the segment from a to just short of b
+        (b may be a door's face, on its own panel). Objects do not count."""
+        length = math.hypot(b[0] - a[0], b[1] - a[1])
+        if length <= 2 * step:
+            return False
+        end = (b[0] - (b[0] - a[0]) * step / length, b[1] - (b[1] - a[1]) * step / length)
+        pts = np.linspace(a, end, max(2, int(math.ceil(length / step)) + 1))
+        return bool(self._hits(pts, 1e-3, objects=False).any())
 
     def path_clear(self, lookahead_m: float = 0.8) -> bool:
         """True if the robot disc can drive lookahead_m straight ahead without touching
