@@ -40,6 +40,10 @@ def test_debug_image_and_markers_arrive_with_sane_content(probe, tmp_path):
                               target_seen() and probe.messages('camera/image_raw'), 90.0), \
             (len(probe.messages('vlm_nav/debug_image')),
              len(probe.messages('vlm_nav/markers')))
+        # the recorder subscribed about when the probe did, but the array that first had a path
+        # may still be in flight to it: a few more arrays arrive before the stack stops
+        seen = len(probe.messages('vlm_nav/markers'))
+        assert probe.wait_for(lambda: len(probe.messages('vlm_nav/markers')) >= seen + 3, 20.0)
     picture = probe.messages('vlm_nav/debug_image')[-1]
     frame = probe.messages('camera/image_raw')[-1]
     assert picture.encoding == 'rgb8' and picture.width == 384 and picture.height > 384
