@@ -19,8 +19,10 @@ START = [0.43, -1.22, -0.9]       # facing the ball past the plant
 def test_debug_image_and_markers_arrive_with_sane_content(probe, tmp_path):
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
+    from diagnostic_msgs.msg import DiagnosticArray
     from visualization_msgs.msg import Marker, MarkerArray
     from vlm_nav.stack import NodeSpec
+    probe.record(DiagnosticArray, '/diagnostics')
     probe.record(Image, 'vlm_nav/debug_image', qos_profile_sensor_data)
     probe.record(Image, 'camera/image_raw', qos_profile_sensor_data)
     probe.record(MarkerArray, 'vlm_nav/markers')
@@ -41,9 +43,16 @@ def test_debug_image_and_markers_arrive_with_sane_content(probe, tmp_path):
             (len(probe.messages('vlm_nav/debug_image')),
              len(probe.messages('vlm_nav/markers')))
         # the recorder subscribed about when the probe did, but the array that first had a path
-        # may still be in flight to it: a few more arrays arrive before the stack stops
+        # may still be in flight to it: a few more arrays arrive before the stack stops, and
+        # the recorder's own counts (its diagnostics) show it has written each topic
         seen = len(probe.messages('vlm_nav/markers'))
         assert probe.wait_for(lambda: len(probe.messages('vlm_nav/markers')) >= seen + 3, 20.0)
+
+        def recorded_each():
+            counts = probe.diagnostics('recorder') or {}
+            return all(int(counts.get(f'count /{topic}', 0)) > 0 for topic in
+                       ('vlm_nav/debug_image', 'vlm_nav/markers', 'camera/image_raw'))
+        assert probe.wait_for(recorded_each, 45.0), probe.diagnostics('recorder')
     picture = probe.messages('vlm_nav/debug_image')[-1]
     frame = probe.messages('camera/image_raw')[-1]
     assert picture.encoding == 'rgb8' and picture.width == 384 and picture.height > 384
