@@ -185,10 +185,16 @@ def test_drive_forward_turn_and_stop(sim):
     assert x1 - x0 > 0.2
     assert sim.odom[-1].pose.pose.position.y == pytest.approx(y0, abs=1e-6)
 
+    # Anchor the turn on the first odom that reports it: the forward command still in
+    # flight when the test switches (CI once saw 0.13 s of it, 5 cm) must not count.
     sim.cmd = (0.0, 0.8)
+    assert sim.spin_until(lambda: sim.odom[-1].twist.twist.angular.z > 0.0, 3.0)
+    turning = sim.odom[-1].pose.pose
     sim.spin_for(1.0)
     assert _yaw(sim.odom[-1]) - yaw0 > 0.4
-    assert sim.odom[-1].pose.pose.position.x == pytest.approx(x1, abs=0.05)
+    assert sim.odom[-1].twist.twist.linear.x == 0.0
+    assert sim.odom[-1].pose.pose.position.x == pytest.approx(turning.position.x, abs=1e-9)
+    assert sim.odom[-1].pose.pose.position.y == pytest.approx(turning.position.y, abs=1e-9)
 
     sim.cmd = None                 # silence: the cmd_vel timeout stops the robot
     sim.spin_for(0.9)
