@@ -62,13 +62,31 @@ def family_model_dir(tmp_path_factory) -> Callable[[str], str]:
     return get
 
 
+# ROS domains in use by this test session. Only 1-101: above that Fast DDS's ports fall in
+# Linux's ephemeral port range (vlm-nav doctor warns about it), where any socket may hold one.
+_claimed_domains = set()
+
+
+def claim_domain() -> int:
+    """A random domain id no other fixture of this session holds; release_domain() it."""
+    domain = random.choice([d for d in range(1, 102) if d not in _claimed_domains])
+    _claimed_domains.add(domain)
+    return domain
+
+
+def release_domain(domain: int) -> None:
+    _claimed_domains.discard(domain)
+
+
 @pytest.fixture(scope='module')
 def ros_domain():
     """A random ROS_DOMAIN_ID for this module's processes and probes; localhost only."""
     saved = {k: os.environ.get(k) for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE')}
-    os.environ['ROS_DOMAIN_ID'] = str(random.randint(101, 200))
+    domain = claim_domain()
+    os.environ['ROS_DOMAIN_ID'] = str(domain)
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-    yield int(os.environ['ROS_DOMAIN_ID'])
+    yield domain
+    release_domain(domain)
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)

@@ -7,7 +7,6 @@ CLIP is loaded by hub id from a Hugging Face cache laid out on disk, the rest fr
 from contextlib import ExitStack
 import math
 import os
-import random
 import signal
 import time
 from typing import Dict, List
@@ -18,7 +17,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from vlm_nav_interfaces.srv import Ask, Describe, Observe
 
-from conftest import Probe
+from conftest import claim_domain, Probe, release_domain
 from test_model_families import _into_hub_cache
 from vlm_nav.models import registry, tiny
 from vlm_nav.ros_image import rgb_to_image
@@ -61,13 +60,15 @@ def family_nodes(family_model_dir, tmp_path_factory):
     ROS domain of its own (same service names, no crosstalk), so their slow imports
     overlap instead of adding up."""
     root = tmp_path_factory.mktemp('family_nodes')
-    base = random.randint(101, 220 - len(tiny.BUILDERS))
     with ExitStack() as stack:
+        domains = [claim_domain() for _ in tiny.BUILDERS]
+        for domain in domains:
+            stack.callback(release_domain, domain)
         probes: Dict[str, Probe] = {}
         stacks: List[Stack] = []
         for i, name in enumerate(sorted(tiny.BUILDERS)):
             model = family_model_dir(name)
-            env = {'ROS_DOMAIN_ID': str(base + i), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
+            env = {'ROS_DOMAIN_ID': str(domains[i]), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
             if name in HUB_ID:
                 # Same from_pretrained path as a downloaded hub model, offline.
                 _into_hub_cache(model, root / 'hub', HUB_ID[name])
@@ -81,7 +82,7 @@ def family_nodes(family_model_dir, tmp_path_factory):
             log_dir.mkdir()
             stacks.append(stack.enter_context(Stack(
                 [spec], default_params_file(), env=env, echo=False, log_dir=str(log_dir))))
-            probes[name] = _camera_probe(base + i, name)
+            probes[name] = _camera_probe(domains[i], name)
             stack.callback(probes[name].close)
         # Runs first on exit: all nodes shut down together, not one stop timeout after another.
         stack.callback(lambda: [p.send_signal(signal.SIGINT) for s in stacks

@@ -21,7 +21,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from vlm_nav_interfaces.srv import Ask, Describe, Observe, SetTarget
 
-from conftest import Probe, running_stack
+from conftest import claim_domain, Probe, release_domain, running_stack
 from test_fuzz import compressed_payloads, image_messages, INJECTIONS
 from vlm_nav.bringup import Stack
 from vlm_nav.nav.policy import MODES
@@ -109,13 +109,13 @@ def _not_a_vlm(folder) -> str:
 def test_model_that_fails_to_load_keeps_the_node_up_and_says_why(tmp_path, ros_domain):
     cases = {'missing': (str(tmp_path / 'no_such_model'), 'does not exist'),
              'not_a_vlm': (_not_a_vlm(tmp_path / 'llama'), 'not an image-text-to-text')}
-    stacks, probes = {}, {}
+    stacks, probes, domains = {}, {}, {}
     saved = os.environ['ROS_DOMAIN_ID']
     try:
         for i, (case, (model, _)) in enumerate(cases.items()):
             # A domain of its own: it offers the same service names as the module's stack.
-            domain = str((int(saved) + 50 + i) % 200 + 1)
-            os.environ['ROS_DOMAIN_ID'] = domain
+            domains[case] = claim_domain()
+            os.environ['ROS_DOMAIN_ID'] = str(domains[case])
             stacks[case] = Stack([NodeSpec('vlm_node', 'vlm_node', {'model': model})],
                                  default_params_file(), echo=False).start()
             probes[case] = Probe(f'load_probe_{case}')
@@ -152,6 +152,7 @@ def test_model_that_fails_to_load_keeps_the_node_up_and_says_why(tmp_path, ros_d
         for case in cases:
             probes[case].close()
             stacks[case].stop()
+            release_domain(domains[case])
 
 
 # ---- inference deadline -------------------------------------------------------------------------
