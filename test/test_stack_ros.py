@@ -59,9 +59,11 @@ def test_ask_scores_choices_on_the_newest_frame(stack, probe):
     assert response.answer == ['left', 'center', 'right'][
         max(range(3), key=lambda i: response.scores[i])]
     assert response.model_name and response.latency_s >= 0.0
-    seen = {(m.header.stamp.sec, m.header.stamp.nanosec)
-            for m in probe.messages('camera/image_raw')}
-    assert (response.frame_stamp.sec, response.frame_stamp.nanosec) in seen
+    # The probe's best-effort copy of that frame may arrive after the answer does.
+    stamp = (response.frame_stamp.sec, response.frame_stamp.nanosec)
+    assert probe.wait_for(lambda: stamp in {(m.header.stamp.sec, m.header.stamp.nanosec)
+                                            for m in probe.messages('camera/image_raw')},
+                          5.0), 'the answer names a frame the camera never sent'
 
 
 def test_ask_free_text_and_sent_image(stack, probe):
@@ -171,12 +173,17 @@ def test_search_drives_and_stale_perception_stops(stack, probe):
     # the frame it has (newer_than) and vlm_node holds the call until the next one. When
     # the stamp went through float seconds it missed, the same frame came back at once (a
     # cache hit, not acted on) and the next frame waited for a control tick: 2 of 3 calls.
+    # Counted over the next ten or more calls however long a loaded machine takes for them.
     before = probe.next_diagnostics('vlm_node', 10.0)
-    time.sleep(3.0)
-    after = probe.next_diagnostics('vlm_node', 10.0)
+
+    def ten_more_calls():
+        now = probe.diagnostics('vlm_node', since=0.0)
+        return now if int(now['requests_ok']) - int(before['requests_ok']) >= 10 else None
+    assert probe.wait_for(ten_more_calls, 60.0), 'vlm_node answered fewer than 10 calls'
+    after = ten_more_calls()
     calls = int(after['requests_ok']) - int(before['requests_ok'])
     hits = int(after['cache_hits']) - int(before['cache_hits'])
-    assert calls >= 10 and hits <= 0.2 * calls, (calls, hits)
+    assert hits <= 0.2 * calls, (calls, hits)
 
     # Watchdog: the camera dies; within the timeout (+ one camera and one control period)
     # the navigator publishes zero and says it is stale. Measured on the navigator's own
@@ -194,7 +201,13 @@ def test_search_drives_and_stale_perception_stops(stack, probe):
     assert first_stop.stale, first_stop.reason
     published = stamp_s(first_stop) - killed_clock
     camera_period, control_period = 0.1, 0.05     # config defaults
-    assert published <= TIMEOUT_S + camera_period + control_period + 0.1, published
+    # A gap between the navigator's ticks at the stop is the scheduler holding its process
+    # up on a loaded machine, not the watchdog being late: it extends the bound.
+    previous = after[last_moving] if last_moving >= 0 else None
+    gap = stamp_s(first_stop) - stamp_s(previous) if previous else control_period
+    held_up = max(0.0, gap - 1.5 * control_period)
+    assert published <= TIMEOUT_S + camera_period + control_period + 0.1 + held_up, \
+        (published, gap)
     timed = probe.timed('cmd_vel')
     first_zero = next(t for t, m in timed if t > killed and m.linear.x == 0.0
                       and m.angular.z == 0.0 and all(
