@@ -77,12 +77,20 @@ def _monitor(probe, since=0.0):
 
 
 def _turn(probe, publisher, speed, until, timeout=20.0):
-    """Publish cmd_vel at 10 Hz until until(truth) holds; then stop."""
+    """Publish cmd_vel at 10 Hz until until(truth) holds; then stop.
+
+    Every ground truth received since the last look is tested, not only the newest: at
+    1 rad/s and 10 Hz truth a narrow yaw window holds for one message, which a late look
+    would miss (and the turn would go round again).
+    """
     deadline = time.monotonic() + timeout
+    seen = len(probe.messages('sim/ground_truth')) - 1
     try:
         while time.monotonic() < deadline:
-            if until(_truth(probe)):
+            received = probe.messages('sim/ground_truth')
+            if any(until(json.loads(m.data)) for m in received[seen:]):
                 return True
+            seen = len(received)
             publisher.publish(Twist(angular=Vector3(z=speed)))
             time.sleep(0.1)
         return False
@@ -164,13 +172,19 @@ def test_alert_for_what_is_in_view_once_per_event(sim_monitor, probe):
 
     # Turn back: a new event. door_rearm (no cooldown) alerts again; door_in_view is
     # still inside its 30 s cooldown and holds the event back.
-    assert _turn(probe, cmd_vel, -1.0,
-                 lambda t: abs(_wrap(t['robot']['yaw'] - yaw0)) < 0.05, timeout=20.0)
+    # (Slower back: the turn overshoots by the time a stop takes to reach the robot.)
+    assert _turn(probe, cmd_vel, -0.5,
+                 lambda t: abs(_wrap(t['robot']['yaw'] - yaw0)) < 0.05, timeout=30.0)
     assert door_visible(_truth(probe))
     assert probe.wait_for(
         lambda: [a.scenario_id for a in probe.messages('vlm_nav/alerts')].count(
             'door_rearm') == 2, 20.0), _monitor(probe)
     assert probe.wait_for(lambda: int(_monitor(probe)['held_by_cooldown']) >= 1, 10.0)
+    # An alert is logged before it is published: wait until the probe has every alert
+    # the monitor counted (a ball alert of the sweep may be in flight).
+    assert probe.wait_for(lambda: len(probe.messages('vlm_nav/alerts')) ==
+                          int(probe.next_diagnostics('monitor_node')['alerts']), 15.0), \
+        _monitor(probe)
     published = [a.scenario_id for a in probe.messages('vlm_nav/alerts')]
     assert published.count('door_in_view') == 1
     # The turn sweeps the room: the blue ball may come into view for two checks and

@@ -66,8 +66,23 @@ def test_monitor_on_a_replayed_bag(ros_domain, probe, tmp_path):
         player_log = tmp_path / 'bag_player_node.log'
         assert probe.wait_for(lambda: player_log.is_file()       # written from its 1st line
                               and 'replay finished' in player_log.read_text(), 40.0)
-        time.sleep(2.0)                               # the last check
-        values = probe.diagnostics('monitor_node')
+        # The last checks finish after the replay does (a check is three questions, over a
+        # second on a loaded machine): wait until the monitor is idle, then until every
+        # alert it counts has reached this probe (it logs an alert before publishing it).
+        values = probe.next_diagnostics('monitor_node', 10.0)
+        for _ in range(30):
+            done = int(values['checks_done']) + int(values['checks_failed'])
+            if int(values['checks_started']) == done:
+                following = probe.next_diagnostics('monitor_node', 10.0)
+                if following['checks_started'] == values['checks_started']:
+                    break
+                values = following
+            else:
+                values = probe.next_diagnostics('monitor_node', 10.0)
+        else:
+            raise AssertionError(f'monitor still checking 30 s after the replay: {values}')
+        assert probe.wait_for(lambda: len(probe.messages('vlm_nav/alerts')) ==
+                              int(values['alerts']), 10.0), values
         alerts = [a.scenario_id for a in probe.messages('vlm_nav/alerts')]
         assert not [n for n in stack.dead() if n != 'bag_player_node'], stack.dead()
     print('alerts', alerts, values)
