@@ -4,6 +4,7 @@ user opens in Foxglove (real sim_node, oracle_node, navigator_node and recorder 
 the oracle stands in for the model so the test needs no model load)."""
 
 import math
+import signal
 
 import numpy as np
 import pytest
@@ -37,7 +38,7 @@ def test_debug_image_and_markers_arrive_with_sane_content(probe, tmp_path):
                    for array in arrays for m in array.markers) and \
             any(m.ns == 'path' for m in arrays[-1].markers)      # it has moved
 
-    with running_stack(specs, tmp_path):
+    with running_stack(specs, tmp_path) as running:
         assert probe.wait_for(lambda: len(probe.messages('vlm_nav/debug_image')) >= 3 and
                               target_seen() and probe.messages('camera/image_raw'), 90.0), \
             (len(probe.messages('vlm_nav/debug_image')),
@@ -51,8 +52,13 @@ def test_debug_image_and_markers_arrive_with_sane_content(probe, tmp_path):
         def recorded_each():
             counts = probe.diagnostics('recorder') or {}
             return all(int(counts.get(f'count /{topic}', 0)) > 0 for topic in
-                       ('vlm_nav/debug_image', 'vlm_nav/markers', 'camera/image_raw'))
+                       ('vlm_nav/debug_image', 'vlm_nav/markers', 'camera/image_raw', 'odom'))
         assert probe.wait_for(recorded_each, 45.0), probe.diagnostics('recorder')
+        # The recorder first, on its own: the stack's shared stop deadline would SIGKILL a
+        # recorder slow to close its bag on a loaded machine.
+        recorder = running.processes['recorder']
+        recorder.send_signal(signal.SIGINT)
+        assert recorder.wait(20.0) == 0
     picture = probe.messages('vlm_nav/debug_image')[-1]
     frame = probe.messages('camera/image_raw')[-1]
     assert picture.encoding == 'rgb8' and picture.width == 384 and picture.height > 384

@@ -97,14 +97,19 @@ def test_evaluator_refuses_a_bag_without_ground_truth(tmp_path):
 
 
 @pytest.mark.ros
-def test_record_cli_writes_a_sqlite3_bag(ros_domain, tmp_path):
+def test_record_cli_writes_a_sqlite3_bag(ros_domain, probe, tmp_path):
+    from rclpy.qos import qos_profile_sensor_data
     from rosbags.highlevel import AnyReader
+    from sensor_msgs.msg import Image
     bag = tmp_path / 'camera'
     camera = NodeSpec('camera_node', 'camera_node', {'width': 32, 'height': 32})
+    probe.record(Image, 'camera/image_raw', qos_profile_sensor_data)
     with Stack([camera], default_params_file(), echo=False):
+        # The recording's clock starts with the recorder: start it once the camera sends.
+        assert probe.wait_for(lambda: probe.messages('camera/image_raw'), 30.0)
         result = subprocess.run(
             [sys.executable, '-m', 'vlm_nav.cli', 'record', '-o', str(bag), '--storage',
-             'sqlite3', '--duration', '3', '--topics', 'camera/image_raw',
+             'sqlite3', '--duration', '4', '--topics', 'camera/image_raw',
              'camera/camera_info'], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert list(bag.glob('*.db3')) and (bag / 'metadata.yaml').is_file()
