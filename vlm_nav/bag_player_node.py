@@ -10,12 +10,12 @@ import importlib
 import time
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import deserialize_message, serialize_message
 
 from vlm_nav.ros_params import declare
+from vlm_nav.ros_session import ros_session
 
 
 def message_class(type_name: str):
@@ -83,12 +83,9 @@ class BagPlayerNode(Node):
 
 
 def main(args=None):
-    try:
-        with rclpy.init(args=args):
-            node = BagPlayerNode()
-            node.play()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    with ros_session(args=args):
+        node = BagPlayerNode()
+        node.play()
 
 
 if __name__ == '__main__':

@@ -13,7 +13,6 @@ from typing import Optional
 import cv2
 import numpy as np
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -22,6 +21,7 @@ from vlm_nav.diagnostics import DiagnosticsPublisher, OK, WARN
 from vlm_nav.ros_image import compressed_to_rgb, image_to_rgb, ImageError, resize_rgb, \
     rgb_to_image
 from vlm_nav.ros_params import declare
+from vlm_nav.ros_session import ros_session
 
 SOURCES = ('test_pattern', 'device', 'video', 'folder', 'topic')
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm')
@@ -189,11 +189,8 @@ class CameraNode(Node):
 
 
 def main(args=None):
-    try:
-        with rclpy.init(args=args):
-            rclpy.spin(CameraNode())
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    with ros_session(args=args):
+        rclpy.spin(CameraNode())
 
 
 if __name__ == '__main__':

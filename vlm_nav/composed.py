@@ -8,10 +8,10 @@ import argparse
 import importlib
 import sys
 
-import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
+from vlm_nav.ros_session import ros_session
 from vlm_nav.stack import default_params_file, PROFILE_ARGUMENTS, profile_nodes
 
 # executable -> class name in vlm_nav.<executable>
@@ -43,14 +43,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     specs = profile_nodes(args.profile, model=args.model, target=args.target, seed=args.seed)
     ros_args = ['--ros-args', '--params-file', args.params_file or default_params_file()]
-    try:
-        with rclpy.init(args=[sys.argv[0]] + ros_args):
-            executor = MultiThreadedExecutor(num_threads=6)
-            for node in build_nodes(specs):
-                executor.add_node(node)
-            executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    with ros_session(args=[sys.argv[0]] + ros_args):
+        executor = MultiThreadedExecutor(num_threads=6)
+        for node in build_nodes(specs):
+            executor.add_node(node)
+        executor.spin()
     return 0
 
 

@@ -22,7 +22,6 @@ from typing import Dict, List, Optional
 
 import cv2
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -33,6 +32,7 @@ from vlm_nav.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
 from vlm_nav.monitor import AlertPolicy, Decision, load_scenarios, Scenario, ScenarioError, select
 from vlm_nav.ros_image import image_to_rgb, ImageError
 from vlm_nav.ros_params import declare
+from vlm_nav.ros_session import ros_session
 from vlm_nav.stack import default_params_file
 
 LOG_NAME = 'alerts.jsonl'
@@ -343,18 +343,15 @@ class MonitorNode(Node):
 
 
 def main(args=None) -> int:
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = MonitorNode()
-            except MonitorConfigError:
-                return 1                         # the reason was logged as FATAL
-            try:
-                rclpy.spin(node)
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    with ros_session(args=args):
+        try:
+            node = MonitorNode()
+        except MonitorConfigError:
+            return 1                         # the reason was logged as FATAL
+        try:
+            rclpy.spin(node)
+        finally:
+            node.destroy_node()
     return 0
 
 

@@ -14,7 +14,6 @@ from geometry_msgs.msg import Point, Twist
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
@@ -31,6 +30,7 @@ from vlm_nav.nav.policy import (config_from_parameters, Decision, MODES,
                                 NavigationPolicy, POLICY_PARAMS, PolicyConfig)
 from vlm_nav.perception import clean_text, Observation
 from vlm_nav.ros_params import check_choices, declare
+from vlm_nav.ros_session import ros_session
 
 # A frame stamp may lead the navigator's clock by this much (clock skew between
 # machines); further ahead it would look fresh for too long and is refused.
@@ -457,11 +457,8 @@ class NavigatorNode(Node):
 
 
 def main(args=None):
-    try:
-        with rclpy.init(args=args):
-            rclpy.spin(NavigatorNode())
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    with ros_session(args=args):
+        rclpy.spin(NavigatorNode())
 
 
 if __name__ == '__main__':

@@ -30,13 +30,13 @@ import json
 from typing import Optional
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from std_msgs.msg import String
 from vlm_nav_interfaces.msg import TargetObservation
 from vlm_nav_interfaces.srv import Observe
 
 from vlm_nav.perception import BEARINGS, DISTANCES
+from vlm_nav.ros_session import ros_session
 
 
 def oracle_observation(truth: dict, target: str) -> TargetObservation:
@@ -91,11 +91,8 @@ class OracleNode(Node):
 
 
 def main(args=None):
-    try:
-        with rclpy.init(args=args):
-            rclpy.spin(OracleNode())
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    with ros_session(args=args):
+        rclpy.spin(OracleNode())
 
 
 if __name__ == '__main__':

@@ -15,13 +15,13 @@ import time
 from typing import Dict, List, Optional
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.task import Future
 
 from vlm_nav.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
 from vlm_nav.ros_params import declare
+from vlm_nav.ros_session import ros_session
 
 STORAGES = ('mcap', 'sqlite3')
 DEFAULT_TOPICS = ['camera/image_raw', 'scene_description', 'scene_description/structured',
@@ -170,11 +170,9 @@ class Recorder(Node):
 def main(args=None):
     node = None
     try:
-        with rclpy.init(args=args):
+        with ros_session(args=args):
             node = Recorder()
             rclpy.spin_until_future_complete(node, node.done)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
     finally:
         if node is not None:
             node.close()       # the bag must be finished even when interrupted

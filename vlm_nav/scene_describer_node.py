@@ -8,7 +8,6 @@ at a time; a slow model lowers the rate instead of queueing work.
 import time
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from std_msgs.msg import String
 from vlm_nav_interfaces.msg import SceneDescription
@@ -16,6 +15,7 @@ from vlm_nav_interfaces.srv import Describe
 
 from vlm_nav.diagnostics import DiagnosticsPublisher, OK, WARN
 from vlm_nav.ros_params import declare
+from vlm_nav.ros_session import ros_session
 
 
 class SceneDescriberNode(Node):
@@ -85,11 +85,8 @@ class SceneDescriberNode(Node):
 
 
 def main(args=None):
-    try:
-        with rclpy.init(args=args):
-            rclpy.spin(SceneDescriberNode())
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    with ros_session(args=args):
+        rclpy.spin(SceneDescriberNode())
 
 
 if __name__ == '__main__':

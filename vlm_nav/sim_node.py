@@ -30,7 +30,6 @@ import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
@@ -39,6 +38,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String, UInt32
 
 from vlm_nav.diagnostics import DiagnosticsPublisher, OK
+from vlm_nav.ros_session import ros_session
 from vlm_nav.sim.layout import make_layout
 from vlm_nav.sim.world import World
 
@@ -261,12 +261,9 @@ class SimNode(Node):
 
 
 def main(args=None):
-    try:
-        with rclpy.init(args=args):
-            with SimNode() as node:
-                rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    with ros_session(args=args):
+        with SimNode() as node:
+            rclpy.spin(node)
 
 
 if __name__ == '__main__':

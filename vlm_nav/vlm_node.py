@@ -15,9 +15,8 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
@@ -32,6 +31,7 @@ from vlm_nav.models.base import ModelLoadError, VLMBackend
 from vlm_nav.models.hf_backend import RUNTIMES
 from vlm_nav.ros_image import compressed_to_rgb, image_to_rgb, ImageError
 from vlm_nav.ros_params import declare
+from vlm_nav.ros_session import ros_session
 
 MAX_QUESTION_CHARS = 500
 MAX_CHOICES = 32
@@ -537,18 +537,15 @@ class VlmNode(Node):
 
 
 def main(args=None):
-    try:
-        with rclpy.init(args=args):
-            node = VlmNode()
-            # Service callbacks block until their inference is done: enough threads that a
-            # full batch of waiting requests never starves frame intake (an old frame) or
-            # the next requests.
-            threads = 4 + 2 * node.get_parameter('max_batch').value
-            executor = MultiThreadedExecutor(num_threads=threads)
-            executor.add_node(node)
-            executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    with ros_session(args=args):
+        node = VlmNode()
+        # Service callbacks block until their inference is done: enough threads that a
+        # full batch of waiting requests never starves frame intake (an old frame) or
+        # the next requests.
+        threads = 4 + 2 * node.get_parameter('max_batch').value
+        executor = MultiThreadedExecutor(num_threads=threads)
+        executor.add_node(node)
+        executor.spin()
 
 
 if __name__ == '__main__':
