@@ -243,13 +243,10 @@ def test_timeout_leaves_room_for_normal_perception():
     assert 0.2 <= PERCEPTION_TIMEOUT_S <= DEADLINE_S - 1.0 / CONTROL_RATE_HZ
 
 
-def test_vlm_killed_stops_within_deadline_and_garbage_answers_keep_it_stopped(stack, watch):
-    wait_steady_motion(watch)
-    fault = kill(stack, watch, 'vlm_node', signal.SIGKILL)
-    measure_stop(watch, fault, 'vlm_node SIGKILL')
-
-    # While it is down, a broken VLM answers fresh frames with garbage: NaN, probabilities
-    # that aren't, unknown labels, stamps from the future. None of it may move the robot.
+def _garbage_answers_keep_it_stopped(watch: Probe) -> None:
+    """While vlm_node is down, a broken VLM answers fresh frames with garbage: NaN,
+    probabilities that aren't, unknown labels, stamps from the future. None of it may move
+    the robot."""
     answered = [0]
 
     def garbage(request, response):
@@ -282,8 +279,16 @@ def test_vlm_killed_stops_within_deadline_and_garbage_answers_keep_it_stopped(st
     finally:
         watch.node.destroy_service(service)
 
-    restarted = time.monotonic()
-    stack.start_node(stack.spec['vlm_node'])
+
+def test_vlm_killed_stops_within_deadline_and_garbage_answers_keep_it_stopped(stack, watch):
+    wait_steady_motion(watch)
+    fault = kill(stack, watch, 'vlm_node', signal.SIGKILL)
+    try:
+        measure_stop(watch, fault, 'vlm_node SIGKILL')
+        _garbage_answers_keep_it_stopped(watch)
+    finally:
+        restarted = time.monotonic()
+        stack.start_node(stack.spec['vlm_node'])     # the next tests need it, pass or fail
     wait_resumed(watch, restarted, timeout=90.0)
     check_twists(watch)
 
@@ -373,10 +378,16 @@ def test_stalled_describer_has_no_effect_on_the_navigator(stack, watch):
         assert len(states) >= 30, len(states)      # 20 Hz for 3 s, with slack for load
         stale = sum(s.stale for s in states) / len(states)
         moving = sum(s.linear_x != 0.0 or s.angular_z != 0.0 for s in states) / len(states)
-        print(f'describer stalled 3 s: {stale:.0%} of ticks stale, {moving:.0%} moving')
-        # A navigator that waited on the describer would be stale from 0.3 s on (~90 %);
-        # a loaded machine alone made up to 13 % of ticks stale (slow answers).
-        assert stale <= 0.25 and moving >= 0.75, (stale, moving)
+        # Longest stretch of stale ticks: a navigator that waited on the describer would be
+        # stale from 0.3 s after the stall to the end (2.7 s); on a loaded machine slow
+        # answers make short stretches (up to 28 % of ticks, beside two busy loops).
+        longest, since = 0.0, None
+        for s in states:
+            since = (since if since is not None else stamp_s(s)) if s.stale else None
+            longest = max(longest, stamp_s(s) - since if since is not None else 0.0)
+        print(f'describer stalled 3 s: {stale:.0%} of ticks stale (longest {longest:.2f} s), '
+              f'{moving:.0%} moving')
+        assert longest < 1.0 and moving >= 0.5, (longest, stale, moving)
     finally:
         os.kill(stack.processes['scene_describer_node'].pid, signal.SIGCONT)
     check_twists(watch)
