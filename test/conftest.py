@@ -94,9 +94,25 @@ def ros_domain():
             os.environ[key] = value
 
 
+def time_s(t) -> float:
+    """A builtin_interfaces/Time in seconds."""
+    return t.sec + t.nanosec * 1e-9
+
+
 def stamp_s(msg) -> float:
     """A message's `stamp` (NavigatorState) in seconds."""
-    return msg.stamp.sec + msg.stamp.nanosec * 1e-9
+    return time_s(msg.stamp)
+
+
+def held_up_s(states: List, stop, period: float) -> float:
+    """How much longer than a tick and a half the navigator took to publish `stop` after
+    the state before it (states: NavigatorStates as received, `stop` one of them). Such
+    a gap is the scheduler holding the navigator's process up on a loaded machine, not
+    its watchdog being late, so a stop deadline is extended by it."""
+    index = next(i for i, s in enumerate(states) if s is stop)
+    if index == 0:
+        return 0.0
+    return max(0.0, stamp_s(stop) - stamp_s(states[index - 1]) - 1.5 * period)
 
 
 class Probe:

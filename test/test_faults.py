@@ -32,7 +32,7 @@ from sensor_msgs.msg import Image
 from vlm_nav_interfaces.msg import NavigatorState
 from vlm_nav_interfaces.srv import Observe
 
-from conftest import Probe, running_stack, stamp_s
+from conftest import held_up_s, Probe, running_stack, stamp_s
 from vlm_nav.bringup import Stack
 from vlm_nav.camera_node import test_pattern as pattern_frame
 from vlm_nav.ros_image import rgb_to_image
@@ -144,16 +144,12 @@ def measure_stop(probe: Probe, fault: 'Fault', name: str, hold_s: float = 1.0) -
     states, first_zero = final_stop()
     assert first_zero.stale, f'{name}: stopped, but not by the watchdog: {first_zero.reason}'
     latency = stamp_s(first_zero) - fault.clock_s
-    # The deadline assumes 20 Hz ticks. When the scheduler held the navigator's process up
-    # (a gap between its ticks, visible in the stamps), that hold-up is the machine's, not
-    # the watchdog's: it is added to the deadline and reported.
-    all_states = probe.messages('vlm_nav/navigator_state')
-    index = next(i for i, s in enumerate(all_states) if s is first_zero)
-    gap = stamp_s(first_zero) - stamp_s(all_states[index - 1]) if index else 0.0
-    held_up = max(0.0, gap - 1.5 / CONTROL_RATE_HZ)
+    # The deadline assumes 20 Hz ticks; a hold-up of the navigator's process is added.
+    held_up = held_up_s(probe.messages('vlm_nav/navigator_state'), first_zero,
+                        1.0 / CONTROL_RATE_HZ)
     deadline = DEADLINE_S + held_up
     if held_up:
-        print(f'{name}: the navigator ticked {gap:.3f} s apart at the stop; deadline '
+        print(f'{name}: the navigator was held up {held_up:.3f} s at the stop; deadline '
               f'{deadline:.3f} s')
 
     # The same on cmd_vel as this probe received it (includes DDS delivery and this
@@ -368,13 +364,11 @@ def test_stalled_describer_has_no_effect_on_the_navigator(stack, watch):
     try:
         # Three seconds of the navigator's own ticks (by their stamps, so this probe being
         # late to receive them does not count), each state carrying its Twist's values.
-        def window():
-            return [s for s in watch.messages('vlm_nav/navigator_state')
-                    if fault.clock_s < stamp_s(s) <= fault.clock_s + 3.0]
         assert watch.wait_for(lambda: any(
             stamp_s(s) > fault.clock_s + 3.0
             for s in watch.messages('vlm_nav/navigator_state')), 10.0), 'navigator silent'
-        states = window()
+        states = [s for s in watch.messages('vlm_nav/navigator_state')
+                  if fault.clock_s < stamp_s(s) <= fault.clock_s + 3.0]
         assert len(states) >= 30, len(states)      # 20 Hz for 3 s, with slack for load
         stale = sum(s.stale for s in states) / len(states)
         moving = sum(s.linear_x != 0.0 or s.angular_z != 0.0 for s in states) / len(states)

@@ -69,16 +69,14 @@ def test_monitor_on_a_replayed_bag(ros_domain, probe, tmp_path):
         # The last checks finish after the replay does (a check is three questions, over a
         # second on a loaded machine): wait until the monitor is idle, then until every
         # alert it counts has reached this probe (it logs an alert before publishing it).
-        values = probe.next_diagnostics('monitor_node', 10.0)
+        previous = probe.next_diagnostics('monitor_node', 10.0)
         for _ in range(30):
-            done = int(values['checks_done']) + int(values['checks_failed'])
-            if int(values['checks_started']) == done:
-                following = probe.next_diagnostics('monitor_node', 10.0)
-                if following['checks_started'] == values['checks_started']:
-                    break
-                values = following
-            else:
-                values = probe.next_diagnostics('monitor_node', 10.0)
+            values = probe.next_diagnostics('monitor_node', 10.0)
+            idle = int(values['checks_started']) == \
+                int(values['checks_done']) + int(values['checks_failed'])
+            if idle and values['checks_started'] == previous['checks_started']:
+                break
+            previous = values
         else:
             raise AssertionError(f'monitor still checking 30 s after the replay: {values}')
         assert probe.wait_for(lambda: len(probe.messages('vlm_nav/alerts')) ==

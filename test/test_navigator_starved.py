@@ -33,17 +33,13 @@ from rclpy.parameter import Parameter
 from vlm_nav_interfaces.msg import NavigatorState
 from vlm_nav_interfaces.srv import Observe
 
-from conftest import stamp_s
+from conftest import stamp_s, time_s
 from vlm_nav.navigator_node import NavigatorNode
 
 pytestmark = pytest.mark.ros
 
 TIMEOUT_S = 0.3
 STALL_S = 0.6
-
-
-def _seconds(t) -> float:
-    return t.sec + t.nanosec * 1e-9
 
 
 class _Perception:
@@ -112,8 +108,8 @@ def test_motion_decided_before_a_stall_is_not_sent_after_it(ros_domain):
     assert len(moving) >= 5
     # Every moving command went out on perception no older than the timeout (the state is
     # stamped as it is published; a few ms for the publish itself).
-    late = [(stamp_s(s) - _seconds(s.frame_stamp), s.reason) for s in moving
-            if stamp_s(s) - _seconds(s.frame_stamp) > TIMEOUT_S + 0.02]
+    late = [(stamp_s(s) - time_s(s.frame_stamp), s.reason) for s in moving
+            if stamp_s(s) - time_s(s.frame_stamp) > TIMEOUT_S + 0.02]
     assert not late, late
     # and the held-up tick itself went out as a stale stop
     after = [s for s in states if stamp_s(s) > stamp_s(moving[-1])]

@@ -36,7 +36,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String, UInt32
 
-from conftest import claim_domain, release_domain
+from conftest import claim_domain, release_domain, time_s
 from vlm_nav.sim import make_layout, World
 
 pytestmark = pytest.mark.ros
@@ -219,10 +219,6 @@ def test_ground_truth_topic(sim):
     assert {'visible', 'image_bearing', 'distance', 'bearing_rad'} <= set(truth['objects'][0])
 
 
-def _seconds(t) -> float:
-    return t.sec + t.nanosec * 1e-9
-
-
 def test_clock_runs_faster_than_real_time(tmp_path):
     # 10 Hz physics at 3x is a 30 Hz wall timer: late ticks are dropped, not caught up, so
     # a loaded machine runs slower than 3x. Above 1.3x still fails a sim that ignores the
@@ -231,15 +227,15 @@ def test_clock_runs_faster_than_real_time(tmp_path):
              'publish_clock:=true', 'rate_hz:=5.0', 'physics_rate_hz:=10.0')
     try:
         assert s.spin_until(lambda: s.clock and s.images, 20.0)
-        t0, w0 = _seconds(s.clock[-1].clock), time.monotonic()
+        t0, w0 = time_s(s.clock[-1].clock), time.monotonic()
         s.spin_for(3.0)
-        t1, w1 = _seconds(s.clock[-1].clock), time.monotonic()
+        t1, w1 = time_s(s.clock[-1].clock), time.monotonic()
         assert t1 - t0 > 1.3 * (w1 - w0)
         # Images are stamped with sim time: the clock catches up with the newest image
         # (the two topics arrive separately, so the image may be one tick ahead for now).
-        stamp = _seconds(s.images[-1].header.stamp)
+        stamp = time_s(s.images[-1].header.stamp)
         assert stamp > t0
-        assert s.spin_until(lambda: _seconds(s.clock[-1].clock) >= stamp - 1e-6, 3.0)
+        assert s.spin_until(lambda: time_s(s.clock[-1].clock) >= stamp - 1e-6, 3.0)
         assert stamp < time.time() - 1e6       # not a wall-clock stamp
     finally:
         s.close()
