@@ -51,3 +51,49 @@ def test_bag_frames_reach_the_model_restamped(storage, ros_domain, probe, tiny_l
                 break
             time.sleep(0.5)
         assert response.success, response.message
+
+
+def _replay(bag, **parameters):
+    from vlm_nav.stack import NodeSpec
+    return NodeSpec('bag_player_node', 'bag_player_node', dict({'bag': str(bag)}, **parameters))
+
+
+def test_replay_starts_with_the_first_frame(ros_domain, probe, tmp_path):
+    """Publishers exist before the first message and playback waits for the subscriber:
+    a player that made each publisher on its first message lost that frame to discovery."""
+    from conftest import running_stack
+    bag = tmp_path / 'ten'
+    write_bag(str(bag), _frames(10), 'mcap')
+    probe.record(Image, 'camera/image_raw', qos_profile_sensor_data)
+    log = tmp_path / 'bag_player_node.log'
+    with running_stack([_replay(bag, restamp=False)], tmp_path) as stack:
+        assert probe.wait_for(lambda: log.is_file() and 'replay finished' in log.read_text(),
+                              30.0)
+        assert probe.wait_for(lambda: stack.dead() == ['bag_player_node'], 10.0)
+        assert stack.processes['bag_player_node'].returncode == 0
+    stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
+              for m in probe.messages('camera/image_raw')]
+    assert stamps and stamps[0] == pytest.approx(1.0), stamps     # the bag's first frame
+    assert stamps == sorted(stamps) and len(stamps) >= 8, stamps  # best effort: most of them
+
+
+def test_rate_set_during_a_replay(ros_domain, probe, tmp_path):
+    """The player spins while it plays: `ros2 param set` reaches it, and a new rate applies
+    from the next message on (30 frames at 10 Hz started at 0.05x: 60 s; at 20x: ~3 s)."""
+    from conftest import running_stack
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    bag = tmp_path / 'thirty'
+    write_bag(str(bag), _frames(30), 'mcap')
+    probe.record(Image, 'camera/image_raw', qos_profile_sensor_data)
+    with running_stack([_replay(bag, rate=0.05)], tmp_path) as stack:
+        assert probe.wait_for(lambda: len(probe.messages('camera/image_raw')) >= 1, 20.0)
+        request = SetParameters.Request(parameters=[Parameter(name='rate', value=ParameterValue(
+            type=ParameterType.PARAMETER_DOUBLE, double_value=20.0))])
+        response = probe.call(SetParameters, 'bag_player_node/set_parameters', request, 10.0)
+        assert response.results[0].successful, response.results[0].reason
+        changed = time.monotonic()
+        assert probe.wait_for(lambda: stack.dead() == ['bag_player_node'], 20.0)
+        # The frame already waited for plays at the old rate (up to 2 s), the rest at 20x.
+        assert time.monotonic() - changed < 15.0
+        assert stack.processes['bag_player_node'].returncode == 0
