@@ -38,3 +38,35 @@ def test_an_rcl_error_while_rclpy_runs_is_a_failure():
         with ros_session(args=[]):
             raise RCLError('real failure')
     assert not rclpy.ok()
+
+
+def test_stack_stop_escalates_sigint_sigterm_sigkill(tmp_path):
+    """A node still running after SIGINT gets SIGTERM, then SIGKILL (as ros2 launch does),
+    instead of SIGKILL at once: a recorder finishing a bag gets a second chance."""
+    import subprocess
+    import sys
+
+    from vlm_nav.bringup import Stack
+    mark = tmp_path / 'terminated'
+    ignores_sigint = (
+        'import pathlib, signal, sys, time\n'
+        'signal.signal(signal.SIGINT, signal.SIG_IGN)\n'
+        f'signal.signal(signal.SIGTERM, lambda *a: (pathlib.Path({str(mark)!r}).touch(), '
+        'sys.exit(0)))\n'
+        'print("ready", flush=True)\n'
+        'time.sleep(60)\n')
+    ignores_both = ('import signal, time\n'
+                    'signal.signal(signal.SIGINT, signal.SIG_IGN)\n'
+                    'signal.signal(signal.SIGTERM, signal.SIG_IGN)\n'
+                    'print("ready", flush=True)\n'
+                    'time.sleep(60)\n')
+    stack = Stack([], params_file='', echo=False)
+    for name, code in (('stubborn', ignores_sigint), ('deaf', ignores_both)):
+        process = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE,
+                                   text=True)
+        assert process.stdout.readline() == 'ready\n'      # its handlers are installed
+        stack.processes[name] = process
+    stack.stop(timeout=1.0)
+    assert mark.exists(), 'SIGTERM was not sent'
+    assert stack.processes['stubborn'].returncode == 0
+    assert stack.processes['deaf'].returncode == -9

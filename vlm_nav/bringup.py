@@ -2,7 +2,7 @@
 
 `launch`/`launch_ros` are not installable without a ROS distro, so this does the part of
 them vlm_nav needs: one process per node, --params-file plus overrides, prefixed output,
-SIGINT to all on exit.
+SIGINT to all on exit, then SIGTERM and SIGKILL to what is left.
 """
 
 import os
@@ -75,16 +75,25 @@ class Stack:
             log.close()
 
     def stop(self, timeout: float = 5.0) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + timeout
-        for process in self.processes.values():
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        """SIGINT to every node; SIGTERM to those still running after timeout, SIGKILL after
+        another (ros2 launch's escalation: a recorder finishing its bag gets both)."""
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            running = {n: p for n, p in self.processes.items() if p.poll() is None}
+            if not running:
+                return
+            if sig != signal.SIGINT:
+                print(f'[bringup] {sorted(running)} still running {timeout:.0f} s after '
+                      f'{"SIGINT" if sig == signal.SIGTERM else "SIGTERM"}: '
+                      f'sending {sig.name}', file=sys.stderr, flush=True)
+            for process in running.values():
+                process.send_signal(sig)
+            deadline = time.monotonic() + timeout
+            for process in running.values():
+                try:
+                    process.wait(None if sig == signal.SIGKILL else
+                                 max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
 
     def dead(self) -> List[str]:
         return [name for name, p in self.processes.items() if p.poll() is not None]
