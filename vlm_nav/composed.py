@@ -2,6 +2,7 @@
 component composition): no DDS hop between camera and model, one Python runtime.
 
     python -m vlm_nav.composed sim --seed 5 --target 'red ball'
+    python -m vlm_nav.composed replay --bag test/data/sim_turn
 """
 
 import argparse
@@ -18,7 +19,7 @@ from vlm_nav.stack import default_params_file, PROFILE_ARGUMENTS, profile_nodes
 NODE_CLASSES = {
     'camera_node': 'CameraNode', 'sim_node': 'SimNode', 'bag_player_node': 'BagPlayerNode',
     'vlm_node': 'VlmNode', 'scene_describer_node': 'SceneDescriberNode',
-    'navigator_node': 'NavigatorNode',
+    'navigator_node': 'NavigatorNode', 'monitor_node': 'MonitorNode', 'recorder': 'Recorder',
 }
 
 
@@ -35,13 +36,17 @@ def build_nodes(specs):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('profile', choices=sorted(set(PROFILE_ARGUMENTS) - {'replay'}))
+    parser.add_argument('profile', choices=sorted(PROFILE_ARGUMENTS))
     parser.add_argument('--params-file', default=None)
     parser.add_argument('--model', default='')
     parser.add_argument('--target', default='')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--bag', default='', help='rosbag2 folder (replay)')
     args = parser.parse_args(argv)
-    specs = profile_nodes(args.profile, model=args.model, target=args.target, seed=args.seed)
+    if args.profile == 'replay' and not args.bag:
+        parser.error('replay needs --bag')
+    specs = profile_nodes(args.profile, model=args.model, target=args.target, seed=args.seed,
+                          bag=args.bag)
     ros_args = ['--ros-args', '--params-file', args.params_file or default_params_file()]
     with ros_session(args=[sys.argv[0]] + ros_args):
         executor = MultiThreadedExecutor(num_threads=6)
