@@ -97,3 +97,25 @@ def test_rate_set_during_a_replay(ros_domain, probe, tmp_path):
         # The frame already waited for plays at the old rate (up to 2 s), the rest at 20x.
         assert time.monotonic() - changed < 15.0
         assert stack.processes['bag_player_node'].returncode == 0
+
+
+def test_bringup_replay_ends_cleanly_with_the_bag(ros_domain, tiny_llava_dir, tmp_path):
+    """`vlm-nav bringup replay` stops the stack once the bag is over and exits 0 (it used to
+    report the player's normal exit as a dead node, exit 1); a bag that can't be played
+    still fails."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    command = [sys.executable, '-m', 'vlm_nav.cli', 'bringup', 'replay', '--model',
+               tiny_llava_dir]
+    done = subprocess.run(command + ['--bag', str(REPO / 'test' / 'data' / 'sim_turn')],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert 'replay finished: 25 messages' in done.stdout
+    empty = tmp_path / 'no_camera'
+    write_bag(str(empty), [('/other', 1, Image())], 'mcap')
+    failed = subprocess.run(command + ['--bag', str(empty)], capture_output=True, text=True,
+                            timeout=120)
+    assert failed.returncode == 1, failed.stdout[-3000:]
+    assert 'none of' in failed.stdout and 'bag_player_node' in failed.stdout

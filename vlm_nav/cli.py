@@ -7,6 +7,8 @@ import time
 from vlm_nav.bringup import Stack
 from vlm_nav.stack import default_params_file, PROFILE_ARGUMENTS, profile_nodes
 
+REPLAY_DRAIN_S = 3.0    # after a replay ends, before the stack stops
+
 
 def _bringup(args) -> int:
     if args.profile == 'replay' and not args.bag:
@@ -22,6 +24,13 @@ def _bringup(args) -> int:
         try:
             while not stack.dead():
                 time.sleep(0.5)
+            if stack.dead() == ['bag_player_node'] and \
+                    stack.processes['bag_player_node'].returncode == 0:
+                # The bag is over: the end of the input, not a failure. The last frames'
+                # answers and decisions are still on their way.
+                print(f'[vlm-nav] replay finished; stopping in {REPLAY_DRAIN_S:.0f} s')
+                time.sleep(REPLAY_DRAIN_S)
+                return 0
             print(f'[vlm-nav] node(s) exited: {", ".join(stack.dead())}; stopping')
             return 1
         except KeyboardInterrupt:
