@@ -82,14 +82,9 @@ def sustained_slope_mb_per_min(points: List[Tuple[float, float]], warmup_s: floa
         return None
     start, end = kept[0][0], kept[-1][0]
     edges = np.linspace(start, end, windows + 1)
-    slopes = []
-    for lo, hi in zip(edges, edges[1:]):
-        part = [(t, v) for t, v in kept if lo <= t <= hi]
-        if len(part) < 3:
-            return None
-        t, v = np.array(part).T
-        slopes.append(float(np.polyfit(t / 60.0, v, 1)[0]))
-    return min(slopes)
+    slopes = [slope_mb_per_min([(t, v) for t, v in kept if lo <= t <= hi], lo)
+              for lo, hi in zip(edges, edges[1:])]
+    return None if None in slopes else min(slopes)
 
 
 def resolve_model(model: str) -> str:

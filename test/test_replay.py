@@ -1,10 +1,15 @@
 """Replay: frames from real rosbag2 files (mcap and sqlite3) through bag_player_node into
 vlm_node, as `vlm-nav bringup replay` and replay.launch.py do."""
 
+import subprocess
+import sys
 import time
 
+from conftest import REPO, running_stack
 import numpy as np
 import pytest
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from vlm_nav_interfaces.srv import Ask
@@ -12,7 +17,7 @@ from vlm_nav_interfaces.srv import Ask
 from vlm_nav.bags import write_bag
 from vlm_nav.bringup import Stack
 from vlm_nav.ros_image import rgb_to_image
-from vlm_nav.stack import default_params_file, profile_nodes
+from vlm_nav.stack import default_params_file, NodeSpec, profile_nodes
 
 pytestmark = pytest.mark.ros
 
@@ -54,14 +59,12 @@ def test_bag_frames_reach_the_model_restamped(storage, ros_domain, probe, tiny_l
 
 
 def _replay(bag, **parameters):
-    from vlm_nav.stack import NodeSpec
     return NodeSpec('bag_player_node', 'bag_player_node', dict({'bag': str(bag)}, **parameters))
 
 
 def test_replay_starts_with_the_first_frame(ros_domain, probe, tmp_path):
     """Publishers exist before the first message and playback waits for the subscriber:
     a player that made each publisher on its first message lost that frame to discovery."""
-    from conftest import running_stack
     bag = tmp_path / 'ten'
     write_bag(str(bag), _frames(10), 'mcap')
     probe.record(Image, 'camera/image_raw', qos_profile_sensor_data)
@@ -80,9 +83,6 @@ def test_replay_starts_with_the_first_frame(ros_domain, probe, tmp_path):
 def test_rate_set_during_a_replay(ros_domain, probe, tmp_path):
     """The player spins while it plays: `ros2 param set` reaches it, and a new rate applies
     from the next message on (30 frames at 10 Hz started at 0.05x: 60 s; at 20x: ~3 s)."""
-    from conftest import running_stack
-    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-    from rcl_interfaces.srv import SetParameters
     bag = tmp_path / 'thirty'
     write_bag(str(bag), _frames(30), 'mcap')
     probe.record(Image, 'camera/image_raw', qos_profile_sensor_data)
@@ -103,10 +103,6 @@ def test_bringup_replay_ends_cleanly_with_the_bag(ros_domain, tiny_llava_dir, tm
     """`vlm-nav bringup replay` stops the stack once the bag is over and exits 0 (it used to
     report the player's normal exit as a dead node, exit 1); a bag that can't be played
     still fails."""
-    import subprocess
-    import sys
-
-    from conftest import REPO
     command = [sys.executable, '-m', 'vlm_nav.cli', 'bringup', 'replay', '--model',
                tiny_llava_dir]
     done = subprocess.run(command + ['--bag', str(REPO / 'test' / 'data' / 'sim_turn')],

@@ -54,11 +54,10 @@ class BagPlayerNode(Node):
             raise ValueError('parameter bag is required')
         self.played = 0
         # Fails here, with what the bag has, rather than on a thread later.
-        self._classes, self._outputs = {}, {}
+        self._outputs = {}
         for topic, msgtype in self._connections().items():
             cls = message_class(msgtype)
             qos = qos_profile_sensor_data if cls.__name__ in SENSOR_TYPES else 10
-            self._classes[topic] = cls
             # Relative names: namespaces and remaps apply.
             self._outputs[topic] = self.create_publisher(cls, topic.lstrip('/'), qos)
         self.finished = Future()
@@ -118,7 +117,7 @@ class BagPlayerNode(Node):
         self.get_logger().info(f'replay finished: {self.played} messages from {self.bag}')
 
     def _publish(self, topic: str, raw: bytes) -> None:
-        cls = self._classes[topic]
+        cls = self._outputs[topic].msg_type
         if self.get_parameter('restamp').value and hasattr(cls, 'header'):
             msg = deserialize_message(bytes(raw), cls)
             msg.header.stamp = self.get_clock().now().to_msg()
