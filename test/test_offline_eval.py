@@ -117,5 +117,8 @@ def test_record_cli_writes_a_sqlite3_bag(ros_domain, probe, tmp_path):
         counts = {c.topic: c.msgcount for c in reader.connections}
         image = next(reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages()
                      if c.topic == '/camera/image_raw')
+        span_s = (reader.end_time - reader.start_time) / 1e9
+    # --duration counts from the first message, so discovery time does not shorten the bag.
+    assert 3.0 < span_s <= 4.5, span_s
     assert counts['/camera/image_raw'] > 5 and counts['/camera/camera_info'] > 5
     assert (image.width, image.height, image.encoding) == (32, 32, 'rgb8')

@@ -81,7 +81,8 @@ def main(argv=None) -> int:
     record.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
     record.add_argument('--topics', nargs='+', default=None,
                         help='default: camera, descriptions, navigator state, cmd_vel')
-    record.add_argument('--duration', type=float, default=0.0, help='seconds; 0 = Ctrl-C')
+    record.add_argument('--duration', type=float, default=0.0,
+                        help='seconds from the first recorded message; 0 = until Ctrl-C')
     record.add_argument('--params-file', default=None)
 
     evaluate = sub.add_parser('evaluate-bag', help="score a model on a bag's ground truth")

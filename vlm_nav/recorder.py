@@ -75,8 +75,8 @@ class Recorder(Node):
                          read_only=True)
         declare(self, 'discovery_period_s', 0.5, 'how often to look for new publishers',
                 0.05, 10.0, read_only=True)
-        declare(self, 'max_duration_s', 0.0, 'stop recording after this long; 0 = until '
-                'shut down', 0.0, 1e6, read_only=True)
+        declare(self, 'max_duration_s', 0.0, 'stop this long after the first recorded '
+                'message; 0 = until shut down', 0.0, 1e6, read_only=True)
         if self.storage not in STORAGES:
             raise ValueError(f'storage must be one of {STORAGES}, not {self.storage!r}')
         self.output = output or time.strftime('vlm_nav_%Y%m%d_%H%M%S')
@@ -86,7 +86,9 @@ class Recorder(Node):
         self._subscribed: Dict[str, object] = {}
         self._connections: Dict[str, object] = {}
         self._problems: Dict[str, str] = {}
-        self._started = time.monotonic()
+        # The duration counts from the first message, not from start-up: discovery can take
+        # seconds on a loaded machine, and a 4 s recording should hold 4 s of data.
+        self._first_write: Optional[float] = None
         self.done = Future()             # set when max_duration_s is reached
 
         from rosbags.rosbag2 import StoragePlugin, Writer
@@ -101,11 +103,17 @@ class Recorder(Node):
                                f'({self.storage})')
         self._discover()
 
-    def _discover(self) -> None:
+    def _duration_reached(self) -> bool:
         limit = self.get_parameter('max_duration_s').value
-        if limit and time.monotonic() - self._started >= limit:
+        if limit and self._first_write is not None \
+                and time.monotonic() - self._first_write >= limit:
             if not self.done.done():
                 self.done.set_result(True)
+            return True
+        return False
+
+    def _discover(self) -> None:
+        if self._duration_reached():
             return
         for name, types in self.get_topic_names_and_types():
             if name not in self._wanted or name in self._subscribed or name in self._problems:
@@ -135,8 +143,10 @@ class Recorder(Node):
                                f'{"reliable" if reliable else "best effort"})')
 
     def _write(self, name: str, raw: bytes) -> None:
-        if self._writer is None or self.done.done():
+        if self._writer is None or self._duration_reached():
             return
+        if self._first_write is None:
+            self._first_write = time.monotonic()
         self._writer.write(self._connections[name], self.get_clock().now().nanoseconds, raw)
         self.counts[name] += 1
         self._bytes += len(raw)
