@@ -146,10 +146,10 @@ def measure_stop(probe: Probe, fault: 'Fault', name: str, hold_s: float = 1.0) -
     latency = stamp_s(first_zero) - fault.clock_s
     # The deadline assumes 20 Hz ticks; a hold-up of the navigator's process is added.
     held_up = held_up_s(probe.messages('vlm_nav/navigator_state'), first_zero,
-                        1.0 / CONTROL_RATE_HZ)
+                        1.0 / CONTROL_RATE_HZ, fault.clock_s)
     deadline = DEADLINE_S + held_up
     if held_up:
-        print(f'{name}: the navigator was held up {held_up:.3f} s at the stop; deadline '
+        print(f'{name}: the navigator was held up {held_up:.3f} s before the stop; deadline '
               f'{deadline:.3f} s')
 
     # The same on cmd_vel as this probe received it (includes DDS delivery and this

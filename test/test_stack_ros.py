@@ -202,7 +202,7 @@ def test_search_drives_and_stale_perception_stops(stack, probe):
     published = stamp_s(first_stop) - killed_clock
     camera_period, control_period = 0.1, 0.05     # config defaults
     held_up = held_up_s(probe.messages('vlm_nav/navigator_state'), first_stop,
-                        control_period)
+                        control_period, killed_clock)
     assert published <= TIMEOUT_S + camera_period + control_period + 0.1 + held_up, \
         (published, held_up)
     timed = probe.timed('cmd_vel')
