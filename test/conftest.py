@@ -187,6 +187,7 @@ class Probe:
 
     def close(self) -> None:
         self.executor.shutdown()
+        self._thread.join(5.0)      # no callback may still run while the node is destroyed
         self.node.destroy_node()
         import rclpy
         rclpy.try_shutdown(context=self.context)
