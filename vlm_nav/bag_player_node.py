@@ -11,7 +11,6 @@ created on its first message loses that message to discovery. Playback runs on i
 thread while the node spins, so `ros2 param set` (e.g. `rate`) works during a replay.
 """
 
-import importlib
 from pathlib import Path
 import threading
 import time
@@ -22,16 +21,11 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import deserialize_message, serialize_message
 from rclpy.task import Future
 
+from vlm_nav.recorder import message_class
 from vlm_nav.ros_params import declare
 from vlm_nav.ros_session import ros_session
 
 SENSOR_TYPES = ('Image', 'CompressedImage', 'CameraInfo')
-
-
-def message_class(type_name: str):
-    """'sensor_msgs/msg/Image' -> the rclpy message class."""
-    package, _, name = type_name.split('/')
-    return getattr(importlib.import_module(f'{package}.msg'), name)
 
 
 class BagPlayerNode(Node):
