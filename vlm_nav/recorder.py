@@ -75,8 +75,9 @@ class Recorder(Node):
                          read_only=True)
         declare(self, 'discovery_period_s', 0.5, 'how often to look for new publishers',
                 0.05, 10.0, read_only=True)
-        declare(self, 'max_duration_s', 0.0, 'stop this long after the first recorded '
-                'message; 0 = until shut down', 0.0, 1e6, read_only=True)
+        self.max_duration_s = declare(self, 'max_duration_s', 0.0, 'stop this long after the '
+                                      'first recorded message; 0 = until shut down', 0.0, 1e6,
+                                      read_only=True)
         if self.storage not in STORAGES:
             raise ValueError(f'storage must be one of {STORAGES}, not {self.storage!r}')
         self.output = output or time.strftime('vlm_nav_%Y%m%d_%H%M%S')
@@ -104,9 +105,8 @@ class Recorder(Node):
         self._discover()
 
     def _duration_reached(self) -> bool:
-        limit = self.get_parameter('max_duration_s').value
-        if limit and self._first_write is not None \
-                and time.monotonic() - self._first_write >= limit:
+        if self.max_duration_s and self._first_write is not None \
+                and time.monotonic() - self._first_write >= self.max_duration_s:
             if not self.done.done():
                 self.done.set_result(True)
             return True
