@@ -54,8 +54,8 @@ def test_debug_image_and_markers_arrive_with_sane_content(probe, tmp_path):
             return all(int(counts.get(f'count /{topic}', 0)) > 0 for topic in
                        ('vlm_nav/debug_image', 'vlm_nav/markers', 'camera/image_raw', 'odom'))
         assert probe.wait_for(recorded_each, 45.0), probe.diagnostics('recorder')
-        # The recorder first, on its own: the stack's shared stop deadline would SIGKILL a
-        # recorder slow to close its bag on a loaded machine.
+        # The recorder first, on its own, so its own exit status says it closed the bag
+        # cleanly on SIGINT (Stack.stop would go on to SIGTERM/SIGKILL a slow one).
         recorder = running.processes['recorder']
         recorder.send_signal(signal.SIGINT)
         assert recorder.wait(20.0) == 0
