@@ -397,7 +397,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='continue from this save_pretrained folder (fresh optimizer)')
     parser.add_argument('--time-budget', type=float, default=0.0,
                         help='seconds of training; the step count (and the cosine schedule) '
-                        'shrink to fit it once the speed is measured')
+                        'fit it at the measured speed, refitted as the speed settles')
     parser.add_argument('--meta', type=Path, default=None,
                         help='where to write training_meta.json (default: in --out)')
     parser.add_argument('--bf16', action='store_true', help='bf16 autocast (default on cuda)')
@@ -473,6 +473,15 @@ def main(argv: Optional[List[str]] = None) -> None:
             'torch': torch.__version__, 'device_name': (torch.cuda.get_device_name()
                                                         if device.type == 'cuda' else 'cpu')}
     step, seen = 0, 0
+
+    def refit(rate: float, always_log: bool = False) -> None:
+        """Fit the step count (and so the cosine schedule) to the time budget left."""
+        fit = int(rate * (args.time_budget - (time.time() - t_train))) + step
+        fitted = max(step + 1, min(args.steps, fit))
+        if always_log or abs(fitted - total[0]) > 0.02 * total[0]:
+            log(f'time budget {args.time_budget:.0f} s at {rate:.1f} steps/s: {fitted} steps')
+        total[0] = fitted
+
     loss_acc = torch.zeros((), device=device)    # summed on the device: no sync per step
     t_train = t_log = time.time()
     t_mid = None
@@ -497,15 +506,15 @@ def main(argv: Optional[List[str]] = None) -> None:
             t_mid = time.time()
         if args.time_budget and step == 60:
             # Fit the schedule to the time left, measured after the first steps.
-            rate = 40 / (time.time() - t_mid)
-            fit = int(rate * (args.time_budget - (time.time() - t_train))) + step
-            total[0] = max(step + 1, min(args.steps, fit))
-            log(f'time budget {args.time_budget:.0f} s at {rate:.1f} steps/s: '
-                f'{total[0]} steps')
+            refit(40 / (time.time() - t_mid), always_log=True)
         if step % args.log_every == 0:
             now = time.time()
             rate = args.log_every / (now - t_log)
             t_log = now
+            if args.time_budget and step > 60:
+                # Refit at the settled rate: on a GPU the batch workers and kernels warm up
+                # over the first minute, and a fit from then alone left a third unused.
+                refit(rate)
             eta = (total[0] - step) / max(rate, 1e-9)
             log(f'step {step}/{total[0]} loss {float(loss_acc) / args.log_every:.4f} '
                 f'lr {lr_at(step):.2e} {rate:.2f} steps/s ({rate * n_q:.0f} questions/s) '
