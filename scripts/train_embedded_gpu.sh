@@ -52,6 +52,6 @@ source scripts/gpu_env.sh
 
   echo "== held-out evaluation (layout seeds 2000000..2000199, never trained on)"
   $PY -m vlm_nav.training.evaluate --model "$OUT/embedded_model" --device "$DEVICE" \
-    --layouts 200 --views-per-layout 8 --per-type "${EVAL_PER_TYPE:-400}"
+    --layouts 200 --views-per-layout 8 --per-type "${EVAL_PER_TYPE:-1600}"
   echo "== done in $(( $(date +%s) - start )) s"
 } 2>&1 | tee "$OUT/train.log"

@@ -25,6 +25,10 @@ from vlm_nav.training import data
 
 CLOSED = ('visible', 'bearing', 'distance', 'path')
 EVAL_START, EVAL_END = '<!-- eval -->', '<!-- /eval -->'
+# Description recall by the object's visible pixel count: a visible object may be as small
+# as 14 pixels (sim.world.min_visible_pixels at 96x96), a blob inside one 8x8 patch.
+SIZE_BINS = ((14, 30, 'describe_recall_14_29px'), (30, 60, 'describe_recall_30_59px'),
+             (60, None, 'describe_recall_60px_up'))
 
 
 def _describe_scores(pred: Sequence[str], views: data.Views, rows: Sequence[int]
@@ -36,6 +40,16 @@ def _describe_scores(pred: Sequence[str], views: data.Views, rows: Sequence[int]
         got = perception.parse_description(text)
         t_lab, g_lab = {o.label for o in truth}, {o.label for o in got}
         t_item, g_item = set(truth), set(got)
+        labels = data.sim_labels()
+        size = defaultdict(int)     # largest visible object of each label in this view
+        for lab, vis, px in zip(views.labels[i], views.visible[i], views.pixels[i]):
+            if lab >= 0 and vis:
+                size[labels[lab]] = max(size[labels[lab]], int(px))
+        for label, px in size.items():
+            for lo, hi, key in SIZE_BINS:
+                if px >= lo and (hi is None or px < hi):
+                    counts[key + '_true'] += 1
+                    counts[key + '_hit'] += int(label in g_lab)
         counts['lab_hit'] += len(t_lab & g_lab)
         counts['lab_true'] += len(t_lab)
         counts['lab_pred'] += len(g_lab)
@@ -45,7 +59,10 @@ def _describe_scores(pred: Sequence[str], views: data.Views, rows: Sequence[int]
         counts['exact'] += int(text.strip() == perception.format_description(truth))
         counts['nothing_ok'] += int(not truth and text.strip() == perception.NOTHING + '.')
         counts['n'] += 1
+    by_size = {key: counts[key + '_hit'] / counts[key + '_true']
+               for _, _, key in SIZE_BINS if counts[key + '_true']}
     return {
+        **by_size,
         'describe_recall': counts['lab_hit'] / max(1, counts['lab_true']),
         'describe_precision': counts['lab_hit'] / max(1, counts['lab_pred']),
         'describe_item_recall': counts['item_hit'] / max(1, counts['item_true']),
@@ -176,6 +193,9 @@ ROWS = [
     ('distance', 'near/far (given visible)'),
     ('path', 'path ahead clear yes/no'),
     ('describe_recall', 'description object recall'),
+    ('describe_recall_14_29px', '  objects of 14-29 pixels'),
+    ('describe_recall_30_59px', '  objects of 30-59 pixels'),
+    ('describe_recall_60px_up', '  objects of 60 pixels or more'),
     ('describe_precision', 'description object precision'),
     ('describe_item_recall', 'description item (label+bearing+distance) recall'),
     ('describe_item_precision', 'description item precision'),
@@ -228,7 +248,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                         help='first held-out layout seed (training uses 0..)')
     parser.add_argument('--layouts', type=int, default=200)
     parser.add_argument('--views-per-layout', type=int, default=8)
-    parser.add_argument('--per-type', type=int, default=400)
+    parser.add_argument('--per-type', type=int, default=1600,
+                        help='questions per type (1600: one description per held-out view)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--threads', type=int, default=0)
     parser.add_argument('--workers', type=int, default=0)
