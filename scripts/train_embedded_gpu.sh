@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the embedded VLM (vlm_nav/embedded_model) on one CUDA GPU: about 6-7 minutes wall.
+# Train the embedded VLM (vlm_nav/embedded_model) on one CUDA GPU: about 7-8 minutes wall.
 #
 #   OUT=/path/to/results bash scripts/train_embedded_gpu.sh
 #
