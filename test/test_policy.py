@@ -264,6 +264,20 @@ def test_blocked_without_a_clear_view_in_this_heading_does_not_creep():
     assert d.phase == 'detouring' and d.linear == 0.0
 
 
+def test_blocked_beside_an_off_centre_target_faces_it_before_going_round():
+    """Close to the target, the target itself blocks the path: a detour started while it is
+    off-centre circled it at ~1 m for a whole episode (benchmark episode 1, session 12).
+    Turn toward it in place; creeping or a detour is decided once it is centred."""
+    policy = search_policy()
+    policy.decide(obs(0.95, center=0.95, path=0.9), 0.0, (0.0, 0.0, 0.0))
+    d = policy.decide(obs(0.95, left=0.6, center=0.4, path=0.05), 0.5, (0.5, 0.0, 0.0))
+    assert d.phase == 'turning' and d.linear == 0.0 and d.angular > 0.1
+    assert policy._m.detour is None
+    # centred and near: arrives although the path is still blocked (by the target)
+    d = policy.decide(obs(0.95, center=0.9, near=0.8, path=0.05), 1.0, (0.5, 0.0, 0.3))
+    assert d.arrived
+
+
 def test_repeated_detours_keep_the_same_side():
     policy = search_policy()
     blocked = obs(0.95, center=0.95, path=0.1)

@@ -389,6 +389,12 @@ class NavigationPolicy:
         linear = c.max_linear * p_center * (1.0 - 0.5 * p_near)
         if not self._clear(obs) and linear > 0.0:
             m.clear_run_from = None
+            if p_center < c.center_threshold:
+                # Face it before going round: close to the target, the target itself blocks
+                # the path, and a detour started off-centre circles it without arriving.
+                return Decision(0.0, angular, 'turning',
+                                f'{self.target} seen, path blocked ({self._pclear(obs)}): '
+                                f'facing it first: {where}')
             return self._blocked_approach(obs, now_s, linear, angular, where)
         self._note_clear_run(linear)
         phase = 'approaching' if linear > 0.05 else 'turning'
