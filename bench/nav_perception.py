@@ -64,10 +64,10 @@ def score_frames(backend, frames) -> dict:
         is_clear = truth.path_clear_prob > 0.5
         if truth.visible_prob > 0.5:
             hits['visible_recall'].append(said_visible)
-            hits['bearing'].append(bearing.choices[int(np.argmax(bearing.probs))]
-                                   == max(truth.bearing_probs, key=truth.bearing_probs.get))
-            said_near = distance.probs[list(distance.choices).index('near')] > 0.5
-            hits['near_far'].append(said_near == (truth.distance_probs['near'] > 0.5))
+            hits['bearing'].append(
+                bearing.best == max(truth.bearing_probs, key=truth.bearing_probs.get))
+            hits['near_far'].append(
+                (distance.best == 'near') == (truth.distance_probs['near'] > 0.5))
         else:
             hits['visible_specificity'].append(not said_visible)
         hits['path'].append(said_clear == is_clear)
@@ -123,7 +123,8 @@ def main(argv=None) -> None:
             f"{key} {r['accuracy']:.3f} (n {r['n']})" for key, r in results[name].items()
             if r['accuracy'] is not None), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    summary = {'command': ' '.join(['python', 'bench/nav_perception.py'] + sys.argv[1:]),
+    argv = sys.argv[1:] if argv is None else argv
+    summary = {'command': ' '.join(['python', 'bench/nav_perception.py'] + argv),
                'episodes': args.episodes, 'every': args.every, 'runtime': args.runtime,
                'frames': len(frames), 'models': dict(specs), 'results': results,
                'seconds': round(time.time() - start, 1)}

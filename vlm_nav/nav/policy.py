@@ -389,12 +389,6 @@ class NavigationPolicy:
         linear = c.max_linear * p_center * (1.0 - 0.5 * p_near)
         if not self._clear(obs) and linear > 0.0:
             m.clear_run_from = None
-            if p_center < c.center_threshold:
-                # Face it before going round: close to the target, the target itself blocks
-                # the path, and a detour started off-centre circles it without arriving.
-                return Decision(0.0, angular, 'turning',
-                                f'{self.target} seen, path blocked ({self._pclear(obs)}): '
-                                f'facing it first: {where}')
             return self._blocked_approach(obs, now_s, linear, angular, where)
         self._note_clear_run(linear)
         phase = 'approaching' if linear > 0.05 else 'turning'
@@ -413,19 +407,24 @@ class NavigationPolicy:
 
     def _blocked_approach(self, obs: Observation, now_s: float, linear: float,
                           angular: float, where: str) -> Decision:
-        """Something is in the way of a seen target: creep (it may be the target), then detour.
+        """Something is in the way of a seen target: face it, creep (it may be the target),
+        then detour.
 
         The path-clear answer covers the robot's width up to ~0.8 m ahead, so the target
-        itself blocks it before it counts as near. Creeping is allowed only while the travel
-        since the newest clear view in this heading stays within creep_m: inside what that
-        view showed free, so a creep never runs into what it can't see.
+        itself blocks it before it counts as near: an off-centre target is faced first,
+        since a detour started off-centre circles it without arriving. Creeping is allowed
+        only while the travel since the newest clear view in this heading stays within
+        creep_m: inside what that view showed free, so a creep never runs into what it
+        can't see.
         """
         c, m = self.config, self._m
+        if obs.bearing_probs.get('center', 0.0) < c.center_threshold:
+            return Decision(0.0, angular, 'turning',
+                            f'{self.target} seen, path blocked ({self._pclear(obs)}): '
+                            f'facing it first: {where}')
         travelled = self._travelled_since_clear()
-        centred = obs.bearing_probs.get('center', 0.0) >= c.center_threshold
         # Held in place (odometry): creeping would only push on.
-        if centred and not self._stalled() and travelled is not None and \
-                travelled < c.creep_m:
+        if not self._stalled() and travelled is not None and travelled < c.creep_m:
             # Hold the heading of that clear view: its corridor is what is known free.
             angular = c.turn_gain * wrap(m.last_clear[2] - m.pose[2])
             return Decision(min(c.creep_linear, linear), angular, 'creeping',

@@ -35,12 +35,12 @@ def _describe_scores(pred: Sequence[str], views: data.Views, rows: Sequence[int]
                      ) -> Dict[str, float]:
     """Object-level (label) and item-level (label, bearing, distance) recall/precision."""
     counts = defaultdict(int)
+    labels = data.sim_labels()
     for text, i in zip(pred, rows):
         truth = views.truth(i)
         got = perception.parse_description(text)
         t_lab, g_lab = {o.label for o in truth}, {o.label for o in got}
         t_item, g_item = set(truth), set(got)
-        labels = data.sim_labels()
         size = defaultdict(int)     # largest visible object of each label in this view
         for lab, vis, px in zip(views.labels[i], views.visible[i], views.pixels[i]):
             if lab >= 0 and vis:
