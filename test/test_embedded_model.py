@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from vlm_nav import perception
+from vlm_nav import multiview, perception
 from vlm_nav.models import embedded
 from vlm_nav.models.prompting import chat_prompt
 
@@ -20,7 +20,7 @@ pybullet = pytest.importorskip('pybullet')
 # Documented held-out rate minus this margin (a sample of a few dozen questions) ...
 MARGIN = 0.12
 # ... but at least this much (chance: 0.5 visibility, 0.33 bearing).
-FLOOR = {'visible': 0.65, 'bearing': 0.5}
+FLOOR = {'visible': 0.65, 'bearing': 0.5, 'describe_recall': 0.5, 'describe_precision': 0.5}
 FIRST_SEED = 2_005_000          # held out: training uses 0.., evaluate.py 2_000_000..
 N_LAYOUTS = 12
 VIEWS_PER_LAYOUT = 3
@@ -42,30 +42,38 @@ def model_and_processor():
 
 
 @pytest.fixture(scope='module')
-def questions():
-    """(image, question, choices, answer, kind) from fresh held-out frames."""
-    from vlm_nav.sim import OBJECT_LABELS, sample_view
+def frames():
+    """(layout seed, image, object truths) of fresh held-out frames."""
+    from vlm_nav.sim import sample_view
+
+    return [(layout_seed, *sample_view(layout_seed, view_seed)[:2])
+            for layout_seed in range(FIRST_SEED, FIRST_SEED + N_LAYOUTS)
+            for view_seed in range(VIEWS_PER_LAYOUT)]
+
+
+@pytest.fixture(scope='module')
+def questions(frames):
+    """(image, question, choices, answer, kind) from the held-out frames."""
+    from vlm_nav.sim import OBJECT_LABELS
     from vlm_nav.sim.dataset import get_world
 
     rng = np.random.default_rng(7)
     out = []
-    for layout_seed in range(FIRST_SEED, FIRST_SEED + N_LAYOUTS):
+    for layout_seed, image, truths in frames:
         present = get_world(layout_seed).layout.labels
-        for view_seed in range(VIEWS_PER_LAYOUT):
-            image, truths, _ = sample_view(layout_seed, view_seed)
-            seen = [t for t in truths if t.visible]
-            hidden = [t.label for t in truths if not t.visible]
-            absent = [lab for lab in OBJECT_LABELS if lab not in present]
-            if seen:
-                t = seen[rng.integers(len(seen))]
-                out.append((image, perception.visible_question(t.label), perception.YES_NO,
-                            'yes', 'visible'))
-                out.append((image, perception.bearing_question(t.label), perception.BEARINGS,
-                            t.image_bearing, 'bearing'))
-            # Hard negative where there is one: in the room, not in view.
-            pool = hidden if hidden and rng.random() < 0.5 else absent
-            out.append((image, perception.visible_question(pool[rng.integers(len(pool))]),
-                        perception.YES_NO, 'no', 'visible'))
+        seen = [t for t in truths if t.visible]
+        hidden = [t.label for t in truths if not t.visible]
+        absent = [lab for lab in OBJECT_LABELS if lab not in present]
+        if seen:
+            t = seen[rng.integers(len(seen))]
+            out.append((image, perception.visible_question(t.label), perception.YES_NO,
+                        'yes', 'visible'))
+            out.append((image, perception.bearing_question(t.label), perception.BEARINGS,
+                        t.image_bearing, 'bearing'))
+        # Hard negative where there is one: in the room, not in view.
+        pool = hidden if hidden and rng.random() < 0.5 else absent
+        out.append((image, perception.visible_question(pool[rng.integers(len(pool))]),
+                    perception.YES_NO, 'no', 'visible'))
     return out
 
 
@@ -128,3 +136,31 @@ def test_describes_in_the_grammar(model_and_processor, questions):
         out = model.generate(**inputs, max_new_tokens=40)
     text = processor.decode(out[0, inputs['input_ids'].shape[1]:], skip_special_tokens=True)
     assert text.strip() == perception.NOTHING + '.' or perception.parse_description(text)
+
+
+def test_describer_names_what_is_in_view(model_and_processor, frames):
+    """vlm_node's describer (the default views and votes) over the public generate path:
+    object recall and precision at the documented held-out rates, less the margin."""
+    import torch
+
+    model, processor = model_and_processor
+    prompt = chat_prompt(processor, perception.DESCRIBE_PROMPT)
+
+    def generate(rgb):
+        inputs = processor(images=rgb, text=prompt, return_tensors='pt')
+        with torch.no_grad():
+            out = model.generate(**inputs, max_new_tokens=48)
+        return processor.decode(out[0, inputs['input_ids'].shape[1]:],
+                                skip_special_tokens=True).strip()
+
+    hits = named = truth = 0
+    for _, image, truths in frames:
+        text, objects = multiview.describe(generate, image)
+        assert perception.parse_grammar(text) is not None, text
+        seen = {t.label for t in truths if t.visible}
+        said = {o.label for o in objects}
+        hits, named, truth = hits + len(seen & said), named + len(said), truth + len(seen)
+    recall, precision = hits / truth, hits / max(1, named)
+    print(f"describer on {len(frames)} frames: recall {recall:.3f} precision {precision:.3f}")
+    assert recall >= _threshold('describe_recall'), f'recall {recall:.2f}'
+    assert precision >= _threshold('describe_precision'), f'precision {precision:.2f}'

@@ -8,7 +8,7 @@ as probabilities over these labels. No ROS imports here.
 from dataclasses import dataclass, field
 import math
 import re
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 import unicodedata
 
 YES_NO: Tuple[str, str] = ('yes', 'no')
@@ -129,6 +129,16 @@ def parse_description(text: str) -> List[SeenObject]:
         if match:
             objects.append(SeenObject(match['label'], match['bearing'], match['distance']))
     return objects
+
+
+def parse_grammar(text: str) -> Optional[List[SeenObject]]:
+    """The objects of a description that follows the grammar throughout ('nothing.' is
+    none); None when any item does not (free text)."""
+    items = [item.strip() for item in text.strip().lower().split('.') if item.strip()]
+    if items == [NOTHING]:
+        return []
+    objects = parse_description(text)
+    return objects if items and len(objects) == len(items) else None
 
 
 @dataclass

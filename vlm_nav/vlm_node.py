@@ -24,7 +24,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from vlm_nav_interfaces.msg import DetectedObject, SceneDescription, TargetObservation
 from vlm_nav_interfaces.srv import Ask, Describe, Observe
 
-from vlm_nav import perception
+from vlm_nav import multiview, perception
 from vlm_nav.perception import clean_text
 from vlm_nav.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
 from vlm_nav.models.base import ModelLoadError, VLMBackend
@@ -104,6 +104,18 @@ class VlmNode(Node):
         declare(self, 'answer_during_generation', True, 'closed-set requests waiting while '
                 'the model generates text (a description) are answered between its decoding '
                 'steps; false = they wait for the whole generation')
+        self.describe_views = list(declare(
+            self, 'describe_views', list(multiview.VIEWS), 'views of the frame a description '
+            'combines (identity first; mirror, shift, mirror_shift): the objects named in at '
+            'least describe_min_votes of them (a free-text answer is described once)',
+            read_only=True))
+        self.describe_min_votes = declare(self, 'describe_min_votes',
+                                          multiview.DEFAULT_MIN_VOTES,
+                                          'views that must name an object', 1,
+                                          len(multiview.VIEWS), read_only=True)
+        problem = multiview.check_views(self.describe_views, self.describe_min_votes)
+        if problem:
+            raise ValueError(f'describe_views / describe_min_votes: {problem}')
         self.cameras = [c.strip().strip('/') for c in cameras] or ['']
 
         self._lock = threading.Lock()
@@ -478,9 +490,10 @@ class VlmNode(Node):
 
             def job(backend: VLMBackend):
                 started = time.monotonic()
-                text = backend.generate(frame.rgb, perception.DESCRIBE_PROMPT, budget,
-                                        between_steps=self._answer_waiting)
-                objects = perception.parse_description(text)
+                text, objects = multiview.describe(
+                    lambda rgb: backend.generate(rgb, perception.DESCRIBE_PROMPT, budget,
+                                                 between_steps=self._answer_waiting),
+                    frame.rgb, self.describe_views, self.describe_min_votes)
                 questions = [(perception.PATH_QUESTION, perception.YES_NO)] + [
                     (perception.visible_question(o.label), perception.YES_NO) for o in objects]
                 scores = backend.score(frame.rgb, questions)

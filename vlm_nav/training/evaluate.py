@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from vlm_nav import perception
+from vlm_nav import multiview, perception
 from vlm_nav.models.prompting import chat_prompt
 from vlm_nav.training import data
 
@@ -29,6 +29,8 @@ EVAL_START, EVAL_END = '<!-- eval -->', '<!-- /eval -->'
 # as 14 pixels (sim.world.min_visible_pixels at 96x96), a blob inside one 8x8 patch.
 SIZE_BINS = ((14, 30, 'describe_recall_14_29px'), (30, 60, 'describe_recall_30_59px'),
              (60, None, 'describe_recall_60px_up'))
+SINGLE_KEYS = ('describe_recall', 'describe_precision', 'describe_recall_14_29px',
+               'describe_exact')
 
 
 def _describe_scores(pred: Sequence[str], views: data.Views, rows: Sequence[int]
@@ -166,8 +168,12 @@ def _sequence_ll(model, processor, image, prompt: str, choice: str, device) -> t
 
 
 def evaluate(model, processor, views: data.Views, samples: Sequence[data.Sample],
-             device: torch.device, batch: int = 32) -> Dict[str, float]:
-    """Per-question-type accuracies and description recall/precision, public path."""
+             device: torch.device, batch: int = 32,
+             describe_views: Sequence[str] = multiview.VIEWS,
+             describe_min_votes: int = multiview.DEFAULT_MIN_VOTES) -> Dict[str, float]:
+    """Per-question-type accuracies and description recall/precision, public path;
+    descriptions as vlm_node's describer makes them (multiview.describe's views and
+    votes), and from the first view alone."""
     closed = [s for s in samples if s.qtype in CLOSED]
     best = []
     for start in range(0, len(closed), batch):
@@ -177,11 +183,20 @@ def evaluate(model, processor, views: data.Views, samples: Sequence[data.Sample]
         best += [s.choices[int(np.argmax(p))] for s, p in zip(part, probs)]
     metrics = _closed_scores(closed, best)
     desc = [s for s in samples if s.qtype == 'describe']
-    texts = generate_descriptions(model, processor, views.images[[s.view for s in desc]],
-                                  device)
-    metrics.update(_describe_scores(texts, views, [s.view for s in desc]))
+    rows = [s.view for s in desc]
+    by_view = [generate_descriptions(model, processor,
+                                     multiview.view_image(views.images[rows], view), device)
+               for view in describe_views]
+    described = [multiview.combine(texts, describe_views, describe_min_votes)[0]
+                 for texts in zip(*by_view)]
+    metrics.update(_describe_scores(described, views, rows))
+    if len(describe_views) > 1:     # the first view alone: one greedy description
+        single = _describe_scores(by_view[0], views, rows)
+        metrics.update({'single_' + key: single[key] for key in SINGLE_KEYS})
     metrics['n_closed'] = len(closed)
     metrics['n_describe'] = len(desc)
+    metrics['describe_views'] = ','.join(describe_views)
+    metrics['describe_min_votes'] = describe_min_votes
     return metrics
 
 
@@ -200,6 +215,10 @@ ROWS = [
     ('describe_item_recall', 'description item (label+bearing+distance) recall'),
     ('describe_item_precision', 'description item precision'),
     ('describe_exact', 'description exact match'),
+    ('single_describe_recall', 'one greedy description (no views): object recall'),
+    ('single_describe_recall_14_29px', '  objects of 14-29 pixels'),
+    ('single_describe_precision', '  object precision'),
+    ('single_describe_exact', '  exact match'),
 ]
 
 
@@ -218,9 +237,11 @@ def markdown_table(metrics: Dict[str, float]) -> str:
     return '\n'.join(lines)
 
 
-def latency(model, processor, image: np.ndarray, device: torch.device, repeats: int = 20
-            ) -> Dict[str, float]:
-    """Median ms, batch 1: one closed-set decision (processor + forward), one description."""
+def latency(model, processor, image: np.ndarray, device: torch.device, repeats: int = 20,
+            describe_views: Sequence[str] = multiview.VIEWS,
+            describe_min_votes: int = multiview.DEFAULT_MIN_VOTES) -> Dict[str, float]:
+    """Median ms, batch 1: one closed-set decision (processor + forward), one greedy
+    description, and the describer's description from all its views."""
     def timed(fn) -> float:
         fn()
         times = []
@@ -230,12 +251,16 @@ def latency(model, processor, image: np.ndarray, device: torch.device, repeats: 
             times.append(time.perf_counter() - start)
         return 1000 * float(np.median(times))
 
+    def describe_one(rgb: np.ndarray) -> str:
+        return generate_descriptions(model, processor, rgb[None], device)[0]
+
     q = perception.visible_question('red ball')
     return {
         'decision_ms': timed(lambda: score_choices(model, processor, [image], [q],
                                                    [perception.YES_NO], device)),
-        'describe_ms': timed(lambda: generate_descriptions(model, processor, image[None],
-                                                           device)),
+        'describe_ms': timed(lambda: describe_one(image)),
+        'describe_views_ms': timed(lambda: multiview.describe(
+            describe_one, image, describe_views, describe_min_votes)),
     }
 
 
@@ -250,6 +275,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument('--views-per-layout', type=int, default=8)
     parser.add_argument('--per-type', type=int, default=1600,
                         help='questions per type (1600: one description per held-out view)')
+    parser.add_argument('--describe-views', default=','.join(multiview.VIEWS),
+                        help='views the describer combines (vlm_node describe_views)')
+    parser.add_argument('--describe-min-votes', type=int, default=multiview.DEFAULT_MIN_VOTES)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--threads', type=int, default=0)
     parser.add_argument('--workers', type=int, default=0)
@@ -259,6 +287,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument('--update-readme', action='store_true',
                         help="replace the table between the eval markers of the model's README.md")
     args = parser.parse_args(argv)
+    describe_views = [v.strip() for v in args.describe_views.split(',') if v.strip()]
+    problem = multiview.check_views(describe_views, args.describe_min_votes)
+    if problem:
+        parser.error(f'--describe-views/--describe-min-votes: {problem}')
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -269,18 +301,24 @@ def main(argv: Optional[List[str]] = None) -> None:
                             workers=args.workers, cache=args.cache)
     samples = data.fixed_eval_samples(views, args.per_type, seed=12345)
     start = time.time()
-    metrics = evaluate(model, processor, views, samples, device)
+    metrics = evaluate(model, processor, views, samples, device,
+                       describe_views=describe_views, describe_min_votes=args.describe_min_votes)
     metrics['eval_seconds'] = round(time.time() - start, 1)
     if args.latency:
-        metrics.update(latency(model, processor, views.images[0], device))
+        metrics.update(latency(model, processor, views.images[0], device,
+                               describe_views=describe_views,
+                               describe_min_votes=args.describe_min_votes))
     header = (f'Held-out layouts {args.first_seed}..{args.first_seed + args.layouts - 1} '
-              f'({len(views)} views), {args.per_type} questions per type, model {args.model}')
+              f'({len(views)} views), {args.per_type} questions per type, model {args.model}; '
+              f'descriptions from views {", ".join(describe_views)}, objects named in '
+              f'{args.describe_min_votes} or more')
     table = markdown_table(metrics)
     print(header)
     print(table)
     if 'decision_ms' in metrics:
         print(f"latency (batch 1, {device}): decision {metrics['decision_ms']:.1f} ms, "
-              f"description {metrics['describe_ms']:.1f} ms")
+              f"description {metrics['describe_ms']:.1f} ms, "
+              f"from {len(describe_views)} views {metrics['describe_views_ms']:.1f} ms")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / 'eval.md').write_text(header + '\n\n' + table + '\n')
