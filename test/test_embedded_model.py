@@ -146,12 +146,12 @@ def test_describer_names_what_is_in_view(model_and_processor, frames):
     model, processor = model_and_processor
     prompt = chat_prompt(processor, perception.DESCRIBE_PROMPT)
 
-    def generate(rgb):
-        inputs = processor(images=rgb, text=prompt, return_tensors='pt')
+    def generate(images):
+        inputs = processor(images=images, text=[prompt] * len(images), return_tensors='pt')
         with torch.no_grad():
             out = model.generate(**inputs, max_new_tokens=48)
-        return processor.decode(out[0, inputs['input_ids'].shape[1]:],
-                                skip_special_tokens=True).strip()
+        return [t.strip() for t in processor.batch_decode(
+            out[:, inputs['input_ids'].shape[1]:], skip_special_tokens=True)]
 
     hits = named = truth = 0
     for _, image, truths in frames:
@@ -164,3 +164,15 @@ def test_describer_names_what_is_in_view(model_and_processor, frames):
     print(f"describer on {len(frames)} frames: recall {recall:.3f} precision {precision:.3f}")
     assert recall >= _threshold('describe_recall'), f'recall {recall:.2f}'
     assert precision >= _threshold('describe_precision'), f'precision {precision:.2f}'
+
+
+def test_batched_descriptions_end_where_each_would_alone(frames):
+    """The describer decodes its views together; rows that reach end-of-text early must
+    not carry the padding of the longer ones."""
+    from vlm_nav.models import load_backend
+
+    backend = load_backend(str(embedded.EMBEDDED_MODEL_DIR))
+    images = [image for _, image, _ in frames[:6]]
+    alone = [backend.generate_ids(image, perception.DESCRIBE_PROMPT, 48) for image in images]
+    assert len({len(ids) for ids in alone}) > 1, 'want descriptions of different lengths'
+    assert backend.generate_ids_batch(images, perception.DESCRIBE_PROMPT, 48) == alone

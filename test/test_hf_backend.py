@@ -148,6 +148,14 @@ def test_generate_within_budget(llava, image):
     assert llava.generate(image, DESCRIBE_PROMPT, 0) == ''
 
 
+def test_generating_for_several_images_at_once_gives_each_its_own_answer(llava, image):
+    images = [image, np.ascontiguousarray(image[:, ::-1]), np.ascontiguousarray(image[::-1])]
+    alone = [llava.generate_ids(im, DESCRIBE_PROMPT, 6) for im in images]
+    assert llava.generate_ids_batch(images, DESCRIBE_PROMPT, 6) == alone
+    assert llava.generate_batch(images, DESCRIBE_PROMPT, 6) == [
+        llava.generate(im, DESCRIBE_PROMPT, 6) for im in images]
+
+
 def test_scoring_between_decoding_steps_changes_neither_answer(llava, image):
     """The vlm_node answers waiting closed-set requests between a description's decoding
     steps, on the same model: the description and the scores must be what each gives

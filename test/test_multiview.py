@@ -56,32 +56,32 @@ def test_describe_asks_each_view_and_combines():
     answers = iter(['red ball left near.', 'red ball right near. door right far.',
                     'red ball left far.', 'no idea'])
 
-    def generate(rgb):
-        asked.append(rgb)
-        return next(answers)
+    def generate(images):
+        asked.append(images)
+        return [next(answers) for _ in images]
 
     rgb = _frame()
     text, objects = multiview.describe(generate, rgb)
-    assert len(asked) == 4
-    assert np.array_equal(asked[1], rgb[:, ::-1])
+    assert [len(batch) for batch in asked] == [1, 3]     # the frame, then the rest at once
+    assert np.array_equal(asked[1][0], rgb[:, ::-1])
     assert text == 'red ball left near.'
     assert objects == [SeenObject('red ball', 'left', 'near')]
 
 
 def test_describe_all_views_nothing():
-    text, objects = multiview.describe(lambda rgb: 'nothing.', _frame())
+    text, objects = multiview.describe(lambda images: ['nothing.'] * len(images), _frame())
     assert (text, objects) == ('nothing.', [])
 
 
 def test_a_free_text_answer_is_described_once_and_kept():
     asked = []
 
-    def generate(rgb):
-        asked.append(rgb)
-        return 'A red ball on the left, near the wall.'
+    def generate(images):
+        asked.append(images)
+        return ['A red ball on the left, near the wall.'] * len(images)
 
     text, objects = multiview.describe(generate, _frame())
-    assert len(asked) == 1
+    assert [len(batch) for batch in asked] == [1]
     assert text == 'A red ball on the left, near the wall.' and objects == []
 
 

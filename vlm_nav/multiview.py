@@ -89,17 +89,19 @@ def merge(per_view: Sequence[Sequence[perception.SeenObject]], views: Sequence[s
     return merged
 
 
-def describe(generate: Callable[[np.ndarray], str], rgb: np.ndarray,
+def describe(generate: Callable[[List[np.ndarray]], List[str]], rgb: np.ndarray,
              views: Sequence[str] = VIEWS, min_votes: int = DEFAULT_MIN_VOTES
              ) -> Tuple[str, List[perception.SeenObject]]:
-    """(text, objects) for one frame; generate(image) returns the model's description.
+    """(text, objects) for one frame; generate(images) returns the model's description of
+    each image (VLMBackend.generate_batch decodes them together).
 
-    A first answer outside the description grammar (a free-text model) is returned as it
-    is, after one generation.
+    The first view is described alone: an answer outside the description grammar (a
+    free-text model) is returned as it is, after one generation; else the other views
+    are described in one batch.
     """
-    texts = [generate(view_image(rgb, views[0]))]
-    if perception.parse_grammar(texts[0]) is not None:
-        texts += [generate(view_image(rgb, view)) for view in views[1:]]
+    texts = generate([view_image(rgb, views[0])])
+    if len(views) > 1 and perception.parse_grammar(texts[0]) is not None:
+        texts += generate([view_image(rgb, view) for view in views[1:]])
     return combine(texts, views, min_votes)
 
 

@@ -491,8 +491,9 @@ class VlmNode(Node):
             def job(backend: VLMBackend):
                 started = time.monotonic()
                 text, objects = multiview.describe(
-                    lambda rgb: backend.generate(rgb, perception.DESCRIBE_PROMPT, budget,
-                                                 between_steps=self._answer_waiting),
+                    lambda images: backend.generate_batch(
+                        images, perception.DESCRIBE_PROMPT, budget,
+                        between_steps=self._answer_waiting),
                     frame.rgb, self.describe_views, self.describe_min_votes)
                 questions = [(perception.PATH_QUESTION, perception.YES_NO)] + [
                     (perception.visible_question(o.label), perception.YES_NO) for o in objects]

@@ -69,6 +69,13 @@ class VLMBackend(ABC):
         closed-set requests there, so a decision never waits for a whole description).
         Backends that don't decode step by step here (a server) never call it."""
 
+    def generate_batch(self, images: Sequence[Image], prompt: str, max_new_tokens: int,
+                       between_steps: Optional[Callable[[], None]] = None) -> List[str]:
+        """generate() for several images and one prompt (the describer's views of a
+        frame); backends that can decode them together override this."""
+        return [self.generate(image, prompt, max_new_tokens, between_steps=between_steps)
+                for image in images]
+
     def diagnostics(self) -> Dict[str, str]:
         """Backend facts worth publishing on /diagnostics (e.g. a server's scoring mode)."""
         return {}

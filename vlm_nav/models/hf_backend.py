@@ -650,6 +650,16 @@ class HFBackend(VLMBackend):
         """Greedy new token ids (prompt excluded), at most max_new_tokens (and, for
         benchmarks, at least min_new_tokens: end-of-text is held off until then);
         between_steps as in VLMBackend.generate."""
+        return self.generate_ids_batch([image], prompt, max_new_tokens, min_new_tokens,
+                                       between_steps)[0]
+
+    def generate_ids_batch(self, images: Sequence[Image], prompt: str,
+                           max_new_tokens: Optional[int] = None, min_new_tokens: int = 0,
+                           between_steps: Optional[Callable[[], None]] = None
+                           ) -> List[List[int]]:
+        """generate_ids for several images of one size, decoded together: each row's ids
+        end at its end-of-text, as they would alone. Images whose prompts expand to
+        different lengths (a model that tiles by image size) run one after another."""
         self._require_loaded()
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
@@ -661,30 +671,47 @@ class HFBackend(VLMBackend):
                 between_steps()
                 return torch.zeros(input_ids.shape[0], dtype=torch.bool,
                                    device=input_ids.device)
-        hooks = StoppingCriteriaList([BetweenSteps()] if between_steps else [])
         budget = self.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
         if budget <= 0:
-            return []
-        enc = self._encode(_to_pil(image), self._prompt(prompt))
-        ids = torch.tensor([enc['ids']], device=self.model.device)
+            return [[] for _ in images]
+        encoded = [self._encode(_to_pil(image), self._prompt(prompt)) for image in images]
+        if len({tuple(enc['ids']) for enc in encoded}) > 1:
+            return [self.generate_ids_batch([image], prompt, max_new_tokens, min_new_tokens,
+                                            between_steps)[0] for image in images]
+        hooks = StoppingCriteriaList([BetweenSteps()] if between_steps else [])
+        ids = torch.tensor([encoded[0]['ids']] * len(images), device=self.model.device)
         tok = self.tokenizer
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=ids, attention_mask=torch.ones_like(ids),
-                **self._image_inputs(enc['image'], 1), max_new_tokens=budget,
-                min_new_tokens=min(int(min_new_tokens), budget), do_sample=False, num_beams=1,
-                stopping_criteria=hooks,
+                **self._batch_image_inputs([enc['image'] for enc in encoded],
+                                           range(len(images))),
+                max_new_tokens=budget, min_new_tokens=min(int(min_new_tokens), budget),
+                do_sample=False, num_beams=1, stopping_criteria=hooks,
                 pad_token_id=tok.pad_token_id if tok.pad_token_id is not None
                 else tok.eos_token_id)
-        return out[0, ids.shape[1]:].tolist()
+        eos = self.model.generation_config.eos_token_id
+        eos = set(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
+        rows = []
+        for row in out[:, ids.shape[1]:].tolist():
+            end = next((i + 1 for i, tok_id in enumerate(row) if tok_id in eos), len(row))
+            rows.append(row[:end])
+        return rows
 
     def generate(self, image: Image, prompt: str, max_new_tokens: Optional[int] = None,
                  between_steps: Optional[Callable[[], None]] = None) -> str:
         """Greedy free-text answer to ``prompt`` (wrapped by chat_prompt), new text only."""
+        return self.generate_batch([image], prompt, max_new_tokens, between_steps)[0]
+
+    def generate_batch(self, images: Sequence[Image], prompt: str,
+                       max_new_tokens: Optional[int] = None,
+                       between_steps: Optional[Callable[[], None]] = None) -> List[str]:
+        """generate() for several images of one size, decoded together."""
         self._require_loaded()
         self.require(registry.ASK)
-        new = self.generate_ids(image, prompt, max_new_tokens, between_steps=between_steps)
-        return self.tokenizer.decode(new, skip_special_tokens=True).strip()
+        rows = self.generate_ids_batch(images, prompt, max_new_tokens,
+                                       between_steps=between_steps)
+        return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in rows]
 
 
 _THERE_IS = re.compile(r'^\s*is there (?:an? |any |the )?(?P<thing>[^?]+?)\s*\?\s*$', re.I)

@@ -251,16 +251,16 @@ def latency(model, processor, image: np.ndarray, device: torch.device, repeats: 
             times.append(time.perf_counter() - start)
         return 1000 * float(np.median(times))
 
-    def describe_one(rgb: np.ndarray) -> str:
-        return generate_descriptions(model, processor, rgb[None], device)[0]
+    def describe(images: List[np.ndarray]) -> List[str]:
+        return generate_descriptions(model, processor, np.stack(images), device)
 
     q = perception.visible_question('red ball')
     return {
         'decision_ms': timed(lambda: score_choices(model, processor, [image], [q],
                                                    [perception.YES_NO], device)),
-        'describe_ms': timed(lambda: describe_one(image)),
+        'describe_ms': timed(lambda: describe([image])),
         'describe_views_ms': timed(lambda: multiview.describe(
-            describe_one, image, describe_views, describe_min_votes)),
+            describe, image, describe_views, describe_min_votes)),
     }
 
 
