@@ -33,6 +33,9 @@ VARIANTS = {
     'scored, torch int8': ('scored', {'runtime': 'torch', 'dtype': 'int8'}),
     'scored, onnxruntime float32': ('scored', {'runtime': 'onnxruntime'}),
     'original': ('original', {}),
+    # descriptions from the frame alone, one generation (the default combines four views)
+    'scored, one-view descriptions': ('scored', {'describe_views': ['identity'],
+                                                 'describe_min_votes': 1}),
 }
 
 

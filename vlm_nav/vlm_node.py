@@ -364,6 +364,16 @@ class VlmNode(Node):
                 self._stats['batched_requests'] += len(batch)
                 self._stats['largest_batch'] = max(self._stats['largest_batch'], len(batch))
 
+    def _generate_views(self, backend: VLMBackend, budget: int,
+                        images: List[np.ndarray]) -> List[str]:
+        """The describer's views: one batch, or with answers between decoding steps one
+        image at a time, since a waiting decision waits out the current step and a batch
+        of three views' prefill is 2.3x one image's (48 vs 21 ms, embedded model, CPU)."""
+        if self.get_parameter('answer_during_generation').value:
+            return [backend.generate(image, perception.DESCRIBE_PROMPT, budget,
+                                     between_steps=self._answer_waiting) for image in images]
+        return backend.generate_batch(images, perception.DESCRIBE_PROMPT, budget)
+
     def _answer_waiting(self) -> None:
         """Worker side, between two decoding steps of a generation (a description, a
         free-text Ask): answer the closed-set requests waiting meanwhile, so a navigator's
@@ -491,10 +501,8 @@ class VlmNode(Node):
             def job(backend: VLMBackend):
                 started = time.monotonic()
                 text, objects = multiview.describe(
-                    lambda images: backend.generate_batch(
-                        images, perception.DESCRIBE_PROMPT, budget,
-                        between_steps=self._answer_waiting),
-                    frame.rgb, self.describe_views, self.describe_min_votes)
+                    partial(self._generate_views, backend, budget), frame.rgb,
+                    self.describe_views, self.describe_min_votes)
                 questions = [(perception.PATH_QUESTION, perception.YES_NO)] + [
                     (perception.visible_question(o.label), perception.YES_NO) for o in objects]
                 scores = backend.score(frame.rgb, questions)
