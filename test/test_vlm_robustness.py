@@ -41,7 +41,9 @@ COUNTS = {'set_target': 150, 'ask': 120, 'image': 200, 'compressed': 100}
 def stack(ros_domain, tiny_llava_dir, tmp_path_factory):
     specs = [
         NodeSpec('camera_node', 'camera_node', {'width': 96, 'height': 96}),
-        NodeSpec('vlm_node', 'vlm_node', {'model': tiny_llava_dir, 'threads': 1}),
+        # Diagnostics at 5 Hz: the bad-frames flood waits on vlm_node's rejection count.
+        NodeSpec('vlm_node', 'vlm_node', {'model': tiny_llava_dir, 'threads': 1,
+                                          'diagnostics_period_s': 0.2}),
         NodeSpec('navigator_node', 'navigator_node', {'mode': 'idle'}),
     ]
     log_dir = tmp_path_factory.mktemp('logs')
@@ -275,15 +277,25 @@ def test_bad_frames_are_rejected_counted_and_never_crash_the_node(stack, bot):
     before = bot.next_diagnostics('vlm_node')
     sent_bad = [0]
 
+    def rejected() -> int:
+        return int(bot.diagnostics('vlm_node')['frames_rejected'])
+    synced = {'rejected': rejected(), 'sent': 0}
+
     def send(publisher, msg, convert):
         try:
             convert(msg)
         except ImageError:
             sent_bad[0] += 1
         publisher.publish(msg)
-        # The subscription keeps 5: let it drain (at 3 ms a loaded 2-core machine dropped
-        # over half of the flood before vlm_node could count it).
         time.sleep(0.01)
+        # Flow control: the subscription keeps 5 frames, best effort, so a vlm_node held
+        # up by a loaded machine drops what it has no time to take (a full-suite run
+        # counted 63 of 134 at a fixed 10 ms pace). Every 4 bad frames, give it up to 1 s
+        # to count them; what it never counts does not delay the next wait.
+        new = sent_bad[0] - synced['sent']
+        if new >= 4:
+            bot.wait_for(lambda: rejected() >= synced['rejected'] + new, 1.0)
+            synced.update(rejected=rejected(), sent=sent_bad[0])
 
     @settings(max_examples=COUNTS['image'], **ROS_FUZZ)
     @given(image_messages())
@@ -299,9 +311,10 @@ def test_bad_frames_are_rejected_counted_and_never_crash_the_node(stack, bot):
     time.sleep(1.0)
     after = bot.next_diagnostics('vlm_node')
     counted = int(after['frames_rejected']) - int(before['frames_rejected'])
+    print(f'bad frames: {sent_bad[0]} sent, {counted} counted')
     assert sent_bad[0] > 50
     # Best-effort delivery on a busy machine may drop a few; most must be counted.
-    assert counted >= 0.5 * sent_bad[0], (counted, sent_bad[0])
+    assert counted >= 0.75 * sent_bad[0], (counted, sent_bad[0])
     assert after['last_reject_reason']
     all_alive(stack)
     model_ready(bot)        # still answering, on the camera's frames
