@@ -184,8 +184,9 @@ def evaluate(model, processor, views: data.Views, samples: Sequence[data.Sample]
     metrics = _closed_scores(closed, best)
     desc = [s for s in samples if s.qtype == 'describe']
     rows = [s.view for s in desc]
-    by_view = [generate_descriptions(model, processor,
-                                     multiview.view_image(views.images[rows], view), device)
+    images = views.images[rows]
+    by_view = [generate_descriptions(model, processor, multiview.view_image(images, view),
+                                     device)
                for view in describe_views]
     described = [multiview.combine(texts, describe_views, describe_min_votes)[0]
                  for texts in zip(*by_view)]
@@ -252,7 +253,10 @@ def latency(model, processor, image: np.ndarray, device: torch.device, repeats: 
         return 1000 * float(np.median(times))
 
     def describe(images: List[np.ndarray]) -> List[str]:
-        return generate_descriptions(model, processor, np.stack(images), device)
+        # One image at a time, as vlm_node generates its views while it answers decisions
+        # between decoding steps (the default).
+        return [generate_descriptions(model, processor, image[None], device)[0]
+                for image in images]
 
     q = perception.visible_question('red ball')
     return {
