@@ -154,6 +154,7 @@ def test_generating_for_several_images_at_once_gives_each_its_own_answer(llava, 
     assert llava.generate_ids_batch(images, DESCRIBE_PROMPT, 6) == alone
     assert llava.generate_batch(images, DESCRIBE_PROMPT, 6) == [
         llava.generate(im, DESCRIBE_PROMPT, 6) for im in images]
+    assert llava.generate_batch([], DESCRIBE_PROMPT, 6) == []     # as VLMBackend's loop
 
 
 def test_scoring_between_decoding_steps_changes_neither_answer(llava, image):

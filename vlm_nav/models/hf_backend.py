@@ -672,7 +672,7 @@ class HFBackend(VLMBackend):
                 return torch.zeros(input_ids.shape[0], dtype=torch.bool,
                                    device=input_ids.device)
         budget = self.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
-        if budget <= 0:
+        if budget <= 0 or not images:
             return [[] for _ in images]
         encoded = [self._encode(_to_pil(image), self._prompt(prompt)) for image in images]
         if len({tuple(enc['ids']) for enc in encoded}) > 1:
