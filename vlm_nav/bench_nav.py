@@ -44,6 +44,7 @@ POLICIES = ('original', 'scored', 'oracle')
 DEFAULT_OUT = os.path.join('bench', 'results', 'nav')
 FIRST_SEED = 3_000_000
 GRID_M = 0.05
+SCAN_BEAMS, SCAN_RANGE_M = 180, 8.0      # the simulated lidar: 2° beams, 8 m
 
 
 @dataclass
@@ -193,16 +194,18 @@ def simulate_episode(episode: Episode, perceive=oracle_observer, timeout_s: floa
                      collision_limit: int = 5, success_distance_m: float = 1.3,
                      latency_s: float = 0.1, camera_hz: float = 10.0,
                      use_odometry: bool = True, policy=None,
-                     navigator: Optional[Dict] = None) -> Dict:
+                     navigator: Optional[Dict] = None, use_scan: bool = False) -> Dict:
     """One search episode in simulated time with the navigator's policy and limiter but no
     ROS: camera frames at camera_hz; one perception request in flight at a time, on the
     newest frame, answered latency_s later (the model's time, as the navigator's
     call_async to the vlm_node); control at 20 Hz, kinematics at 30 Hz as in sim_node.
     Independent of the machine's load. navigator: navigator_node's parameters (default:
     config/vlm_nav.yaml's), for the policy's configuration and the velocity limits.
-    Returns the benchmark's row."""
+    use_scan: the simulator's range scan (sim_node's defaults), taken with each frame, goes
+    to the policy too. Returns the benchmark's row."""
     from vlm_nav.nav.limits import VelocityLimiter
     from vlm_nav.nav.policy import config_from_parameters, NavigationPolicy
+    from vlm_nav.nav.scan_map import Scan
     from vlm_nav.sim import make_layout, World
     from vlm_nav.stack import node_parameters
     navigator = node_parameters('navigator_node') if navigator is None else navigator
@@ -218,6 +221,7 @@ def simulate_episode(episode: Episode, perceive=oracle_observer, timeout_s: floa
         world.reset_robot(*episode.start)
         t, next_control, next_frame = 0.0, 0.0, 0.0
         pending, obs, frame_t, calls = None, None, None, 0
+        scan = None
         linear = angular = 0.0
         trajectory = [tuple(world.robot_pose)]
         decisions, outcome = 0, 'timeout'
@@ -225,6 +229,10 @@ def simulate_episode(episode: Episode, perceive=oracle_observer, timeout_s: floa
             if t >= next_frame:
                 frame_t = t
                 next_frame += 1.0 / camera_hz
+                if use_scan:
+                    scan = Scan(-math.pi, 2.0 * math.pi / SCAN_BEAMS,
+                                world.scan(SCAN_BEAMS, SCAN_RANGE_M), SCAN_RANGE_M,
+                                pose=tuple(world.robot_pose))
             if pending is not None and pending[0] <= t:
                 obs, pending = pending[1], None
                 decisions += 1
@@ -236,7 +244,7 @@ def simulate_episode(episode: Episode, perceive=oracle_observer, timeout_s: floa
                 next_control += control_dt
                 if isinstance(policy, NavigationPolicy):
                     decision = policy.decide(obs, t, tuple(world.robot_pose) if use_odometry
-                                             else None)
+                                             else None, scan)
                 else:
                     decision = policy.decide(obs, t)
                 if decision.arrived:

@@ -22,12 +22,18 @@ drive that way approach_m; else scan the spot, then move to the least visited cl
 heading, walking along walls (a walk that comes back where it began went round a lone
 object: leave it), and scan again. Explore: the same scan / move loop without a target.
 Follow: keep the target centred at 'near' with hysteresis on distance and bearing.
+
+With a range scan (a 2-D lidar; decide's scan argument, odometry needed) the path ahead is
+the scan's (a corridor the robot's width, clear_lookahead_m long) instead of the model's
+answer, and exploring follows a map of it (nav/scan_map.py): turn to what the camera has
+not looked at yet, else plan the shortest path to a viewpoint of the nearest of it.
 """
 
 from dataclasses import dataclass, field
 import math
 from typing import List, Optional, Tuple
 
+from vlm_nav.nav.scan_map import lookahead_point, Scan, ScanMap
 from vlm_nav.perception import DEFAULT_HFOV_RAD, Observation
 
 MODES = ('idle', 'search', 'explore', 'follow')
@@ -79,6 +85,12 @@ class PolicyConfig:
     heading_bins: int = 24           # resolution of the per-spot heading memory
     spot_radius_m: float = 0.5       # headings looked at within this distance count as here
     hfov_rad: float = DEFAULT_HFOV_RAD
+    # With a range scan:
+    robot_radius: float = 0.2        # m; the corridor ahead is this plus clear_margin_m wide
+    clear_margin_m: float = 0.05     # ... each side
+    clear_lookahead_m: float = 0.8   # m of corridor that must be free to drive on
+    view_range_m: float = 3.5        # the camera has looked at what was in view this near
+    replan_s: float = 2.0            # exploring: plan a new path this often
 
 
 # navigator_node parameter (config/vlm_nav.yaml) -> PolicyConfig field
@@ -89,6 +101,8 @@ POLICY_PARAMS = {
     'center_threshold': 'center_threshold', 'blocked_threshold': 'blocked_threshold',
     'scan_angular_speed': 'scan_angular', 'lost_memory_s': 'lost_memory_s',
     'relocate_s': 'relocate_s', 'explore_linear_speed': 'explore_linear',
+    'robot_radius': 'robot_radius', 'view_range_m': 'view_range_m',
+    'clear_lookahead_m': 'clear_lookahead_m',
 }
 
 
@@ -171,6 +185,14 @@ class _Memory:
     push_from: Optional[Tuple[float, float, float]] = None   # (time, x, y) driving began
     stalled_until: float = -math.inf           # odometry says stuck: blocked until then
     stalls: int = 0
+    scan: Optional[Scan] = None                # the newest range scan (None: camera only)
+    map: Optional[ScanMap] = None              # ... and the map built from them
+    views: List[Tuple[float, Pose, Scan]] = field(default_factory=list)  # (time, pose, scan)
+    viewed_stamp: Optional[float] = None       # the observation last marked on the map
+    path: Optional[List[Tuple[float, float]]] = None   # exploring: where to, on the map
+    path_s: float = -math.inf                  # ... planned then
+    goal: Optional[Tuple[int, int]] = None     # ... the map cell it is for
+    blocks: List[float] = field(default_factory=list)   # ... times the scan blocked it
 
 
 class NavigationPolicy:
@@ -213,10 +235,11 @@ class NavigationPolicy:
         return [(self._bin_heading(i), clear) for i, clear in sorted(spot.clear.items())]
 
     def decide(self, obs: Optional[Observation], now_s: float,
-               pose: Optional[Pose] = None) -> Decision:
+               pose: Optional[Pose] = None, scan: Optional[Scan] = None) -> Decision:
         """One decision for the newest (fresh) observation at time now_s.
 
         pose: the robot's (x, y, yaw) from odometry; None = dead-reckon from the commands.
+        scan: the newest (fresh) range scan in the robot's frame, used with odometry only.
         """
         m = self._m
         dt = 0.0 if m.last_now is None else now_s - m.last_now
@@ -224,6 +247,7 @@ class NavigationPolicy:
         m.last_now = now_s
         self._update_pose(pose, dt)
         self._check_stall(now_s)
+        self._update_map(scan if pose is not None else None, obs, now_s)
         if self.mode == 'idle' or obs is None:
             decision = Decision(0.0, 0.0, 'idle', 'idle' if obs else 'no observation yet')
         else:
@@ -271,6 +295,33 @@ class NavigationPolicy:
         if m.spot is None or math.hypot(x - m.spot.x, y - m.spot.y) > self.config.spot_radius_m:
             m.spot = _Spot(x, y)
 
+    def _update_map(self, scan: Optional[Scan], obs: Optional[Observation],
+                    now_s: float) -> None:
+        """Add the scan to the map; mark what the newest answer's frame showed as looked at
+        (from the pose and scan when that frame was taken: the answer comes later)."""
+        c, m = self.config, self._m
+        m.scan = scan
+        if scan is None:
+            return
+        if m.map is None:
+            m.map = ScanMap(robot_radius=c.robot_radius, hfov_rad=c.hfov_rad,
+                            view_range_m=c.view_range_m)
+        if not m.views or m.views[-1][2] is not scan:
+            pose = scan.pose or m.pose
+            m.map.integrate(pose, scan)
+            m.views.append((now_s, pose, scan))
+            del m.views[:-40]
+        if obs is None or obs.stamp_s == m.viewed_stamp:
+            return
+        m.viewed_stamp = obs.stamp_s
+        _, pose, shot = min(m.views, key=lambda v: abs(v[0] - obs.stamp_s))
+        m.map.mark_viewed(pose, shot)
+
+    @property
+    def scan_map(self) -> Optional[ScanMap]:
+        """The map from the range scans (None without them)."""
+        return self._m.map
+
     def _check_stall(self, now_s: float) -> None:
         """Commanded forward for stall_s and odometry barely moved: something the camera
         doesn't show (an object beside the wheels, a corner below the view) holds the robot.
@@ -302,12 +353,23 @@ class NavigationPolicy:
         m = self._m
         return m.last_now is not None and m.last_now < m.stalled_until
 
-    def _clear(self, obs: Observation) -> bool:
-        return not self._stalled() and obs.path_clear_prob >= self.config.blocked_threshold
+    def _clear(self, obs: Observation, lookahead_m: Optional[float] = None,
+               margin_m: Optional[float] = None) -> bool:
+        c, m = self.config, self._m
+        if self._stalled():
+            return False
+        if m.scan is not None:
+            return m.scan.corridor_clear(
+                lookahead_m or c.clear_lookahead_m,
+                c.robot_radius + (c.clear_margin_m if margin_m is None else margin_m))
+        return obs.path_clear_prob >= c.blocked_threshold
 
     def _pclear(self, obs: Observation) -> str:
         """What the reasons say about the path ahead."""
-        text = f'P(clear)={obs.path_clear_prob:.2f}'
+        if self._m.scan is not None:
+            text = 'scan: ' + ('clear' if self._clear(obs) else 'blocked')
+        else:
+            text = f'P(clear)={obs.path_clear_prob:.2f}'
         return f'stuck by odometry, {text}' if self._stalled() else text
 
     def _remember_view(self, obs: Observation) -> None:
@@ -571,6 +633,8 @@ class NavigationPolicy:
         forward 'clear?' only) to the next spot scan_spacing_m of travel further on: walls
         lead through their openings into the other rooms."""
         c, m = self.config, self._m
+        if m.map is not None and m.scan is not None:
+            return self._explore_map(obs, now_s, why)
         due = m.last_scan_odometer is None or \
             m.odometer - m.last_scan_odometer >= c.scan_spacing_m or \
             now_s - m.last_scan_s >= c.relocate_s
@@ -655,6 +719,77 @@ class NavigationPolicy:
         return Decision(c.explore_linear, 0.0, 'relocating',
                         f'{why}: moving on{" along a wall" if r["wall"] else ""} '
                         f'({self._pclear(obs)})')
+
+    # ---- with a range scan: look at what the camera has not seen, go where it can -------
+    def _explore_map(self, obs: Observation, now_s: float, why: str) -> Decision:
+        c, m = self.config, self._m
+        smap, pose = m.map, m.pose
+        if m.path is None:
+            look = self._sweep(obs, why)
+            if look is not None:
+                return look
+        if m.path is None or now_s - m.path_s >= c.replan_s:
+            planned, m.path_s = smap.plan(pose, m.goal), now_s
+            m.path, m.goal = planned if planned is not None else (None, None)
+            if m.path is None:
+                # Everything in reach looked at and no target: look at it all again (the
+                # model may have missed it), from wherever the robot is.
+                smap.looked[:] = smap.glanced[:] = smap.dropped[:] = False
+                return Decision(0.0, c.max_angular, 'looking',
+                                f'{why}: everything in reach looked at; looking again')
+        end = m.path[-1]
+        if math.hypot(end[0] - pose[0], end[1] - pose[1]) < 0.25:
+            # At the viewpoint: look round (the sweep); what it still can't see from here
+            # is hidden: give it up.
+            if not len(smap.unlooked_bearings(pose, m.scan)):
+                smap.drop_near(*smap.centre(*m.goal), 0.4)
+            m.path = m.goal = None
+            return Decision(0.0, 0.0, 'looking', f'{why}: at the viewpoint')
+        decision = self._follow_path(obs, m.path, f'{why}: to a viewpoint of what is not '
+                                     'seen yet')
+        if decision.phase == 'avoiding':
+            m.blocks = [t for t in m.blocks if now_s - t < 10.0] + [now_s]
+            m.path = None
+            if len(m.blocks) >= 3:           # the map's way there doesn't fit: another goal
+                smap.drop_near(*smap.centre(*m.goal), 0.4)
+                m.goal, m.blocks = None, []
+        return decision
+
+    def _follow_path(self, obs: Observation, path, why: str) -> Decision:
+        """Pure pursuit along a planned path: turn in place onto it, drive with
+        proportional steering; stop and turn when the scan shows the robot closer to
+        something than the map's clearance (a corner cut, a thing the map missed)."""
+        c, m = self.config, self._m
+        pose = m.pose
+        target, left = lookahead_point(path, pose, 0.35)
+        error = wrap(math.atan2(target[1] - pose[1], target[0] - pose[0]) - pose[2])
+        if abs(error) > 0.45:
+            return Decision(0.0, math.copysign(c.max_angular, error), 'relocating',
+                            f'{why}: turning onto the path ({math.degrees(error):+.0f}°)')
+        if not self._clear(obs, 0.3, 0.0):
+            turn = math.copysign(1.0, error) if abs(error) > 0.1 else \
+                -m.scan.nearest_side(0.6) or 1.0
+            return Decision(0.0, turn * c.scan_angular, 'avoiding',
+                            f'{why}: path blocked ({self._pclear(obs)}), turning away')
+        angular = max(-c.max_angular, min(c.max_angular, c.turn_gain * error))
+        linear = c.max_linear * max(0.0, math.cos(error))
+        return Decision(linear, angular, 'relocating', f'{why}, {left + 0.35:.1f} m of path')
+
+    def _sweep(self, obs: Observation, why: str) -> Optional[Decision]:
+        """Turn over what is in sight and not looked at yet, one way while there is any
+        ahead that way (an answer per frame marks it), then the other; None when none."""
+        c, m = self.config, self._m
+        bearings = m.map.unlooked_bearings(m.pose, m.scan)
+        if not len(bearings):
+            return None
+        in_view = c.hfov_rad / 2.0 - 0.15
+        ahead = m.scan_direction * bearings > -in_view
+        if not ahead.any():
+            m.scan_direction = -m.scan_direction
+        side = 'left' if m.scan_direction > 0 else 'right'
+        return Decision(0.0, m.scan_direction * c.max_angular, 'looking',
+                        f'{why}: P(visible)={obs.visible_prob:.2f}; turning {side} over '
+                        f'{len(bearings)} map cells not seen yet')
 
     # ---- follow -------------------------------------------------------------------------
     def _follow(self, obs: Observation, now_s: float) -> Decision:

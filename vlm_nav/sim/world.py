@@ -295,6 +295,38 @@ class World:
         pts = np.linspace(a, end, max(2, int(math.ceil(length / step)) + 1))
         return bool(self._hits(pts, 1e-3, objects=False).any())
 
+    def scan(self, beams: int = 180, range_max: float = 8.0) -> np.ndarray:
+        """A planar range scan from the robot centre, as a 2-D lidar on the base gives:
+        beams ranges (metres) at angles -pi + i * 2pi / beams from the robot heading, to
+        the collision geometry (walls, door panels, objects' footprint circles); inf where
+        nothing lies within range_max (REP 117's 'no return')."""
+        x, y, yaw = self._pose
+        angles = yaw - math.pi + np.arange(beams) * (2.0 * math.pi / beams)
+        d = np.stack([np.cos(angles), np.sin(angles)], axis=1)          # (B, 2)
+        best = np.full(beams, np.inf)
+        origin = np.array([x, y])
+        if len(self._rect_c):
+            # Slab test against each axis-aligned box.
+            with np.errstate(divide='ignore', invalid='ignore'):
+                inv = 1.0 / d                                            # (B, 2)
+                lo = (self._rect_c - self._rect_h - origin)[None] * inv[:, None]
+                hi = (self._rect_c + self._rect_h - origin)[None] * inv[:, None]
+            t_near = np.nanmax(np.minimum(lo, hi), axis=2)               # (B, R)
+            t_far = np.nanmin(np.maximum(lo, hi), axis=2)
+            hit = (t_near <= t_far) & (t_far > 0.0)
+            t = np.where(hit, np.maximum(t_near, 0.0), np.inf)
+            best = np.minimum(best, t.min(axis=1))
+        if len(self._circ_c):
+            oc = origin[None] - self._circ_c                              # (C, 2)
+            b = d @ oc.T                                                  # (B, C)
+            c = (oc ** 2).sum(1)[None] - self._circ_r[None] ** 2
+            disc = b * b - c
+            with np.errstate(invalid='ignore'):
+                t = -b - np.sqrt(disc)
+            t = np.where((disc >= 0.0) & (t >= 0.0), t, np.inf)
+            best = np.minimum(best, t.min(axis=1))
+        return np.where(best <= range_max, best, np.inf)
+
     def path_clear(self, lookahead_m: float = 0.8) -> bool:
         """True if the robot disc can drive lookahead_m straight ahead without touching
         anything (a corridor of robot width, rounded at the far end)."""

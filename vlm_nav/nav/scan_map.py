@@ -1,0 +1,440 @@
+"""A map from a planar range scan, for exploring where the camera has not looked yet.
+
+Plain numpy/scipy, no ROS. The navigator uses it when the robot has a 2-D lidar
+(sensor_msgs/LaserScan on ``scan``): the scan says where walls and things are, the
+camera's model says which of them is the target. Three layers on one grid in the
+odometry frame:
+
+- occupancy (log-odds from the scan's beams: free along each beam, occupied at its end);
+- what the camera has looked at: occupied cells that were inside the camera's field of
+  view, in line of sight (nearer than the beam toward them) and close enough for the
+  model to see a small object there (``view_range_m``; long walls, where only a door can
+  be, count from ``wall_view_range_m``);
+- what the camera has had in view from any range (what a look round turns to);
+- what was given up: cells a viewpoint reached could not see (behind something).
+
+Exploring = looking at every occupied cell and frontier (free next to unknown) the camera
+has not looked at yet: turn toward the heading that shows most of them from here; when
+none is in sight, take the cheapest path (Dijkstra over the inflated free cells, scipy's
+csgraph) to a viewpoint near the nearest ones, and look again. Walls are where a door
+target can be and things stand next to them, so they are looked at too.
+
+Why a grid of our own and not nav2's costmap: nav2 is not on PyPI (the pip path has no
+ROS distro), and the planner here needs the camera-coverage layer, which a costmap
+does not keep.
+"""
+
+from dataclasses import dataclass
+import math
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+from scipy import ndimage
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
+
+Pose = Tuple[float, float, float]
+
+_LOG_FREE, _LOG_OCC, _LOG_MIN, _LOG_MAX = -0.4, 0.85, -2.0, 3.5
+_OCCUPIED, _FREE = 0.6, -0.6          # log-odds above / below which a cell is known
+
+
+@dataclass
+class Scan:
+    """One planar scan in the robot's frame (sensor_msgs/LaserScan's fields)."""
+
+    angle_min: float
+    angle_increment: float
+    ranges: np.ndarray               # metres; inf / nan / outside [range_min, range_max] =
+    range_max: float                 # no return
+    range_min: float = 0.0
+    pose: Optional[Pose] = None      # odometry pose when taken (None: the decision's pose)
+
+    @property
+    def angles(self) -> np.ndarray:
+        return self.angle_min + np.arange(len(self.ranges)) * self.angle_increment
+
+    def valid(self) -> np.ndarray:
+        r = np.asarray(self.ranges, dtype=float)
+        with np.errstate(invalid='ignore'):
+            return np.isfinite(r) & (r >= self.range_min) & (r <= self.range_max)
+
+    def nearest_side(self, within_m: float) -> float:
+        """+1 if the nearest return within within_m is on the left, -1 on the right, 0 if
+        none."""
+        ok = self.valid()
+        r = np.asarray(self.ranges, dtype=float)[ok]
+        if not len(r) or r.min() > within_m:
+            return 0.0
+        return 1.0 if math.sin(self.angles[ok][int(np.argmin(r))]) > 0.0 else -1.0
+
+    def corridor_clear(self, lookahead_m: float, half_width_m: float) -> bool:
+        """No return inside the rectangle ahead of the robot: lookahead_m long, the robot's
+        width plus margin wide (what the model's 'is the path ahead clear?' answers)."""
+        ok = self.valid()
+        r = np.asarray(self.ranges, dtype=float)[ok]
+        a = self.angles[ok]
+        x, y = r * np.cos(a), r * np.sin(a)
+        return not bool(np.any((x > 0.0) & (x < lookahead_m) & (np.abs(y) < half_width_m)))
+
+    def range_toward(self, bearings: np.ndarray) -> np.ndarray:
+        """The range of the beam nearest each bearing (robot frame); inf where no return."""
+        n = len(self.ranges)
+        idx = np.rint((np.asarray(bearings) - self.angle_min) / self.angle_increment)
+        idx = idx.astype(np.int64)
+        inside = (idx >= 0) & (idx < n)
+        r = np.where(self.valid(), np.asarray(self.ranges, dtype=float), np.inf)
+        out = np.full(idx.shape, -np.inf)          # outside the scan's arc: unknown = hidden
+        out[inside] = r[idx[inside]]
+        return out
+
+
+class ScanMap:
+    """Occupancy, camera coverage and planning on one grid around the first pose."""
+
+    def __init__(self, resolution: float = 0.1, size_m: float = 40.0,
+                 robot_radius: float = 0.2, inflation_m: float = 0.1,
+                 hfov_rad: float = math.radians(60.0), view_range_m: float = 3.5,
+                 wall_view_range_m: float = 7.0, wall_extent_m: float = 1.0,
+                 view_m: float = 1.5, frontier_bonus_m: float = 2.0):
+        self.resolution = float(resolution)
+        self.n = int(round(size_m / resolution))
+        self.robot_radius = float(robot_radius)
+        self.inflation_m = float(inflation_m)
+        self.hfov_rad = float(hfov_rad)
+        self.view_range_m = float(view_range_m)
+        self.wall_view_range_m = float(wall_view_range_m)
+        self.wall_extent_m = float(wall_extent_m)
+        self.view_m = float(view_m)            # a viewpoint within this of what it looks at
+        self.frontier_bonus_m = float(frontier_bonus_m)
+        self.origin: Optional[Tuple[float, float]] = None   # world x, y of cell (0, 0)
+        self.logodds = np.zeros((self.n, self.n), dtype=np.float32)
+        self.looked = np.zeros((self.n, self.n), dtype=bool)
+        self.glanced = np.zeros((self.n, self.n), dtype=bool)    # in view from any range
+        self.dropped = np.zeros((self.n, self.n), dtype=bool)
+        self.scans = 0
+
+    # ---- cells ---------------------------------------------------------------------------
+    def cell(self, x, y):
+        """Grid indices (i along x, j along y) of world points; may lie outside the grid."""
+        i = np.floor((np.asarray(x) - self.origin[0]) / self.resolution).astype(np.int64)
+        j = np.floor((np.asarray(y) - self.origin[1]) / self.resolution).astype(np.int64)
+        return i, j
+
+    def centre(self, i, j):
+        return (self.origin[0] + (np.asarray(i) + 0.5) * self.resolution,
+                self.origin[1] + (np.asarray(j) + 0.5) * self.resolution)
+
+    def _inside(self, i, j):
+        return (i >= 0) & (i < self.n) & (j >= 0) & (j < self.n)
+
+    @property
+    def occupied(self) -> np.ndarray:
+        return self.logodds > _OCCUPIED
+
+    @property
+    def free(self) -> np.ndarray:
+        return self.logodds < _FREE
+
+    # ---- updates -------------------------------------------------------------------------
+    def integrate(self, pose: Pose, scan: Scan) -> None:
+        """Add one scan taken at pose (odometry frame)."""
+        x, y, yaw = pose
+        if self.origin is None:
+            half = self.n * self.resolution / 2.0
+            self.origin = (x - half, y - half)
+        r = np.asarray(scan.ranges, dtype=float)
+        ok = scan.valid()
+        angles = scan.angles + yaw
+        # Free along every beam: to its return, or to range_max when there is none (inf,
+        # REP 117); nan and returns outside [range_min, range_max] say nothing.
+        reach = np.where(ok, r, np.where(np.isposinf(r), scan.range_max, 0.0))
+        step = self.resolution / 2.0
+        s = np.arange(step, max(float(reach.max(initial=0.0)), step), step)
+        along = s[None, :] < (reach[:, None] - self.resolution * 0.7)
+        px = x + np.cos(angles)[:, None] * s[None, :]
+        py = y + np.sin(angles)[:, None] * s[None, :]
+        fi, fj = self.cell(px[along], py[along])
+        hx, hy = x + r[ok] * np.cos(angles[ok]), y + r[ok] * np.sin(angles[ok])
+        hi, hj = self.cell(hx, hy)
+        flat = self.logodds.reshape(-1)
+        for ci, cj, delta in ((fi, fj, _LOG_FREE), (hi, hj, _LOG_OCC)):
+            inside = self._inside(ci, cj)
+            cells = np.unique(ci[inside] * self.n + cj[inside])
+            if delta < 0:
+                # A cell once occupied stays so (a static world over one search): beams
+                # grazing a thin wall's cells would otherwise wear holes in it.
+                cells = cells[flat[cells] <= _OCCUPIED]
+            flat[cells] += delta
+        np.clip(self.logodds, _LOG_MIN, _LOG_MAX, out=self.logodds)
+        self.scans += 1
+
+    def _candidates(self, pose: Pose, scan: Scan, layer: np.ndarray, ranged: bool):
+        """Occupied cells not in layer yet (looked or glanced at), not given up, within
+        the camera's range (ranged: view_range_m for things, wall_view_range_m for walls;
+        else wall_view_range_m for all): their indices, bearings in the robot frame and
+        whether each is in line of sight (not beyond the beam toward it)."""
+        x, y, yaw = pose
+        reach = int(math.ceil(self.wall_view_range_m / self.resolution)) + 1
+        ci, cj = self.cell(x, y)
+        i0, i1 = max(0, ci - reach), min(self.n, ci + reach + 1)
+        j0, j1 = max(0, cj - reach), min(self.n, cj + reach + 1)
+        window = self.occupied[i0:i1, j0:j1] & ~layer[i0:i1, j0:j1] & \
+            ~self.dropped[i0:i1, j0:j1]
+        wi, wj = np.nonzero(window)
+        wi, wj = wi + i0, wj + j0
+        cx, cy = self.centre(wi, wj)
+        d = np.hypot(cx - x, cy - y)
+        bearing = np.arctan2(cy - y, cx - x) - yaw
+        bearing = (bearing + math.pi) % (2.0 * math.pi) - math.pi
+        limit = self.wall_view_range_m
+        if ranged:
+            limit = np.where(self._walls()[wi, wj], self.wall_view_range_m, self.view_range_m)
+        near = d <= limit
+        sight = d <= scan.range_toward(bearing) + 1.5 * self.resolution
+        return wi[near], wj[near], bearing[near], sight[near]
+
+    def _walls(self) -> np.ndarray:
+        """Occupied cells in components longer than wall_extent_m (walls, not things)."""
+        occupied = self.occupied
+        labels, count = ndimage.label(occupied, structure=np.ones((3, 3), dtype=bool))
+        walls = np.zeros_like(occupied)
+        if count == 0:
+            return walls
+        limit = self.wall_extent_m / self.resolution
+        for index, box in enumerate(ndimage.find_objects(labels), start=1):
+            if box is None:
+                continue
+            if max(box[0].stop - box[0].start, box[1].stop - box[1].start) > limit:
+                walls[box] |= labels[box] == index
+        return walls
+
+    def mark_viewed(self, pose: Pose, scan: Scan, margin_rad: float = 0.15) -> int:
+        """The camera's view at pose: occupied cells in its field of view (less margin_rad
+        each side, for the answer's latency while turning), in sight and in range count as
+        looked at. Returns how many were newly marked."""
+        if self.origin is None:
+            return 0
+        marked = 0
+        for layer, ranged in ((self.glanced, False), (self.looked, True)):
+            wi, wj, bearing, sight = self._candidates(pose, scan, layer, ranged)
+            seen = sight & (np.abs(bearing) <= self.hfov_rad / 2.0 - margin_rad)
+            layer[wi[seen], wj[seen]] = True
+            marked += int(seen.sum()) if ranged else 0
+        return marked
+
+    # ---- where to look, where to go -------------------------------------------------------
+    def unlooked_bearings(self, pose: Pose, scan: Scan, min_cells: int = 3) -> np.ndarray:
+        """Robot-frame bearings of the cells in sight from pose that the camera has not
+        had in view yet, at any range it may see them from (none when fewer than
+        min_cells: stray cells are not worth turning for)."""
+        if self.origin is None:
+            return np.zeros(0)
+        _, _, bearing, sight = self._candidates(pose, scan, self.glanced, False)
+        bearing = bearing[sight]
+        return bearing if len(bearing) >= min_cells else np.zeros(0)
+
+    def traversable(self) -> np.ndarray:
+        """Known-free cells the robot's disc fits in (clear of occupied cells by its radius
+        plus inflation_m)."""
+        clearance = ndimage.distance_transform_edt(~self.occupied) * self.resolution
+        return self.free & (clearance > self.robot_radius + self.inflation_m)
+
+    def frontier(self) -> np.ndarray:
+        """Free cells next to open unknown ones (where the map ends; not the unknown sliver
+        between the floor and a wall's face)."""
+        unknown = ~self.free & ~self.occupied
+        open_unknown = unknown & ~ndimage.binary_dilation(self.occupied, iterations=2)
+        return self.free & ndimage.binary_dilation(open_unknown) & ~self.dropped
+
+    def is_open(self, cell: Tuple[int, int]) -> bool:
+        """Whether a goal cell still wants a look: occupied and not looked at, or frontier;
+        not given up."""
+        i, j = cell
+        if self.dropped[i, j]:
+            return False
+        if self.occupied[i, j]:
+            return not self.looked[i, j]
+        return bool(self.frontier()[i, j])
+
+    def plan(self, pose: Pose, goal: Optional[Tuple[int, int]] = None
+             ) -> Optional[Tuple[List[Tuple[float, float]], Tuple[int, int]]]:
+        """(world points of the cheapest path to a viewpoint of goal, goal). goal None or no
+        longer open: the nearest open one, things and frontier before walls (a door is the
+        only target on a wall, and walls are looked at from afar while passing). None when
+        nothing open is in reach."""
+        if self.origin is None:
+            return None
+        occupied = self.occupied
+        clearance = ndimage.distance_transform_edt(~occupied) * self.resolution
+        trav = self.free & (clearance > self.robot_radius + self.inflation_m)
+        start = self._start_cell(pose, trav)
+        if start is None:
+            return None
+        dist, pred, index = self._dijkstra(trav, clearance, start)
+        reach = np.full(trav.shape, np.inf)
+        reach[trav] = dist
+        radius = int(round(self.view_m / self.resolution))
+        if goal is None or not self.is_open(goal) or \
+                not np.isfinite(self._viewpoint(reach, goal, radius)[1]):
+            goal = self._choose_goal(reach, radius)
+            if goal is None:
+                return None
+        (vi, vj), _ = self._viewpoint(reach, goal, radius)
+        cells = []
+        node = int(index[vi, vj])
+        while node >= 0:
+            cells.append(node)
+            node = int(pred[node])
+        ti, tj = np.nonzero(trav)
+        path = [tuple(map(float, self.centre(ti[k], tj[k]))) for k in reversed(cells)]
+        return path, goal
+
+    def _choose_goal(self, reach: np.ndarray, radius: int) -> Optional[Tuple[int, int]]:
+        unlooked = self.occupied & ~self.looked & ~self.dropped
+        walls = self._walls()
+        # Tiny specks (a stray return; a beam's gap between returns) are not worth a trip.
+        frontier = _without_specks(self.frontier(), 4)
+        # A lower bound of each goal's cost: the path length to the nearest traversable
+        # cell within view_m (a minimum filter of the distance field over a disc; line of
+        # sight aside). Goals are then tried in that order, each with its real viewpoint
+        # (line of sight), until no lower bound can beat the best found.
+        yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+        disc = xx * xx + yy * yy <= radius * radius
+        near_view = ndimage.minimum_filter(reach, footprint=disc, mode='constant', cval=np.inf)
+        # A wide frontier (an opening, a room not seen yet) may hide many things: it is
+        # worth frontier_bonus_m of extra path over a single thing.
+        labels, _ = ndimage.label(frontier, structure=np.ones((3, 3), dtype=bool))
+        wide = (np.bincount(labels.ravel()) * self.resolution >= 1.0)[labels] & frontier
+        bonus = np.where(wide, self.frontier_bonus_m, 0.0)
+        for wanted in (_without_specks(unlooked & ~walls, 2) | frontier,
+                       unlooked & walls):
+            bound = np.where(wanted, near_view - bonus, np.inf)
+            order = np.argsort(bound, axis=None)
+            best, best_cost = None, np.inf
+            for flat in order[:200]:
+                if bound.flat[flat] >= best_cost:
+                    break
+                goal = tuple(int(v) for v in np.unravel_index(int(flat), bound.shape))
+                cost = self._viewpoint(reach, goal, radius)[1] - bonus[goal]
+                if cost < best_cost:
+                    best, best_cost = goal, cost
+            if best is not None:
+                return best
+        return None
+
+    def _viewpoint(self, reach: np.ndarray, goal: Tuple[int, int], radius: int
+                   ) -> Tuple[Tuple[int, int], float]:
+        """The cheapest traversable cell that sees goal (within view_m, no occupied cell in
+        between; a frontier cell: within 0.5 m, going there shows what lies beyond), and
+        its path length (inf if none)."""
+        gi, gj = goal
+        if not self.occupied[gi, gj]:
+            radius = min(radius, int(round(0.5 / self.resolution)))
+        r0, r1 = max(0, gi - radius), min(self.n, gi + radius + 1)
+        c0, c1 = max(0, gj - radius), min(self.n, gj + radius + 1)
+        box = reach[r0:r1, c0:c1].copy()
+        bi, bj = np.mgrid[r0:r1, c0:c1]
+        box[(bi - gi) ** 2 + (bj - gj) ** 2 > radius * radius] = np.inf
+        ci, cj = np.nonzero(np.isfinite(box))
+        if len(ci):
+            # Line of sight: samples along each candidate's segment to the goal, short of
+            # the goal's own cell, must all be free of occupied cells.
+            t = np.linspace(0.0, 1.0, 2 * radius + 2)[None, :-1]
+            si = np.rint(ci[:, None] + r0 + (gi - ci[:, None] - r0) * t).astype(np.int64)
+            sj = np.rint(cj[:, None] + c0 + (gj - cj[:, None] - c0) * t).astype(np.int64)
+            near_goal = (np.abs(si - gi) <= 1) & (np.abs(sj - gj) <= 1)
+            blocked = (self.occupied[si, sj] & ~near_goal).any(axis=1)
+            box[ci[blocked], cj[blocked]] = np.inf
+        k = int(np.argmin(box))
+        vi, vj = np.unravel_index(k, box.shape)
+        return (int(vi + r0), int(vj + c0)), float(box.flat[k])
+
+    def drop_near(self, x: float, y: float, radius_m: float) -> int:
+        """Give up the unlooked cells and frontier within radius_m of (x, y): a viewpoint
+        there did not show them (hidden behind something). Returns how many."""
+        if self.origin is None:
+            return 0
+        ci, cj = self.cell(x, y)
+        r = int(math.ceil(radius_m / self.resolution))
+        i0, i1 = max(0, ci - r), min(self.n, ci + r + 1)
+        j0, j1 = max(0, cj - r), min(self.n, cj + r + 1)
+        bi, bj = np.mgrid[i0:i1, j0:j1]
+        disc = (bi - ci) ** 2 + (bj - cj) ** 2 <= r * r
+        open_cells = (self.occupied[i0:i1, j0:j1] & ~self.looked[i0:i1, j0:j1]) | \
+            self.frontier()[i0:i1, j0:j1]
+        new = disc & open_cells & ~self.dropped[i0:i1, j0:j1]
+        self.dropped[i0:i1, j0:j1] |= new
+        return int(new.sum())
+
+    def _start_cell(self, pose: Pose, trav: np.ndarray) -> Optional[Tuple[int, int]]:
+        """The robot's cell, or the nearest traversable one within 0.5 m (inflation may
+        cover the cell it stands in beside a wall)."""
+        ci, cj = self.cell(pose[0], pose[1])
+        if not (0 <= ci < self.n and 0 <= cj < self.n):
+            return None
+        if trav[ci, cj]:
+            return int(ci), int(cj)
+        r = int(math.ceil(0.5 / self.resolution))
+        i0, i1 = max(0, ci - r), min(self.n, ci + r + 1)
+        j0, j1 = max(0, cj - r), min(self.n, cj + r + 1)
+        wi, wj = np.nonzero(trav[i0:i1, j0:j1])
+        if len(wi) == 0:
+            return None
+        k = int(np.argmin((wi + i0 - ci) ** 2 + (wj + j0 - cj) ** 2))
+        return int(wi[k] + i0), int(wj[k] + j0)
+
+    def _dijkstra(self, trav: np.ndarray, clearance: np.ndarray, start: Tuple[int, int]):
+        """Shortest paths from start over traversable cells (8-connected, no corner cutting;
+        steps near obstacles cost more, so paths keep to the middle of passages)."""
+        index = np.full(trav.shape, -1, dtype=np.int64)
+        ti, tj = np.nonzero(trav)
+        index[ti, tj] = np.arange(len(ti))
+        penalty = 1.0 + 2.0 * np.clip(0.6 - clearance, 0.0, None) / 0.6
+        rows, cols, weights = [], [], []
+        n = self.n
+        for di, dj in ((1, 0), (0, 1), (1, 1), (1, -1)):
+            a = trav[max(0, -di):n - max(0, di), max(0, -dj):n - max(0, dj)]
+            b = trav[max(0, di):n - max(0, -di) or None, max(0, dj):n - max(0, -dj) or None]
+            ok = a & b
+            if di and dj:       # diagonal: both orthogonal neighbours free (no corner cut)
+                side1 = trav[max(0, di):n - max(0, -di) or None,
+                             max(0, -dj):n - max(0, dj)]
+                side2 = trav[max(0, -di):n - max(0, di),
+                             max(0, dj):n - max(0, -dj) or None]
+                ok &= side1 & side2
+            ai, aj = np.nonzero(ok)
+            ai, aj = ai + max(0, -di), aj + max(0, -dj)
+            bi, bj = ai + di, aj + dj
+            w = self.resolution * math.hypot(di, dj) * \
+                (penalty[ai, aj] + penalty[bi, bj]) / 2.0
+            rows.append(index[ai, aj])
+            cols.append(index[bi, bj])
+            weights.append(w)
+        rows, cols, weights = map(np.concatenate, (rows, cols, weights))
+        graph = csr_matrix((weights, (rows, cols)), shape=(len(ti), len(ti)))
+        dist, pred = dijkstra(graph, directed=False, indices=int(index[start]),
+                              return_predecessors=True)
+        return dist, pred, index
+
+
+def _without_specks(mask: np.ndarray, min_cells: int) -> np.ndarray:
+    """mask without its 8-connected components smaller than min_cells."""
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return sizes[labels] >= min_cells
+
+
+def lookahead_point(path: Sequence[Tuple[float, float]], pose: Pose,
+                    lookahead_m: float) -> Tuple[Tuple[float, float], float]:
+    """The point lookahead_m further along path than its point nearest the robot (pure
+    pursuit), and the path length left from there."""
+    pts = np.asarray(path, dtype=float)
+    d = np.hypot(pts[:, 0] - pose[0], pts[:, 1] - pose[1])
+    k = int(np.argmin(d))
+    seg = np.hypot(*np.diff(pts[k:], axis=0).T) if len(pts) - k > 1 else np.zeros(0)
+    along = np.concatenate([[0.0], np.cumsum(seg)])
+    m = int(np.searchsorted(along, lookahead_m))
+    m = min(m, len(along) - 1)
+    return (float(pts[k + m, 0]), float(pts[k + m, 1])), float(along[-1] - along[m])
