@@ -15,7 +15,9 @@ first camera frame after the stop).
 
 Policies: original (free-text Ask + substring parsing, nav/original.py), scored (the
 package's navigator on Observe probabilities), oracle (the scored navigator on
-ground-truth perception, oracle_node: the upper bound).
+ground-truth perception, oracle_node: the upper bound); scored_scan and oracle_scan: the
+same with the simulator's planar lidar (scan) mapped by the navigator (use_scan), the
+others run with use_scan false (the camera alone).
 
 SPL (Anderson et al. 2018, as in Habitat ObjectNav): success x shortest / max(actual,
 shortest). shortest = 8-connected A* on a 0.05 m grid of the layout, cells where the
@@ -40,11 +42,10 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-POLICIES = ('original', 'scored', 'oracle')
+POLICIES = ('original', 'scored', 'oracle', 'scored_scan', 'oracle_scan')
 DEFAULT_OUT = os.path.join('bench', 'results', 'nav')
 FIRST_SEED = 3_000_000
 GRID_M = 0.05
-SCAN_BEAMS, SCAN_RANGE_M = 180, 8.0      # the simulated lidar: 2° beams, 8 m
 
 
 @dataclass
@@ -207,6 +208,7 @@ def simulate_episode(episode: Episode, perceive=oracle_observer, timeout_s: floa
     from vlm_nav.nav.policy import config_from_parameters, NavigationPolicy
     from vlm_nav.nav.scan_map import Scan
     from vlm_nav.sim import make_layout, World
+    from vlm_nav.sim.world import SCAN_BEAMS, SCAN_RANGE_M
     from vlm_nav.stack import node_parameters
     navigator = node_parameters('navigator_node') if navigator is None else navigator
     config = config_from_parameters(navigator)
@@ -230,9 +232,8 @@ def simulate_episode(episode: Episode, perceive=oracle_observer, timeout_s: floa
                 frame_t = t
                 next_frame += 1.0 / camera_hz
                 if use_scan:
-                    scan = Scan(-math.pi, 2.0 * math.pi / SCAN_BEAMS,
-                                world.scan(SCAN_BEAMS, SCAN_RANGE_M), SCAN_RANGE_M,
-                                pose=tuple(world.robot_pose))
+                    scan = Scan(-math.pi, 2.0 * math.pi / SCAN_BEAMS, world.scan(),
+                                SCAN_RANGE_M, pose=tuple(world.robot_pose))
             if pending is not None and pending[0] <= t:
                 obs, pending = pending[1], None
                 decisions += 1
@@ -397,7 +398,8 @@ class Runner:
         remap = ['--ros-args', '-r', 'vlm_nav/observe:=bench_oracle/observe']
         nodes = [sim]
         perception = None
-        if policy == 'oracle':
+        oracle = policy.startswith('oracle')
+        if oracle:
             perception = OracleNode(parameter_overrides=self._sim_time(), cli_args=remap)
             nodes.append(perception)
         else:
@@ -405,8 +407,9 @@ class Runner:
         nav = NavigatorNode(
             parameter_overrides=self._sim_time() + [
                 Parameter('policy', value='original' if policy == 'original' else 'scored'),
+                Parameter('use_scan', value=policy.endswith('_scan')),
                 Parameter('mode', value='search'), Parameter('target', value=episode.target)],
-            cli_args=remap if policy == 'oracle' else None)
+            cli_args=remap if oracle else None)
         nodes.append(nav)
         # A fresh watcher per episode: a node that outlived a torn-down executor stopped
         # receiving odometry in a loaded run.
@@ -420,7 +423,7 @@ class Runner:
         thread = threading.Thread(target=executor.spin, daemon=True)
         started = time.monotonic()
         thread.start()
-        if policy != 'oracle':       # vlm_node's counters at the start
+        if not oracle:               # vlm_node's counters at the start
             before = self._next_vlm_counts()
         outcome = 'timeout'
         while True:
@@ -448,7 +451,7 @@ class Runner:
         with self.watcher.lock:
             trajectory = list(self.watcher.trajectory)
         counts = dict(nav._counts)
-        if policy != 'oracle':       # ... and at the end: this episode's calls
+        if not oracle:               # ... and at the end: this episode's calls
             after = self._next_vlm_counts()
         collisions = sim._world.collisions
         for node in nodes + [watch_node]:
@@ -457,7 +460,7 @@ class Runner:
         thread.join(5.0)
         watch_node.destroy_node()
         wall = time.monotonic() - started
-        if policy == 'oracle':
+        if oracle:
             vlm_calls, inferences = perception.requests, 0
         else:
             vlm_calls = after[0] - before[0]
@@ -504,7 +507,7 @@ class NoRosRunner:
     def run(self, episode: Episode, policy: str) -> Dict:
         from vlm_nav.nav.original import OriginalPolicy
         a = self.args
-        if policy != 'oracle' and self.backend is None:
+        if not policy.startswith('oracle') and self.backend is None:
             import torch
             from vlm_nav.models import load_backend
             from vlm_nav.vlm_node import resolve_model
@@ -514,10 +517,11 @@ class NoRosRunner:
         kwargs = dict(timeout_s=a.timeout_s, collision_limit=a.collision_limit,
                       success_distance_m=a.success_distance_m,
                       navigator=self.navigator)
-        if policy == 'oracle':
+        kwargs['use_scan'] = policy.endswith('_scan')
+        if policy.startswith('oracle'):
             row = simulate_episode(episode, oracle_observer, latency_s=0.02, **kwargs)
             row['vlm_calls'], row['inferences'] = row['vlm_calls'], 0
-        elif policy == 'scored':
+        elif policy.startswith('scored'):
             row = simulate_episode(episode, model_observer(self.backend),
                                    latency_s=a.latency_s, **kwargs)
         else:
@@ -579,7 +583,8 @@ def write_plots(out: str, summary: Dict[str, Dict]) -> None:
                ('time_to_find_s', 'time to find (sim s, successes)'),
                ('vlm_calls_per_episode', 'VLM calls / episode')]
     fig = Figure(figsize=(3.0 * len(metrics), 3.2))
-    colors = {'original': 'tab:gray', 'scored': 'tab:blue', 'oracle': 'tab:green'}
+    colors = {'original': 'tab:gray', 'scored': 'tab:blue', 'oracle': 'tab:green',
+              'scored_scan': 'tab:purple', 'oracle_scan': 'tab:olive'}
     for i, (key, title) in enumerate(metrics):
         ax = fig.add_subplot(1, len(metrics), i + 1)
         values = [summary[p][key] or 0.0 for p in policies]
@@ -618,7 +623,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--episodes', type=int, default=50)
     parser.add_argument('--first-seed', type=int, default=FIRST_SEED,
                         help='layout seed of episode 0 (held out: never used in training)')
-    parser.add_argument('--policies', nargs='+', choices=POLICIES, default=list(POLICIES))
+    parser.add_argument('--policies', nargs='+', choices=POLICIES,
+                        default=list(POLICIES),
+                        help='the _scan ones add the simulated lidar (use_scan)')
     parser.add_argument('--model', default='', help="HF id or folder; '' = embedded model")
     parser.add_argument('--real-time-factor', type=float, default=2.0,
                         help='simulated seconds per wall second')

@@ -4,8 +4,14 @@ Perception arrives asynchronously (Observe service, call_async, one request in
 flight); a control timer turns the newest observation into a Twist through the
 pure policy and the velocity limiter. When the newest observation's frame is older
 than perception_timeout_s, the robot is stopped at once and holds.
+
+With a planar lidar (sensor_msgs/LaserScan on scan, use_scan) the policy maps it and
+takes the path ahead from it; the scan's frame is taken to be base_link (no TF on the pip
+path: mount the lidar at the base's origin, facing forward, or republish it so). A scan
+older than scan_timeout_s is not used: the policy goes back to the camera alone.
 """
 
+from collections import deque
 import math
 import time
 from typing import Optional, Tuple, Union
@@ -17,7 +23,8 @@ import rclpy
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
-from sensor_msgs.msg import Image
+import numpy as np
+from sensor_msgs.msg import Image, LaserScan
 from visualization_msgs.msg import Marker, MarkerArray
 from vlm_nav_interfaces.msg import NavigatorState
 from vlm_nav_interfaces.srv import Ask, Observe, SetTarget
@@ -28,6 +35,7 @@ from vlm_nav.nav.limits import VelocityLimiter
 from vlm_nav.nav.original import Answer, OriginalPolicy
 from vlm_nav.nav.policy import (config_from_parameters, Decision, MODES,
                                 NavigationPolicy, POLICY_PARAMS, PolicyConfig)
+from vlm_nav.nav.scan_map import Scan
 from vlm_nav.perception import clean_text, Observation
 from vlm_nav.ros_params import check_choices, declare
 from vlm_nav.ros_session import ros_session
@@ -68,11 +76,15 @@ class NavigatorNode(Node):
         ranges = {'max_linear_speed': (0.0, 2.0), 'max_angular_speed': (0.0, 5.0),
                   'turn_gain': (0.0, 10.0), 'scan_angular_speed': (0.0, 5.0),
                   'lost_memory_s': (0.0, 60.0), 'relocate_s': (0.0, 60.0),
-                  'explore_linear_speed': (0.0, 2.0)}
+                  'explore_linear_speed': (0.0, 2.0), 'robot_radius': (0.05, 2.0),
+                  'view_range_m': (0.5, 30.0), 'clear_lookahead_m': (0.1, 5.0)}
         for name, field_name in POLICY_PARAMS.items():
             low, high = ranges.get(name, (0.0, 1.0))
             declare(self, name, float(getattr(defaults, field_name)),
                     f'policy: {field_name}', low, high)
+        declare(self, 'use_scan', True, 'map the planar lidar on scan (when one publishes) '
+                'for the path ahead and for exploring', read_only=True)
+        declare(self, 'scan_timeout_s', 0.5, 'a scan older than this is not used', 0.05, 10.0)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._on_parameters_set)
 
@@ -91,6 +103,9 @@ class NavigatorNode(Node):
         self._last = Decision(0.0, 0.0, 'idle', 'starting')
         self._stale = False
         self._odom: Optional[tuple] = None          # (stamp_s, (x, y, yaw))
+        self._odom_history = deque(maxlen=60)       # (header stamp_s, (x, y, yaw))
+        self._scan: Optional[Tuple[float, Scan]] = None   # (received at, scan)
+        self._scans = {'received': 0, 'refused': 0, 'used': 0}
         self._odom_frame = 'odom'
         self._frame: Optional[Image] = None         # newest camera frame (debug image only)
         self._counts = {'observations': 0, 'observe_failures': 0, 'stale_stops': 0,
@@ -103,6 +118,8 @@ class NavigatorNode(Node):
         # Odometry: the policy's memory of where the target was and which headings were
         # looked at lives in the odom frame.
         self.create_subscription(Odometry, 'odom', self._on_odom, 10)
+        if self.get_parameter('use_scan').value and not self._original:
+            self.create_subscription(LaserScan, 'scan', self._on_scan, qos_profile_sensor_data)
         self._observe = self.create_client(Observe, 'vlm_nav/observe')
         self._ask = self.create_client(Ask, 'vlm_nav/ask')
         rate = self.get_parameter('visualization_rate_hz').value
@@ -187,6 +204,39 @@ class NavigatorNode(Node):
         if all(math.isfinite(v) for v in (p.x, p.y, yaw)):
             self._odom = (self.get_clock().now().nanoseconds * 1e-9, (p.x, p.y, yaw))
             self._odom_frame = msg.header.frame_id or 'odom'
+            self._odom_history.append(
+                (Time.from_msg(msg.header.stamp).nanoseconds * 1e-9, (p.x, p.y, yaw)))
+
+    def _on_scan(self, msg: LaserScan) -> None:
+        """Keep the newest usable scan, with the odometry pose at its stamp (the map needs
+        where it was taken; the robot may have turned since)."""
+        self._scans['received'] += 1
+        ranges = np.asarray(msg.ranges, dtype=float)
+        stamp = Time.from_msg(msg.header.stamp).nanoseconds * 1e-9
+        problem = ''
+        if not len(ranges) or not (math.isfinite(msg.angle_min) and
+                                   math.isfinite(msg.angle_increment) and
+                                   msg.angle_increment != 0.0):
+            problem = 'no beams or no angles'
+        elif not (math.isfinite(msg.range_max) and msg.range_max > 0.0):
+            problem = f'range_max {msg.range_max}'
+        elif not self._odom_history:
+            problem = 'no odometry yet'
+        if problem:
+            self._scans['refused'] += 1
+            self.get_logger().warning(f'scan refused: {problem}', throttle_duration_sec=5.0)
+            return
+        _, pose = min(self._odom_history, key=lambda entry: abs(entry[0] - stamp))
+        scan = Scan(float(msg.angle_min), float(msg.angle_increment), ranges,
+                    float(msg.range_max), float(max(0.0, msg.range_min)), pose=pose)
+        self._scan = (self.get_clock().now().nanoseconds * 1e-9, scan)
+
+    def _fresh_scan(self, now: float) -> Optional[Scan]:
+        if self._scan is None or now - self._scan[0] > \
+                self.get_parameter('scan_timeout_s').value:
+            return None
+        self._scans['used'] += 1
+        return self._scan[1]
 
     def _on_image(self, msg: Image) -> None:
         self._frame = msg                 # converted only when someone watches
@@ -318,7 +368,7 @@ class NavigatorNode(Node):
         else:
             self._stale = False
             self._last = self._policy.decide(obs, now) if self._original else \
-                self._policy.decide(obs, now, self._pose(now))
+                self._policy.decide(obs, now, self._pose(now), self._fresh_scan(now))
             if self._last.arrived:      # stop where the target was judged near: no coasting
                 linear, angular = self._limiter.stop()
             else:
@@ -444,9 +494,19 @@ class NavigatorNode(Node):
         values = dict(self._counts, mode=self._policy.mode, target=self._policy.target,
                       phase=self._last.phase, last_inference_latency_s=f'{self._obs_latency:.3f}',
                       # since the last goal: driving forward with odometry standing still
-                      odometry_stalls=self._policy.stalls)
+                      odometry_stalls=self._policy.stalls,
+                      scans_received=self._scans['received'],
+                      scans_refused=self._scans['refused'])
+        now = self.get_clock().now().nanoseconds * 1e-9
+        if self._scan is not None:
+            values['scan_age_s'] = f'{now - self._scan[0]:.2f}'
+        scan_lost = self._scan is not None and \
+            now - self._scan[0] > self.get_parameter('scan_timeout_s').value
         if self._policy.mode != 'idle' and self._stale:
             level, message = WARN, f'stopped: {self._last.reason}'
+        elif scan_lost and self._policy.mode != 'idle':
+            level, message = WARN, (f'{self._policy.mode}: {self._last.phase}; scan stale, '
+                                    'driving by the camera alone')
         else:
             level, message = OK, f'{self._policy.mode}: {self._last.phase}'
         self._diagnostics.publish(level, message, values)

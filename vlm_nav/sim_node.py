@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""ROS 2 node around vlm_nav.sim: cmd_vel in; camera, odom, collisions, truth out.
+"""ROS 2 node around vlm_nav.sim: cmd_vel in; camera, scan, odom, collisions, truth out.
 
 No TF is published: tf2_msgs is not on PyPI. odom carries the robot pose
 (odom == world frame, perfect odometry); the camera sits at base_link's origin,
@@ -34,13 +34,13 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock as ClockMsg
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, LaserScan
 from std_msgs.msg import String, UInt32
 
 from vlm_nav.diagnostics import DiagnosticsPublisher, OK
 from vlm_nav.ros_session import ros_session
 from vlm_nav.sim.layout import make_layout
-from vlm_nav.sim.world import World
+from vlm_nav.sim.world import SCAN_BEAMS, SCAN_RANGE_M, World
 
 
 def _range(lo: float, hi: float) -> List[FloatingPointRange]:
@@ -92,6 +92,15 @@ class SimNode(Node):
         self.declare_parameter('cmd_vel_timeout_s', 0.5, ParameterDescriptor(
             description='Stop the robot when no cmd_vel came for this long (sim time).',
             floating_point_range=_range(0.0, 60.0)))
+        self.declare_parameter('publish_scan', True, ParameterDescriptor(
+            description='Publish scan (sensor_msgs/LaserScan) with every camera frame: a '
+                        'planar lidar at base_link, beams all round.', **ro))
+        self.declare_parameter('scan_beams', SCAN_BEAMS, ParameterDescriptor(
+            description='Beams per scan, evenly spaced from -pi.',
+            integer_range=[IntegerRange(from_value=8, to_value=4096, step=1)], **ro))
+        self.declare_parameter('scan_range_max', SCAN_RANGE_M, ParameterDescriptor(
+            description='Lidar range, metres; farther: no return (inf, REP 117).',
+            floating_point_range=_range(0.5, 100.0), **ro))
         self.declare_parameter('publish_ground_truth', True, ParameterDescriptor(
             description='Publish sim/ground_truth (tests and benchmarks only).', **ro))
 
@@ -106,6 +115,8 @@ class SimNode(Node):
         self._odom_frame = self.get_parameter('odom_frame_id').value
         self._base_frame = self.get_parameter('base_frame_id').value
         self._publish_truth = self.get_parameter('publish_ground_truth').value
+        self._scan_beams = self.get_parameter('scan_beams').value
+        self._scan_range = self.get_parameter('scan_range_max').value
 
         self._world = World(make_layout(seed), image_size=self._image_size,
                             hfov_deg=math.degrees(self._hfov))
@@ -131,6 +142,9 @@ class SimNode(Node):
         self._info_pub = self.create_publisher(CameraInfo, 'camera/camera_info',
                                                qos_profile_sensor_data)
         self._odom_pub = self.create_publisher(Odometry, 'odom', 10)
+        self._scan_pub = None
+        if self.get_parameter('publish_scan').value:
+            self._scan_pub = self.create_publisher(LaserScan, 'scan', qos_profile_sensor_data)
         self._collisions_pub = self.create_publisher(UInt32, 'sim/collisions', 10)
         self._truth_pub = self.create_publisher(String, 'sim/ground_truth', 10)
         self._clock_pub = None
@@ -225,8 +239,24 @@ class SimNode(Node):
         self._camera_info.header.stamp = stamp
         self._info_pub.publish(self._camera_info)
         self._collisions_pub.publish(UInt32(data=self._world.collisions))
+        if self._scan_pub is not None:
+            self._publish_scan(stamp)
         if self._publish_truth:
             self._truth_pub.publish(String(data=self._truth_json(stamp)))
+
+    def _publish_scan(self, stamp: Time) -> None:
+        n = self._scan_beams
+        msg = LaserScan()
+        msg.header.stamp = stamp
+        msg.header.frame_id = self._base_frame
+        msg.angle_min = -math.pi
+        msg.angle_increment = 2.0 * math.pi / n
+        msg.angle_max = msg.angle_min + (n - 1) * msg.angle_increment
+        msg.scan_time = self._camera_dt
+        msg.range_min = 0.0
+        msg.range_max = float(self._scan_range)
+        msg.ranges = self._world.scan(n, self._scan_range).astype(np.float32).tolist()
+        self._scan_pub.publish(msg)
 
     def _truth_json(self, stamp: Time) -> str:
         # For tests and benchmarks only: a navigator must never subscribe to this.

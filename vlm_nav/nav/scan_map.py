@@ -96,7 +96,7 @@ class ScanMap:
                  robot_radius: float = 0.2, inflation_m: float = 0.1,
                  hfov_rad: float = math.radians(60.0), view_range_m: float = 3.5,
                  wall_view_range_m: float = 7.0, wall_extent_m: float = 1.0,
-                 view_m: float = 1.5, frontier_bonus_m: float = 2.0):
+                 view_m: float = 1.5, frontier_bonus_m: float = 3.5):
         self.resolution = float(resolution)
         self.n = int(round(size_m / resolution))
         self.robot_radius = float(robot_radius)
@@ -194,33 +194,46 @@ class ScanMap:
         sight = d <= scan.range_toward(bearing) + 1.5 * self.resolution
         return wi[near], wj[near], bearing[near], sight[near]
 
-    def _walls(self) -> np.ndarray:
-        """Occupied cells in components longer than wall_extent_m (walls, not things)."""
-        occupied = self.occupied
-        labels, count = ndimage.label(occupied, structure=np.ones((3, 3), dtype=bool))
-        walls = np.zeros_like(occupied)
-        if count == 0:
-            return walls
+    def _components(self) -> Tuple[np.ndarray, np.ndarray]:
+        """8-connected components of the occupied cells (labels, 0 = none), and which
+        labels are walls (longer than wall_extent_m), not things."""
+        labels, count = ndimage.label(self.occupied, structure=np.ones((3, 3), dtype=bool))
+        is_wall = np.zeros(count + 1, dtype=bool)
         limit = self.wall_extent_m / self.resolution
         for index, box in enumerate(ndimage.find_objects(labels), start=1):
-            if box is None:
-                continue
-            if max(box[0].stop - box[0].start, box[1].stop - box[1].start) > limit:
-                walls[box] |= labels[box] == index
-        return walls
+            if box is not None and \
+                    max(box[0].stop - box[0].start, box[1].stop - box[1].start) > limit:
+                is_wall[index] = True
+        return labels, is_wall
+
+    def _walls(self) -> np.ndarray:
+        """Occupied cells in components longer than wall_extent_m (walls, not things)."""
+        labels, is_wall = self._components()
+        return is_wall[labels] & (labels > 0)
 
     def mark_viewed(self, pose: Pose, scan: Scan, margin_rad: float = 0.15) -> int:
         """The camera's view at pose: occupied cells in its field of view (less margin_rad
         each side, for the answer's latency while turning), in sight and in range count as
-        looked at. Returns how many were newly marked."""
+        looked at; a thing (not a wall) seen in part counts as seen whole: the model knows
+        an object from any side, and the scan shows more of its outline as the robot
+        moves. Returns how many cells were newly marked looked at."""
         if self.origin is None:
             return 0
+        labels, is_wall = self._components()
         marked = 0
         for layer, ranged in ((self.glanced, False), (self.looked, True)):
             wi, wj, bearing, sight = self._candidates(pose, scan, layer, ranged)
             seen = sight & (np.abs(bearing) <= self.hfov_rad / 2.0 - margin_rad)
             layer[wi[seen], wj[seen]] = True
-            marked += int(seen.sum()) if ranged else 0
+            things = np.unique(labels[wi[seen], wj[seen]])
+            things = things[(things > 0) & ~is_wall[things]]
+            if len(things):
+                whole = np.isin(labels, things)
+                seen_count = int((whole & ~layer).sum()) + int(seen.sum())
+                layer |= whole
+            else:
+                seen_count = int(seen.sum())
+            marked += seen_count if ranged else 0
         return marked
 
     # ---- where to look, where to go -------------------------------------------------------

@@ -40,6 +40,10 @@ NEAR_DISTANCE_M = 1.0
 MIN_VISIBLE_FRACTION = 0.0015
 CAMERA_NEAR_M = 0.05
 CAMERA_FAR_M = 25.0
+# The simulated 2-D lidar: beams all round from the robot centre (base_link), first beam
+# straight behind (angle_min = -pi), range_max in metres.
+SCAN_BEAMS = 180
+SCAN_RANGE_M = 8.0
 
 
 def min_visible_pixels(image_size: int) -> int:
@@ -295,7 +299,7 @@ class World:
         pts = np.linspace(a, end, max(2, int(math.ceil(length / step)) + 1))
         return bool(self._hits(pts, 1e-3, objects=False).any())
 
-    def scan(self, beams: int = 180, range_max: float = 8.0) -> np.ndarray:
+    def scan(self, beams: int = SCAN_BEAMS, range_max: float = SCAN_RANGE_M) -> np.ndarray:
         """A planar range scan from the robot centre, as a 2-D lidar on the base gives:
         beams ranges (metres) at angles -pi + i * 2pi / beams from the robot heading, to
         the collision geometry (walls, door panels, objects' footprint circles); inf where
