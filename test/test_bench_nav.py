@@ -111,23 +111,27 @@ CI_FIRST_SEED = 3_100_004
 @pytest.mark.ros
 @pytest.mark.slow
 def test_closed_loop_regression_floor(tmp_path, ros_domain):
-    """Three episodes, the scored navigator and the embedded model over ROS on sim time at
-    real time (a loaded machine stretches the model's latency less than at 2x). Floor: at
-    least 1 of 3 found (expected ~2.7; the margin is for the shared CI machine, where a
-    starved ROS loop loses an episode now and then), none ended on the collision limit. It
-    fails when the loop breaks: a navigator that never arrives, or drives into things."""
+    """Three episodes, the scored navigator with the embedded model over ROS on sim time at
+    real time (a loaded machine stretches the model's latency less than at 2x), with the
+    camera alone (scored) and with the simulator's lidar mapped (scored_scan). Floor, for
+    each: at least 1 of 3 found (expected ~2.7 and 3; the margin is for the shared CI
+    machine, where a starved ROS loop loses an episode now and then), none ended on the
+    collision limit, no stop at the wrong place. It fails when the loop breaks: a
+    navigator that never arrives, or drives into things, or a scan that never arrives."""
     out = tmp_path / 'nav'
     result = subprocess.run(
         [sys.executable, '-m', 'vlm_nav.cli', 'bench', 'nav', '--episodes', '3',
-         '--first-seed', str(CI_FIRST_SEED), '--policies', 'scored', '--real-time-factor',
-         '1', '--timeout-s', '60', '--trajectories', '1', '--out', str(out)],
-        capture_output=True, text=True, timeout=420, env=dict(os.environ))
+         '--first-seed', str(CI_FIRST_SEED), '--policies', 'scored', 'scored_scan',
+         '--real-time-factor', '1', '--timeout-s', '60', '--trajectories', '1',
+         '--out', str(out)],
+        capture_output=True, text=True, timeout=900, env=dict(os.environ))
     episodes = [line for line in result.stdout.splitlines() if line.startswith('[bench] ep')]
     print('\n'.join(episodes))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    summary = json.loads((out / 'summary.json').read_text())['summary']['scored']
-    assert summary['episodes'] == 3, episodes
-    assert summary['success_rate'] >= 1 / 3 - 1e-6, episodes
-    assert summary['outcomes'].get('collisions', 0) == 0, episodes
-    assert summary['wrong_stops'] == 0, episodes          # never 'arrived' at the wrong place
-    assert (out / 'trajectories' / 'ep000_scored.png').stat().st_size > 10_000
+    for policy in ('scored', 'scored_scan'):
+        summary = json.loads((out / 'summary.json').read_text())['summary'][policy]
+        assert summary['episodes'] == 3, episodes
+        assert summary['success_rate'] >= 1 / 3 - 1e-6, episodes
+        assert summary['outcomes'].get('collisions', 0) == 0, episodes
+        assert summary['wrong_stops'] == 0, episodes      # never 'arrived' at the wrong place
+        assert (out / 'trajectories' / f'ep000_{policy}.png').stat().st_size > 10_000

@@ -77,8 +77,8 @@ def test_walking_round_a_lone_object_is_left_after_one_lap():
     from vlm_nav.sim import make_layout
 
     class Recording(NavigationPolicy):
-        def decide(self, observation, now_s, pose=None):
-            decision = super().decide(observation, now_s, pose)
+        def decide(self, observation, now_s, pose=None, scan=None):
+            decision = super().decide(observation, now_s, pose, scan)
             self.log.append((now_s, pose, decision.reason))
             return decision
 
