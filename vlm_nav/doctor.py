@@ -66,13 +66,14 @@ PACKAGES = (  # (import name, distribution, needed for)
     ('safetensors', 'safetensors', 'local models'),
     ('numpy', 'numpy', 'everything'),
     ('PIL', 'pillow', 'images'),
+    ('scipy', 'scipy', 'navigator (the map of the lidar scan)'),
     ('cv2', 'opencv-python-headless', 'camera_node'),
     ('openai', 'openai', 'served models (openai://...)'),
     ('pybullet', 'pybullet', 'the simulator'),
     ('onnxruntime', 'onnxruntime', 'vlm_node runtime onnxruntime'),
     ('onnx', 'onnx', 'vlm_node runtime onnxruntime with int8'),
 )
-REQUIRED = {'torch', 'transformers', 'tokenizers', 'safetensors', 'numpy', 'PIL'}
+REQUIRED = {'torch', 'transformers', 'tokenizers', 'safetensors', 'numpy', 'PIL', 'scipy'}
 
 
 def check_packages() -> Check:
