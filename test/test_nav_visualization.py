@@ -27,6 +27,8 @@ def test_debug_image_and_markers_arrive_with_sane_content(probe, tmp_path):
     probe.record(Image, 'vlm_nav/debug_image', qos_profile_sensor_data)
     probe.record(Image, 'camera/image_raw', qos_profile_sensor_data)
     probe.record(MarkerArray, 'vlm_nav/markers')
+    from nav_msgs.msg import OccupancyGrid
+    probe.record(OccupancyGrid, 'vlm_nav/scan_map')
     specs = [NodeSpec('sim_node', 'sim_node', {'seed': SEED, 'start_pose': START}),
              NodeSpec('oracle_node', 'oracle_node'),
              NodeSpec('navigator_node', 'navigator_node', {'target': 'blue ball'}),
@@ -82,6 +84,18 @@ def test_debug_image_and_markers_arrive_with_sane_content(probe, tmp_path):
     label = [m for a in arrays for m in a.markers
              if m.ns == 'target seen' and m.type == Marker.TEXT_VIEW_FACING][-1]
     assert label.text.startswith('blue ball (seen')
+    # with the simulator's lidar: what the camera has looked at of what the scan shows
+    assert any(m.ns == 'looked at' and len(m.points) > 10 for a in arrays for m in a.markers)
+    grids = probe.messages('vlm_nav/scan_map')
+    assert grids, 'no map of the scan'
+    grid = grids[-1]
+    cells = np.asarray(grid.data, dtype=np.int8).reshape(grid.info.height, grid.info.width)
+    assert grid.header.frame_id == 'odom' and (cells == 100).sum() > 50 and \
+        (cells == 0).sum() > 500
+    # the start lies in free space on it (row = y, column = x)
+    col = int((START[0] - grid.info.origin.position.x) / grid.info.resolution)
+    row = int((START[1] - grid.info.origin.position.y) / grid.info.resolution)
+    assert cells[row, col] == 0
     # where the target was seen: a rough estimate (near 0.8 m / far 2 m along the bearing)
     assert math.dist((label.pose.position.x, label.pose.position.y), (2.21, -3.46)) < 2.0
 

@@ -17,7 +17,7 @@ import time
 from typing import Optional, Tuple, Union
 
 from geometry_msgs.msg import Point, Twist
-from nav_msgs.msg import Odometry
+from nav_msgs.msg import OccupancyGrid, Odometry
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.node import Node
@@ -127,6 +127,9 @@ class NavigatorNode(Node):
             self._debug_pub = self.create_publisher(Image, 'vlm_nav/debug_image',
                                                     qos_profile_sensor_data)
             self._marker_pub = self.create_publisher(MarkerArray, 'vlm_nav/markers', 10)
+            self._grid_pub = None
+            if self.get_parameter('use_scan').value and not self._original:
+                self._grid_pub = self.create_publisher(OccupancyGrid, 'vlm_nav/scan_map', 1)
             self.create_subscription(Image, 'camera/image_raw', self._on_image,
                                      qos_profile_sensor_data)
             self.create_timer(1.0 / rate, self._publish_visualization)
@@ -418,6 +421,10 @@ class NavigatorNode(Node):
             self._publish_debug_image()
         if self._marker_pub.get_subscription_count() > 0:
             self._marker_pub.publish(self._markers())
+        if self._grid_pub is not None and self._grid_pub.get_subscription_count() > 0:
+            grid = self._scan_grid()
+            if grid is not None:
+                self._grid_pub.publish(grid)
 
     def _publish_debug_image(self) -> None:
         from vlm_nav.debug_view import draw_debug
@@ -488,7 +495,46 @@ class NavigatorNode(Node):
             label.scale.z = 0.2
             label.text = f'{policy.target} (seen {age:.0f} s ago)'
             markers.markers += [spot, label]
+        smap = policy.scan_map
+        if smap is not None and smap.origin is not None:
+            # With a scan: what the camera has looked at (green) or not yet (orange) of
+            # what the scan shows, and the planned way to the next viewpoint.
+            for ident, (name, cells, rgba) in enumerate((
+                    ('looked at', smap.occupied & smap.looked, (0.1, 0.8, 0.1, 0.9)),
+                    ('not looked at', smap.occupied & ~smap.looked & ~smap.dropped,
+                     (1.0, 0.5, 0.0, 0.9)))):
+                points = marker(20 + ident, Marker.POINTS, name, rgba)
+                points.scale.x = points.scale.y = smap.resolution
+                ci, cj = np.nonzero(cells)
+                cx, cy = smap.centre(ci, cj)
+                points.points = [Point(x=float(a), y=float(b)) for a, b in zip(cx, cy)]
+                if points.points:
+                    markers.markers.append(points)
+            plan = policy.planned_path
+            if plan:
+                line = marker(30, Marker.LINE_STRIP, 'plan', (0.2, 0.4, 1.0, 0.9))
+                line.scale.x = 0.04
+                line.points = [Point(x=float(a), y=float(b)) for a, b in plan]
+                markers.markers.append(line)
         return markers
+
+    def _scan_grid(self) -> Optional[OccupancyGrid]:
+        """The policy's map of the scan as a nav_msgs/OccupancyGrid (odom frame)."""
+        smap = self._policy.scan_map
+        if smap is None or smap.origin is None:
+            return None
+        grid = OccupancyGrid()
+        grid.header.frame_id = self._odom_frame
+        grid.header.stamp = self.get_clock().now().to_msg()
+        grid.info.resolution = float(smap.resolution)
+        grid.info.width = grid.info.height = smap.n
+        grid.info.origin.position.x, grid.info.origin.position.y = map(float, smap.origin)
+        grid.info.origin.orientation.w = 1.0
+        cells = np.full(smap.logodds.shape, -1, dtype=np.int8)
+        cells[smap.free] = 0
+        cells[smap.occupied] = 100
+        grid.data = cells.T.ravel().tolist()     # row-major, x fastest: [j, i] order
+        return grid
 
     def _publish_diagnostics(self) -> None:
         values = dict(self._counts, mode=self._policy.mode, target=self._policy.target,

@@ -322,6 +322,11 @@ class NavigationPolicy:
         """The map from the range scans (None without them)."""
         return self._m.map
 
+    @property
+    def planned_path(self) -> Optional[List[Tuple[float, float]]]:
+        """Exploring with a scan: the path to the next viewpoint (odom frame), if any."""
+        return list(self._m.path) if self._m.path else None
+
     def _check_stall(self, now_s: float) -> None:
         """Commanded forward for stall_s and odometry barely moved: something the camera
         doesn't show (an object beside the wheels, a corner below the view) holds the robot.
