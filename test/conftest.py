@@ -198,3 +198,51 @@ def probe(ros_domain):
     p = Probe()
     yield p
     p.close()
+
+
+class AheadObserve:
+    """A real Observe service (vlm_nav/observe on node) that answers, on a fresh frame, that
+    the target is ahead and far with the path clear (center_prob, 1 - center_prob split
+    over the sides), until alive is set False (the camera died)."""
+
+    def __init__(self, node, center_prob: float = 0.9):
+        from vlm_nav_interfaces.srv import Observe
+        self.node, self.alive, self.center = node, True, center_prob
+        node.create_service(Observe, 'vlm_nav/observe', self.observe)
+
+    def observe(self, request, response):
+        if not self.alive:
+            response.success, response.message = False, 'no frame: camera silent'
+            return response
+        side = (1.0 - self.center) / 2.0
+        o = response.observation
+        o.target = request.target
+        o.header.stamp = self.node.get_clock().now().to_msg()
+        o.visible_prob = 0.95
+        o.bearing_labels, o.bearing_probs = ['left', 'center', 'right'], [side, self.center,
+                                                                          side]
+        o.distance_labels, o.distance_probs = ['near', 'far'], [0.05, 0.95]
+        o.path_clear_prob = 1.0
+        response.success = True
+        return response
+
+
+@contextmanager
+def spinning(context, *nodes):
+    """Spin nodes of their own rclpy context on a thread; on the way out destroy them and
+    shut the context down."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    executor = SingleThreadedExecutor(context=context)
+    for node in nodes:
+        executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        yield executor
+    finally:
+        executor.shutdown()
+        spinner.join(5.0)
+        for node in nodes:
+            node.destroy_node()
+        rclpy.shutdown(context=context)

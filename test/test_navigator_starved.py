@@ -21,47 +21,22 @@ navigator_node and a real Observe service in one process over DDS, and the polic
 decide() held up for 0.6 s once, while the service stops answering (the camera died).
 """
 
-import threading
 import time
 
 import pytest
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from vlm_nav_interfaces.msg import NavigatorState
-from vlm_nav_interfaces.srv import Observe
 
-from conftest import stamp_s, time_s
+from conftest import AheadObserve, spinning, stamp_s, time_s
 from vlm_nav.navigator_node import NavigatorNode
 
 pytestmark = pytest.mark.ros
 
 TIMEOUT_S = 0.3
 STALL_S = 0.6
-
-
-class _Perception:
-    """An Observe service: a red ball ahead and far on a fresh frame, until the camera dies."""
-
-    def __init__(self, node: Node):
-        self.node, self.alive = node, True
-        node.create_service(Observe, 'vlm_nav/observe', self.observe)
-
-    def observe(self, request, response):
-        if not self.alive:
-            response.success, response.message = False, 'no frame: camera silent'
-            return response
-        o = response.observation
-        o.target = request.target
-        o.header.stamp = self.node.get_clock().now().to_msg()
-        o.visible_prob = 0.95
-        o.bearing_labels, o.bearing_probs = ['left', 'center', 'right'], [0.05, 0.9, 0.05]
-        o.distance_labels, o.distance_probs = ['near', 'far'], [0.05, 0.95]
-        o.path_clear_prob = 1.0
-        response.success = True
-        return response
 
 
 def test_motion_decided_before_a_stall_is_not_sent_after_it(ros_domain):
@@ -72,7 +47,7 @@ def test_motion_decided_before_a_stall_is_not_sent_after_it(ros_domain):
         Parameter('perception_timeout_s', value=TIMEOUT_S),
         Parameter('visualization_rate_hz', value=0.0)])
     probe = Node('starve_probe', context=context)
-    perception = _Perception(probe)
+    perception = AheadObserve(probe)
     states = []
     probe.create_subscription(NavigatorState, 'vlm_nav/navigator_state', states.append, 50)
 
@@ -87,22 +62,11 @@ def test_motion_decided_before_a_stall_is_not_sent_after_it(ros_domain):
         return decide(*args, **kwargs)
     navigator._policy.decide = stalled_decide
 
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(navigator)
-    executor.add_node(probe)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    try:
+    with spinning(context, navigator, probe):
         deadline = time.monotonic() + 30.0
         while not (stalls and time.monotonic() > stalls[0] + STALL_S + 1.0):
             assert time.monotonic() < deadline, f'never moved: {states[-3:]}'
             time.sleep(0.05)
-    finally:
-        executor.shutdown()
-        spinner.join(5.0)
-        navigator.destroy_node()
-        probe.destroy_node()
-        rclpy.shutdown(context=context)
 
     moving = [s for s in states if s.linear_x != 0.0 or s.angular_z != 0.0]
     assert len(moving) >= 5

@@ -16,12 +16,12 @@
 the policy exploring by it (no ROS), and navigator_node taking it over DDS."""
 
 import math
-import threading
 import time
 
 import numpy as np
 import pytest
 
+from conftest import AheadObserve, spinning
 from vlm_nav.nav.scan_map import lookahead_point, Scan, ScanMap
 from vlm_nav.sim import make_layout, World
 from vlm_nav.sim.world import SCAN_BEAMS, SCAN_RANGE_M
@@ -188,13 +188,11 @@ def test_navigator_node_takes_the_scan_over_dds_and_refuses_a_bad_one(ros_domain
     from diagnostic_msgs.msg import DiagnosticArray
     from nav_msgs.msg import Odometry
     from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import LaserScan
     from vlm_nav_interfaces.msg import NavigatorState
-    from vlm_nav_interfaces.srv import Observe
     from vlm_nav.navigator_node import NavigatorNode
 
     context = Context()
@@ -204,18 +202,7 @@ def test_navigator_node_takes_the_scan_over_dds_and_refuses_a_bad_one(ros_domain
         Parameter('visualization_rate_hz', value=0.0)])
     probe = Node('scan_probe', context=context)
 
-    def observe(request, response):
-        o = response.observation
-        o.target = request.target
-        o.header.stamp = probe.get_clock().now().to_msg()
-        o.visible_prob = 0.95
-        o.bearing_labels, o.bearing_probs = ['left', 'center', 'right'], [0.0, 1.0, 0.0]
-        o.distance_labels, o.distance_probs = ['near', 'far'], [0.0, 1.0]
-        o.path_clear_prob = 1.0
-        response.success = True
-        return response
-
-    probe.create_service(Observe, 'vlm_nav/observe', observe)
+    AheadObserve(probe, center_prob=1.0)
     states, diagnostics = [], []
     probe.create_subscription(NavigatorState, 'vlm_nav/navigator_state', states.append, 50)
     probe.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 50)
@@ -244,11 +231,6 @@ def test_navigator_node_takes_the_scan_over_dds_and_refuses_a_bad_one(ros_domain
         scan_pub.publish(scan)
 
     probe.create_timer(0.05, publish)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(navigator)
-    executor.add_node(probe)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
 
     def wait_for(condition, what, timeout=20.0):
         deadline = time.monotonic() + timeout
@@ -256,7 +238,7 @@ def test_navigator_node_takes_the_scan_over_dds_and_refuses_a_bad_one(ros_domain
             assert time.monotonic() < deadline, f'{what}: {[s.reason for s in states[-3:]]}'
             time.sleep(0.05)
 
-    try:
+    with spinning(context, navigator, probe):
         wait_for(lambda: sum('scan: blocked' in s.reason for s in states) >= 10,
                  'the scan never blocked the way')
         held = [s for s in states if 'scan: blocked' in s.reason]
@@ -271,9 +253,3 @@ def test_navigator_node_takes_the_scan_over_dds_and_refuses_a_bad_one(ros_domain
         # (held by the scan it began a detour, which odometry standing still keeps turning)
         wait_for(lambda: any('P(clear)=1.00' in s.reason for s in states[since:]),
                  'without scans the camera did not decide again')
-    finally:
-        executor.shutdown()
-        spinner.join(5.0)
-        navigator.destroy_node()
-        probe.destroy_node()
-        rclpy.shutdown(context=context)
