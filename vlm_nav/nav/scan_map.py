@@ -314,7 +314,13 @@ class ScanMap:
         # (line of sight), until no lower bound can beat the best found.
         yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
         disc = xx * xx + yy * yy <= radius * radius
-        near_view = ndimage.minimum_filter(reach, footprint=disc, mode='constant', cval=np.inf)
+        near_view = np.full(reach.shape, np.inf)
+        fi, fj = np.nonzero(np.isfinite(reach))
+        if len(fi):      # only around the reachable cells: elsewhere the minimum is inf
+            i0, i1 = max(0, fi.min() - radius - 1), min(self.n, fi.max() + radius + 2)
+            j0, j1 = max(0, fj.min() - radius - 1), min(self.n, fj.max() + radius + 2)
+            near_view[i0:i1, j0:j1] = ndimage.minimum_filter(
+                reach[i0:i1, j0:j1], footprint=disc, mode='constant', cval=np.inf)
         # A wide frontier (an opening, a room not seen yet) may hide many things: it is
         # worth frontier_bonus_m of extra path over a single thing.
         labels, _ = ndimage.label(frontier, structure=np.ones((3, 3), dtype=bool))
