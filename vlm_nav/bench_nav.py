@@ -582,7 +582,7 @@ def write_plots(out: str, summary: Dict[str, Dict]) -> None:
                ('collisions_per_episode', 'collisions / episode'),
                ('time_to_find_s', 'time to find (sim s, successes)'),
                ('vlm_calls_per_episode', 'VLM calls / episode')]
-    fig = Figure(figsize=(3.0 * len(metrics), 3.2))
+    fig = Figure(figsize=(3.0 * len(metrics), 3.8))
     colors = {'original': 'tab:gray', 'scored': 'tab:blue', 'oracle': 'tab:green',
               'scored_scan': 'tab:purple', 'oracle_scan': 'tab:olive'}
     for i, (key, title) in enumerate(metrics):
@@ -592,6 +592,7 @@ def write_plots(out: str, summary: Dict[str, Dict]) -> None:
         for x, v in enumerate(values):
             ax.annotate(f'{v:.2f}', (x, v), ha='center', va='bottom', fontsize=8)
         ax.set_title(title, fontsize=9)
+        ax.tick_params(axis='x', labelrotation=30, labelsize=8)
         if key in ('success_rate', 'spl'):
             ax.set_ylim(0, 1.05)
     n = max(summary[p]['episodes'] for p in policies)
