@@ -105,7 +105,7 @@ class NavigatorNode(Node):
         self._odom: Optional[tuple] = None          # (stamp_s, (x, y, yaw))
         self._odom_history = deque(maxlen=60)       # (header stamp_s, (x, y, yaw))
         self._scan: Optional[Tuple[float, Scan]] = None   # (received at, scan)
-        self._scans = {'received': 0, 'refused': 0, 'used': 0}
+        self._scans = {'received': 0, 'refused': 0}
         self._odom_frame = 'odom'
         self._frame: Optional[Image] = None         # newest camera frame (debug image only)
         self._counts = {'observations': 0, 'observe_failures': 0, 'stale_stops': 0,
@@ -238,7 +238,6 @@ class NavigatorNode(Node):
         if self._scan is None or now - self._scan[0] > \
                 self.get_parameter('scan_timeout_s').value:
             return None
-        self._scans['used'] += 1
         return self._scan[1]
 
     def _on_image(self, msg: Image) -> None:
@@ -546,8 +545,7 @@ class NavigatorNode(Node):
         now = self.get_clock().now().nanoseconds * 1e-9
         if self._scan is not None:
             values['scan_age_s'] = f'{now - self._scan[0]:.2f}'
-        scan_lost = self._scan is not None and \
-            now - self._scan[0] > self.get_parameter('scan_timeout_s').value
+        scan_lost = self._scan is not None and self._fresh_scan(now) is None
         if self._policy.mode != 'idle' and self._stale:
             level, message = WARN, f'stopped: {self._last.reason}'
         elif scan_lost and self._policy.mode != 'idle':

@@ -14,9 +14,9 @@ odometry frame:
 - what was given up: cells a viewpoint reached could not see (behind something).
 
 Exploring = looking at every occupied cell and frontier (free next to unknown) the camera
-has not looked at yet: turn toward the heading that shows most of them from here; when
-none is in sight, take the cheapest path (Dijkstra over the inflated free cells, scipy's
-csgraph) to a viewpoint near the nearest ones, and look again. Walls are where a door
+has not looked at yet: turn over what of it is in sight (unlooked_bearings); when none
+is, take the cheapest path (Dijkstra over the inflated free cells, scipy's csgraph) to a
+viewpoint of the nearest of it, and look again. Walls are where a door
 target can be and things stand next to them, so they are looked at too.
 
 Why a grid of our own and not nav2's costmap: nav2 is not on PyPI (the pip path has no
@@ -37,6 +37,7 @@ Pose = Tuple[float, float, float]
 
 _LOG_FREE, _LOG_OCC, _LOG_MIN, _LOG_MAX = -0.4, 0.85, -2.0, 3.5
 _OCCUPIED, _FREE = 0.6, -0.6          # log-odds above / below which a cell is known
+_EIGHT = np.ones((3, 3), dtype=bool)  # 8-connected components
 
 
 @dataclass
@@ -169,11 +170,13 @@ class ScanMap:
         np.clip(self.logodds, _LOG_MIN, _LOG_MAX, out=self.logodds)
         self.scans += 1
 
-    def _candidates(self, pose: Pose, scan: Scan, layer: np.ndarray, ranged: bool):
+    def _candidates(self, pose: Pose, scan: Scan, layer: np.ndarray,
+                    walls: Optional[np.ndarray] = None):
         """Occupied cells not in layer yet (looked or glanced at), not given up, within
-        the camera's range (ranged: view_range_m for things, wall_view_range_m for walls;
-        else wall_view_range_m for all): their indices, bearings in the robot frame and
-        whether each is in line of sight (not beyond the beam toward it)."""
+        the camera's range (with walls, the _walls() mask: view_range_m for things,
+        wall_view_range_m for walls; without, wall_view_range_m for all): their indices,
+        bearings in the robot frame and whether each is in line of sight (not beyond the
+        beam toward it)."""
         x, y, yaw = pose
         reach = int(math.ceil(self.wall_view_range_m / self.resolution)) + 1
         ci, cj = self.cell(x, y)
@@ -188,8 +191,8 @@ class ScanMap:
         bearing = np.arctan2(cy - y, cx - x) - yaw
         bearing = (bearing + math.pi) % (2.0 * math.pi) - math.pi
         limit = self.wall_view_range_m
-        if ranged:
-            limit = np.where(self._walls()[wi, wj], self.wall_view_range_m, self.view_range_m)
+        if walls is not None:
+            limit = np.where(walls[wi, wj], self.wall_view_range_m, self.view_range_m)
         near = d <= limit
         sight = d <= scan.range_toward(bearing) + 1.5 * self.resolution
         return wi[near], wj[near], bearing[near], sight[near]
@@ -197,7 +200,7 @@ class ScanMap:
     def _components(self) -> Tuple[np.ndarray, np.ndarray]:
         """8-connected components of the occupied cells (labels, 0 = none), and which
         labels are walls (longer than wall_extent_m), not things."""
-        labels, count = ndimage.label(self.occupied, structure=np.ones((3, 3), dtype=bool))
+        labels, count = ndimage.label(self.occupied, structure=_EIGHT)
         is_wall = np.zeros(count + 1, dtype=bool)
         limit = self.wall_extent_m / self.resolution
         for index, box in enumerate(ndimage.find_objects(labels), start=1):
@@ -211,30 +214,25 @@ class ScanMap:
         labels, is_wall = self._components()
         return is_wall[labels] & (labels > 0)
 
-    def mark_viewed(self, pose: Pose, scan: Scan, margin_rad: float = 0.15) -> int:
+    def mark_viewed(self, pose: Pose, scan: Scan, margin_rad: float = 0.15) -> None:
         """The camera's view at pose: occupied cells in its field of view (less margin_rad
         each side, for the answer's latency while turning), in sight and in range count as
         looked at; a thing (not a wall) seen in part counts as seen whole: the model knows
         an object from any side, and the scan shows more of its outline as the robot
-        moves. Returns how many cells were newly marked looked at."""
+        moves."""
         if self.origin is None:
-            return 0
+            return
         labels, is_wall = self._components()
-        marked = 0
+        walls = is_wall[labels] & (labels > 0)
         for layer, ranged in ((self.glanced, False), (self.looked, True)):
-            wi, wj, bearing, sight = self._candidates(pose, scan, layer, ranged)
+            wi, wj, bearing, sight = self._candidates(pose, scan, layer,
+                                                      walls if ranged else None)
             seen = sight & (np.abs(bearing) <= self.hfov_rad / 2.0 - margin_rad)
             layer[wi[seen], wj[seen]] = True
             things = np.unique(labels[wi[seen], wj[seen]])
             things = things[(things > 0) & ~is_wall[things]]
             if len(things):
-                whole = np.isin(labels, things)
-                seen_count = int((whole & ~layer).sum()) + int(seen.sum())
-                layer |= whole
-            else:
-                seen_count = int(seen.sum())
-            marked += seen_count if ranged else 0
-        return marked
+                layer |= np.isin(labels, things)
 
     # ---- where to look, where to go -------------------------------------------------------
     def unlooked_bearings(self, pose: Pose, scan: Scan, min_cells: int = 3) -> np.ndarray:
@@ -243,15 +241,15 @@ class ScanMap:
         min_cells: stray cells are not worth turning for)."""
         if self.origin is None:
             return np.zeros(0)
-        _, _, bearing, sight = self._candidates(pose, scan, self.glanced, False)
+        _, _, bearing, sight = self._candidates(pose, scan, self.glanced)
         bearing = bearing[sight]
         return bearing if len(bearing) >= min_cells else np.zeros(0)
 
-    def traversable(self) -> np.ndarray:
+    def _traversable(self) -> Tuple[np.ndarray, np.ndarray]:
         """Known-free cells the robot's disc fits in (clear of occupied cells by its radius
-        plus inflation_m)."""
+        plus inflation_m), and every cell's distance to the nearest occupied one (m)."""
         clearance = ndimage.distance_transform_edt(~self.occupied) * self.resolution
-        return self.free & (clearance > self.robot_radius + self.inflation_m)
+        return self.free & (clearance > self.robot_radius + self.inflation_m), clearance
 
     def frontier(self) -> np.ndarray:
         """Free cells next to open unknown ones (where the map ends; not the unknown sliver
@@ -278,9 +276,7 @@ class ScanMap:
         nothing open is in reach."""
         if self.origin is None:
             return None
-        occupied = self.occupied
-        clearance = ndimage.distance_transform_edt(~occupied) * self.resolution
-        trav = self.free & (clearance > self.robot_radius + self.inflation_m)
+        trav, clearance = self._traversable()
         start = self._start_cell(pose, trav)
         if start is None:
             return None
@@ -288,12 +284,17 @@ class ScanMap:
         reach = np.full(trav.shape, np.inf)
         reach[trav] = dist
         radius = int(round(self.view_m / self.resolution))
-        if goal is None or not self.is_open(goal) or \
-                not np.isfinite(self._viewpoint(reach, goal, radius)[1]):
-            goal = self._choose_goal(reach, radius)
-            if goal is None:
+        viewpoint = None
+        if goal is not None and self.is_open(goal):
+            viewpoint, cost = self._viewpoint(reach, goal, radius)
+            if not np.isfinite(cost):
+                viewpoint = None
+        if viewpoint is None:
+            chosen = self._choose_goal(reach, radius)
+            if chosen is None:
                 return None
-        (vi, vj), _ = self._viewpoint(reach, goal, radius)
+            goal, viewpoint = chosen
+        vi, vj = viewpoint
         cells = []
         node = int(index[vi, vj])
         while node >= 0:
@@ -303,7 +304,9 @@ class ScanMap:
         path = [tuple(map(float, self.centre(ti[k], tj[k]))) for k in reversed(cells)]
         return path, goal
 
-    def _choose_goal(self, reach: np.ndarray, radius: int) -> Optional[Tuple[int, int]]:
+    def _choose_goal(self, reach: np.ndarray, radius: int
+                     ) -> Optional[Tuple[Tuple[int, int], Tuple[int, int]]]:
+        """(goal cell, its viewpoint) of the least cost, or None."""
         unlooked = self.occupied & ~self.looked & ~self.dropped
         walls = self._walls()
         # Tiny specks (a stray return; a beam's gap between returns) are not worth a trip.
@@ -323,7 +326,7 @@ class ScanMap:
                 reach[i0:i1, j0:j1], footprint=disc, mode='constant', cval=np.inf)
         # A wide frontier (an opening, a room not seen yet) may hide many things: it is
         # worth frontier_bonus_m of extra path over a single thing.
-        labels, _ = ndimage.label(frontier, structure=np.ones((3, 3), dtype=bool))
+        labels, _ = ndimage.label(frontier, structure=_EIGHT)
         wide = (np.bincount(labels.ravel()) * self.resolution >= 1.0)[labels] & frontier
         bonus = np.where(wide, self.frontier_bonus_m, 0.0)
         for wanted in (_without_specks(unlooked & ~walls, 2) | frontier,
@@ -335,9 +338,10 @@ class ScanMap:
                 if bound.flat[flat] >= best_cost:
                     break
                 goal = tuple(int(v) for v in np.unravel_index(int(flat), bound.shape))
-                cost = self._viewpoint(reach, goal, radius)[1] - bonus[goal]
+                viewpoint, cost = self._viewpoint(reach, goal, radius)
+                cost -= bonus[goal]
                 if cost < best_cost:
-                    best, best_cost = goal, cost
+                    best, best_cost = (goal, viewpoint), cost
             if best is not None:
                 return best
         return None
@@ -414,13 +418,11 @@ class ScanMap:
         n = self.n
         for di, dj in ((1, 0), (0, 1), (1, 1), (1, -1)):
             a = trav[max(0, -di):n - max(0, di), max(0, -dj):n - max(0, dj)]
-            b = trav[max(0, di):n - max(0, -di) or None, max(0, dj):n - max(0, -dj) or None]
+            b = trav[max(0, di):n - max(0, -di), max(0, dj):n - max(0, -dj)]
             ok = a & b
             if di and dj:       # diagonal: both orthogonal neighbours free (no corner cut)
-                side1 = trav[max(0, di):n - max(0, -di) or None,
-                             max(0, -dj):n - max(0, dj)]
-                side2 = trav[max(0, -di):n - max(0, di),
-                             max(0, dj):n - max(0, -dj) or None]
+                side1 = trav[max(0, di):n - max(0, -di), max(0, -dj):n - max(0, dj)]
+                side2 = trav[max(0, -di):n - max(0, di), max(0, dj):n - max(0, -dj)]
                 ok &= side1 & side2
             ai, aj = np.nonzero(ok)
             ai, aj = ai + max(0, -di), aj + max(0, -dj)
@@ -439,7 +441,7 @@ class ScanMap:
 
 def _without_specks(mask: np.ndarray, min_cells: int) -> np.ndarray:
     """mask without its 8-connected components smaller than min_cells."""
-    labels, _ = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    labels, _ = ndimage.label(mask, structure=_EIGHT)
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
     return sizes[labels] >= min_cells
