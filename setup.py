@@ -32,9 +32,9 @@ setup(
             'sim_node = vlm_nav.sim_node:main',
             'bag_player_node = vlm_nav.bag_player_node:main',
             'recorder = vlm_nav.recorder:main',
-            'oracle_node = vlm_nav.oracle_node:main',
+            'oracle_node = vlm_nav.bench.oracle_node:main',
             'monitor_node = vlm_nav.monitor_node:main',
-            'vlm-nav = vlm_nav.cli:main',
+            'vlm-nav = vlm_nav.cli.main:main',
         ],
     },
 )

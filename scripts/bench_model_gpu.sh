@@ -15,9 +15,9 @@ mkdir -p "$OUT"
 source scripts/gpu_env.sh
 {
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-  $PY -m vlm_nav.bench_model --device cuda --models embedded --precisions float32,float16 \
+  $PY -m vlm_nav.bench.model --device cuda --models embedded --precisions float32,float16 \
     --runs 20 --warmup 3 --accuracy-per-type 100 --out "$OUT/embedded"
-  $PY -m vlm_nav.bench_model --device cuda --models smolvlm-256m,llava-1.5-7b \
+  $PY -m vlm_nav.bench.model --device cuda --models smolvlm-256m,llava-1.5-7b \
     --precisions float16,bfloat16 --runs "$RUNS" --warmup 1 --accuracy-per-type 0 \
     --out "$OUT/shapes"
 } 2>&1 | grep --line-buffered -v 'Loading weights' | tee "$OUT/bench.log"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run tests beside busy loops, to find timing races before a loaded CI machine does.
-#   HOGS=2 ROUNDS=3 bash scripts/test_under_load.sh test/test_faults.py test/test_sim_node.py
+#   HOGS=2 ROUNDS=3 bash scripts/test_under_load.sh test/ros/test_faults.py test/ros/test_sim_node.py
 # HOGS busy loops (default 2: as many as this machine's cores), ROUNDS runs of pytest on
 # the given tests (default: the whole suite); each round's log goes to $LOGS/round<i>.log.
 set -uo pipefail

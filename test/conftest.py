@@ -18,8 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 @contextmanager
 def running_stack(specs, log_dir: Path):
     """Node processes as `vlm-nav bringup` starts them; their log tails printed afterwards."""
-    from vlm_nav.bringup import Stack
-    from vlm_nav.stack import default_params_file
+    from vlm_nav.bringup.supervisor import Stack
+    from vlm_nav.bringup.profiles import default_params_file
     with Stack(specs, default_params_file(), echo=False, log_dir=str(log_dir)) as running:
         yield running
     for spec in specs:
@@ -41,7 +41,7 @@ def one_torch_thread():
 @pytest.fixture(scope='session')
 def tiny_llava_dir(tmp_path_factory) -> str:
     """A small LlavaForConditionalGeneration (real classes, random weights) saved to disk."""
-    from vlm_nav.models.tiny import build_tiny_llava
+    from vlm_nav.testing.tiny import build_tiny_llava
     path = tmp_path_factory.mktemp('tiny_llava')
     build_tiny_llava(path)
     return str(path)
@@ -51,7 +51,7 @@ def tiny_llava_dir(tmp_path_factory) -> str:
 def family_model_dir(tmp_path_factory) -> Callable[[str], str]:
     """name -> folder of a small model of that registry family (models.tiny.BUILDERS),
     each built on first use and kept for the session."""
-    from vlm_nav.models.tiny import BUILDERS
+    from vlm_nav.testing.tiny import BUILDERS
     root = tmp_path_factory.mktemp('families')
     built: Dict[str, str] = {}
 

@@ -22,8 +22,8 @@ from rclpy.serialization import deserialize_message, serialize_message
 from rclpy.task import Future
 
 from vlm_nav.recorder import message_class
-from vlm_nav.ros_params import declare
-from vlm_nav.ros_session import ros_session
+from vlm_nav.ros.params import declare
+from vlm_nav.ros.session import ros_session
 
 SENSOR_TYPES = ('Image', 'CompressedImage', 'CameraInfo')
 

@@ -17,11 +17,11 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from vlm_nav.diagnostics import DiagnosticsPublisher, OK, WARN
-from vlm_nav.ros_image import compressed_to_rgb, image_to_rgb, ImageError, resize_rgb, \
+from vlm_nav.ros.diagnostics import DiagnosticsPublisher, OK, WARN
+from vlm_nav.ros.image import compressed_to_rgb, image_to_rgb, ImageError, resize_rgb, \
     rgb_to_image
-from vlm_nav.ros_params import declare
-from vlm_nav.ros_session import ros_session
+from vlm_nav.ros.params import declare
+from vlm_nav.ros.session import ros_session
 
 SOURCES = ('test_pattern', 'device', 'video', 'folder', 'topic')
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm')

@@ -3,7 +3,7 @@
 Every check_period_s (or every check_every_n_frames frames) the newest frame is sent
 with each scenario's question and choices to the vlm_node's Ask service, one request
 at a time, so one model process serves the whole stack and the frame scored is the
-frame saved. The probabilities go through the pure policy (vlm_nav/monitor.py:
+frame saved. The probabilities go through the pure policy (vlm_nav/monitor/scenarios.py:
 threshold, debounce, event end, cooldown); an alert is published on vlm_nav/alerts,
 appended to <alert_dir>/alerts.jsonl and its frame saved under <alert_dir>/frames.
 
@@ -28,12 +28,12 @@ from sensor_msgs.msg import Image
 from vlm_nav_interfaces.msg import Alert
 from vlm_nav_interfaces.srv import Ask
 
-from vlm_nav.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
-from vlm_nav.monitor import AlertPolicy, Decision, load_scenarios, Scenario, ScenarioError, select
-from vlm_nav.ros_image import image_to_rgb, ImageError
-from vlm_nav.ros_params import declare
-from vlm_nav.ros_session import ros_session
-from vlm_nav.stack import default_params_file
+from vlm_nav.ros.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
+from vlm_nav.monitor.scenarios import AlertPolicy, Decision, load_scenarios, Scenario, ScenarioError, select
+from vlm_nav.ros.image import image_to_rgb, ImageError
+from vlm_nav.ros.params import declare
+from vlm_nav.ros.session import ros_session
+from vlm_nav.bringup.profiles import default_params_file
 
 LOG_NAME = 'alerts.jsonl'
 DEFAULT_ALERT_DIR = 'vlm_nav_alerts'

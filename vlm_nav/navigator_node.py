@@ -29,16 +29,16 @@ from visualization_msgs.msg import Marker, MarkerArray
 from vlm_nav_interfaces.msg import NavigatorState
 from vlm_nav_interfaces.srv import Ask, Observe, SetTarget
 
-from vlm_nav.diagnostics import DiagnosticsPublisher, OK, WARN
-from vlm_nav.nav.checks import observation_problem
+from vlm_nav.ros.diagnostics import DiagnosticsPublisher, OK, WARN
+from vlm_nav.perception.checks import observation_problem
 from vlm_nav.nav.limits import VelocityLimiter
-from vlm_nav.nav.original import Answer, OriginalPolicy
+from vlm_nav.nav.free_text import Answer, OriginalPolicy
 from vlm_nav.nav.policy import (config_from_parameters, Decision, MODES,
                                 NavigationPolicy, POLICY_PARAMS, PolicyConfig)
 from vlm_nav.nav.scan_map import Scan
-from vlm_nav.perception import clean_text, Observation
-from vlm_nav.ros_params import check_choices, declare
-from vlm_nav.ros_session import ros_session
+from vlm_nav.perception.vocabulary import clean_text, Observation
+from vlm_nav.ros.params import check_choices, declare
+from vlm_nav.ros.session import ros_session
 
 # A frame stamp may lead the navigator's clock by this much (clock skew between
 # machines); further ahead it would look fresh for too long and is refused.
@@ -426,8 +426,8 @@ class NavigatorNode(Node):
                 self._grid_pub.publish(grid)
 
     def _publish_debug_image(self) -> None:
-        from vlm_nav.debug_view import draw_debug
-        from vlm_nav.ros_image import image_to_rgb, rgb_to_image
+        from vlm_nav.nav.debug_view import draw_debug
+        from vlm_nav.ros.image import image_to_rgb, rgb_to_image
         try:
             rgb = image_to_rgb(self._frame)
         except ValueError as error:

@@ -19,9 +19,9 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.task import Future
 
-from vlm_nav.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
-from vlm_nav.ros_params import declare
-from vlm_nav.ros_session import ros_session
+from vlm_nav.ros.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
+from vlm_nav.ros.params import declare
+from vlm_nav.ros.session import ros_session
 
 STORAGES = ('mcap', 'sqlite3')
 DEFAULT_TOPICS = ['camera/image_raw', 'scene_description', 'scene_description/structured',

@@ -13,9 +13,9 @@ from std_msgs.msg import String
 from vlm_nav_interfaces.msg import SceneDescription
 from vlm_nav_interfaces.srv import Describe
 
-from vlm_nav.diagnostics import DiagnosticsPublisher, OK, WARN
-from vlm_nav.ros_params import declare
-from vlm_nav.ros_session import ros_session
+from vlm_nav.ros.diagnostics import DiagnosticsPublisher, OK, WARN
+from vlm_nav.ros.params import declare
+from vlm_nav.ros.session import ros_session
 
 
 class SceneDescriberNode(Node):

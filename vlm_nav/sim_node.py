@@ -37,8 +37,8 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, LaserScan
 from std_msgs.msg import String, UInt32
 
-from vlm_nav.diagnostics import DiagnosticsPublisher, OK
-from vlm_nav.ros_session import ros_session
+from vlm_nav.ros.diagnostics import DiagnosticsPublisher, OK
+from vlm_nav.ros.session import ros_session
 from vlm_nav.sim.layout import make_layout
 from vlm_nav.sim.world import SCAN_BEAMS, SCAN_RANGE_M, World
 

@@ -3,13 +3,12 @@
 Inference runs on one worker thread, never in a subscription callback; service
 callbacks wait for it with a deadline on a reentrant group, so frames keep arriving
 and diagnostics keep flowing while the model thinks. Answers carry the stamp of the
-frame the model saw, which is what lets the navigator stop on stale perception.
+frame the model saw, which is what lets the navigator stop on stale vocabulary.
 """
 
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError as FutureTimeout
 from functools import partial
-import os
 import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -24,26 +23,18 @@ from sensor_msgs.msg import CompressedImage, Image
 from vlm_nav_interfaces.msg import DetectedObject, SceneDescription, TargetObservation
 from vlm_nav_interfaces.srv import Ask, Describe, Observe
 
-from vlm_nav import multiview, perception
-from vlm_nav.perception import clean_text
-from vlm_nav.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
-from vlm_nav.models.base import ModelLoadError, VLMBackend
+from vlm_nav.perception import multiview, vocabulary
+from vlm_nav.perception.vocabulary import clean_text
+from vlm_nav.ros.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
+from vlm_nav.models import is_served_spec, load_backend, ModelLoadError, resolve_model, VLMBackend
 from vlm_nav.models.hf_backend import RUNTIMES
-from vlm_nav.ros_image import compressed_to_rgb, image_to_rgb, ImageError
-from vlm_nav.ros_params import declare
-from vlm_nav.ros_session import ros_session
+from vlm_nav.ros.image import compressed_to_rgb, image_to_rgb, ImageError
+from vlm_nav.ros.params import declare
+from vlm_nav.ros.session import ros_session
 
 MAX_QUESTION_CHARS = 500
 MAX_CHOICES = 32
-EMBEDDED = ('', 'embedded')
 SAME_STAMP_NS = 1000          # Observe newer_than: stamps closer than this are one frame
-
-
-def resolve_model(model: str) -> str:
-    """'' or 'embedded' -> the model folder shipped in the package; anything else as given."""
-    if model.strip() in EMBEDDED:
-        return os.path.join(os.path.dirname(os.path.abspath(__file__)), 'embedded_model')
-    return model.strip()
 
 
 class Frame:
@@ -166,19 +157,12 @@ class VlmNode(Node):
                                f'scoring in {self.runtime})')
         started = time.monotonic()
         try:
-            from vlm_nav.models.served import is_served_spec, ServedBackend
-            if is_served_spec(path):
-                backend = ServedBackend(path)
-            else:
-                # The registry family of the model's config picks the backend class.
-                from vlm_nav.models.hf_backend import make_backend
-                threads = self.get_parameter('threads').value
-                if threads:
-                    import torch
-                    torch.set_num_threads(threads)
-                backend = make_backend(path, device=self.device, dtype=self.dtype,
-                                       runtime=self.runtime)
-            backend.load()
+            threads = self.get_parameter('threads').value
+            if threads and not is_served_spec(path):
+                import torch
+                torch.set_num_threads(threads)
+            backend = load_backend(path, device=self.device, dtype=self.dtype,
+                                   runtime=self.runtime)
         except ModelLoadError as error:
             self._fail_model(str(error))
             return
@@ -370,9 +354,9 @@ class VlmNode(Node):
         image at a time, since a waiting decision waits out the current step and a batch
         of three views' prefill is 2.3x one image's (48 vs 21 ms, embedded model, CPU)."""
         if self.get_parameter('answer_during_generation').value:
-            return [backend.generate(image, perception.DESCRIBE_PROMPT, budget,
+            return [backend.generate(image, vocabulary.DESCRIBE_PROMPT, budget,
                                      between_steps=self._answer_waiting) for image in images]
-        return backend.generate_batch(images, perception.DESCRIBE_PROMPT, budget)
+        return backend.generate_batch(images, vocabulary.DESCRIBE_PROMPT, budget)
 
     def _answer_waiting(self) -> None:
         """Worker side, between two decoding steps of a generation (a description, a
@@ -468,8 +452,8 @@ class VlmNode(Node):
             if target:
                 target = clean_text(target, 100, 'target', multiline=False)
             frame = self._fresh_frame(Time.from_msg(request.newer_than).nanoseconds, camera)
-            questions = (perception.target_questions(target) if target
-                         else [(perception.PATH_QUESTION, perception.YES_NO)])
+            questions = (vocabulary.target_questions(target) if target
+                         else [(vocabulary.PATH_QUESTION, vocabulary.YES_NO)])
             key = (camera, frame.stamp.nanoseconds, 'observe', target)
             answers, latency = self._infer_scores(key, frame.rgb, questions)
             obs = TargetObservation(target=target, model_name=self._backend.name,
@@ -503,8 +487,8 @@ class VlmNode(Node):
                 text, objects = multiview.describe(
                     partial(self._generate_views, backend, budget), frame.rgb,
                     self.describe_views, self.describe_min_votes)
-                questions = [(perception.PATH_QUESTION, perception.YES_NO)] + [
-                    (perception.visible_question(o.label), perception.YES_NO) for o in objects]
+                questions = [(vocabulary.PATH_QUESTION, vocabulary.YES_NO)] + [
+                    (vocabulary.visible_question(o.label), vocabulary.YES_NO) for o in objects]
                 scores = backend.score(frame.rgb, questions)
                 return text, objects, scores, time.monotonic() - started
 
@@ -518,7 +502,7 @@ class VlmNode(Node):
     @staticmethod
     def to_scene_description(frame: Frame, text, objects, scores, model_name,
                              latency) -> SceneDescription:
-        third = perception.DEFAULT_HFOV_RAD / 3.0
+        third = vocabulary.DEFAULT_HFOV_RAD / 3.0
         angle = {'left': third, 'center': 0.0, 'right': -third}
         msg = SceneDescription(text=text, model_name=model_name,
                                inference_latency_s=float(latency))

@@ -18,8 +18,8 @@ import time
 from geometry_msgs.msg import Twist
 import rclpy
 
-from vlm_nav.bringup import Stack
-from vlm_nav.stack import default_params_file, NodeSpec
+from vlm_nav.bringup.supervisor import Stack
+from vlm_nav.bringup.profiles import default_params_file, NodeSpec
 
 TOPICS = ['camera/image_raw', 'sim/ground_truth', 'cmd_vel']
 

@@ -8,7 +8,7 @@ Everything here builds real transformers objects (`LlavaForConditionalGeneration
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence
 
-from vlm_nav import perception
+from vlm_nav.perception import vocabulary
 
 # Folder of the shipped save_pretrained files (model, tokenizer, processor).
 EMBEDDED_MODEL_DIR = Path(__file__).resolve().parent.parent / 'embedded_model'
@@ -41,8 +41,8 @@ ASSISTANT_TOKEN = '<|assistant|>'
 SPECIAL_TOKENS = [PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, IMAGE_TOKEN, USER_TOKEN, ASSISTANT_TOKEN]
 
 # Words that must each be one token (with and without a leading space).
-ANSWER_WORDS = tuple(perception.YES_NO + perception.BEARINGS + perception.DISTANCES
-                     + (perception.NOTHING,))
+ANSWER_WORDS = tuple(vocabulary.YES_NO + vocabulary.BEARINGS + vocabulary.DISTANCES
+                     + (vocabulary.NOTHING,))
 
 # One user turn: '<|user|><image>...\n{question}<|assistant|>'; assistant turns end in EOS.
 CHAT_TEMPLATE = (
@@ -78,13 +78,13 @@ def num_image_tokens(image_size: int = IMAGE_SIZE, patch_size: int = PATCH_SIZE)
 def tokenizer_corpus(labels: Iterable[str]) -> List[str]:
     """Sentences the BPE vocabulary is trained on: every prompt and answer form."""
     labels = sorted(set(labels))
-    lines = [perception.DESCRIBE_PROMPT, perception.PATH_QUESTION, perception.NOTHING + '.']
+    lines = [vocabulary.DESCRIBE_PROMPT, vocabulary.PATH_QUESTION, vocabulary.NOTHING + '.']
     for label in labels:
-        lines += [q for q, _ in perception.target_questions(label)]
-        for bearing in perception.BEARINGS:
-            for distance in perception.DISTANCES:
-                item = perception.SeenObject(label, bearing, distance)
-                lines.append(perception.format_description([item, item]))
+        lines += [q for q, _ in vocabulary.target_questions(label)]
+        for bearing in vocabulary.BEARINGS:
+            for distance in vocabulary.DISTANCES:
+                item = vocabulary.SeenObject(label, bearing, distance)
+                lines.append(vocabulary.format_description([item, item]))
     # Answer words in both forms, often, so each becomes a single token.
     for word in ANSWER_WORDS:
         lines += [word, ' ' + word] * 50

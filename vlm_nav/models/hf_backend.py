@@ -824,25 +824,6 @@ class ContrastiveBackend(HFBackend):
         return torch.softmax(out.logits_per_image.float(), dim=-1)[:, 1].tolist()
 
 
-_BACKENDS = {registry.GENERATIVE: HFBackend, registry.CONTRASTIVE: ContrastiveBackend}
-
-
-def make_backend(model: str, **kwargs: Any) -> HFBackend:
-    """The backend (not yet loaded) that the registry family of ``model``'s config names.
-
-    Reads only the config (folder or cache); raises ModelLoadError like load() would.
-    """
-    family = HFBackend(model, **kwargs).read_family()
-    return _BACKENDS[family.backend](model, **kwargs)
-
-
-def open_backend(model: str, **kwargs: Any) -> HFBackend:
-    """make_backend, then load()."""
-    backend = make_backend(model, **kwargs)
-    backend.load()
-    return backend
-
-
 def quantize_linear_int8(model):
     """torch dynamic INT8: every Linear (int8 weights, activations quantized on the fly) and
     every Embedding (8-bit rows, weight-only), then freed float pages handed back to the OS

@@ -247,7 +247,7 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
 
 def sample_questions() -> List:
     """The navigator's questions: the export sample covers the shapes used at run time."""
-    from vlm_nav.perception import target_questions
+    from vlm_nav.perception.vocabulary import target_questions
     return target_questions('red ball')
 
 

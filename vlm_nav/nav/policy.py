@@ -34,7 +34,7 @@ import math
 from typing import List, Optional, Tuple
 
 from vlm_nav.nav.scan_map import lookahead_point, Scan, ScanMap
-from vlm_nav.perception import DEFAULT_HFOV_RAD, Observation
+from vlm_nav.perception.vocabulary import DEFAULT_HFOV_RAD, Observation
 
 MODES = ('idle', 'search', 'explore', 'follow')
 

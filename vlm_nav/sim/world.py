@@ -28,7 +28,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 import pybullet as p
 
-from vlm_nav.perception import BEARINGS, format_description, SeenObject
+from vlm_nav.perception.vocabulary import BEARINGS, format_description, SeenObject
 from vlm_nav.sim.layout import Layout, ObjectSpec, Rect, ROBOT_RADIUS
 
 # An object is 'near' when the robot centre is within this many metres of the
@@ -96,7 +96,7 @@ def bearing_label(bearing_rad: float, hfov_rad: float) -> str:
 
 
 def describe(truths: Sequence[ObjectTruth]) -> str:
-    """The description grammar of vlm_nav.perception for the visible objects."""
+    """The description grammar of vlm_nav.perception.vocabulary for the visible objects."""
     return format_description([SeenObject(t.label, t.image_bearing, t.distance)
                                for t in truths if t.visible])
 

@@ -3,7 +3,7 @@
 Views (image + per-object truth) are rendered in worker processes, in shards of
 layouts, and cached as .npz under data_cache/ (gitignored), keyed by a fingerprint of
 the simulator's source so a changed simulator never reuses stale frames. Questions are
-drawn on the fly from the truth, with exactly the strings of vlm_nav.perception.
+drawn on the fly from the truth, with exactly the strings of vlm_nav.perception.vocabulary.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from vlm_nav import perception
+from vlm_nav.perception import vocabulary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE = REPO_ROOT / 'data_cache'
@@ -80,7 +80,7 @@ class Views:
     images: np.ndarray          # (N, S, S, 3) uint8
     labels: np.ndarray          # (N, K) int16, index into sim_labels(), -1 = empty slot
     visible: np.ndarray         # (N, K) bool
-    bearing: np.ndarray         # (N, K) int8, index into perception.BEARINGS
+    bearing: np.ndarray         # (N, K) int8, index into vocabulary.BEARINGS
     near: np.ndarray            # (N, K) bool
     pixels: np.ndarray          # (N, K) int32
     path_clear: np.ndarray      # (N,) bool
@@ -101,16 +101,16 @@ class Views:
     def subset(self, idx: np.ndarray) -> 'Views':
         return Views(**{k: v[idx] for k, v in self.arrays().items()})
 
-    def truth(self, i: int) -> List[perception.SeenObject]:
+    def truth(self, i: int) -> List[vocabulary.SeenObject]:
         """The visible objects of view i, as the description grammar sees them."""
         labels = sim_labels()
-        return [perception.SeenObject(labels[lab], perception.BEARINGS[b],
-                                      perception.DISTANCES[0 if n else 1])
+        return [vocabulary.SeenObject(labels[lab], vocabulary.BEARINGS[b],
+                                      vocabulary.DISTANCES[0 if n else 1])
                 for lab, vis, b, n in zip(self.labels[i], self.visible[i], self.bearing[i],
                                           self.near[i]) if lab >= 0 and vis]
 
     def description(self, i: int) -> str:
-        return perception.format_description(self.truth(i))
+        return vocabulary.format_description(self.truth(i))
 
 
 def render_views(layout_seeds: Sequence[int], views_per_layout: int,
@@ -135,8 +135,8 @@ def render_views(layout_seeds: Sequence[int], views_per_layout: int,
             for k, t in enumerate(truths[:MAX_OBJECTS]):
                 out.labels[row, k] = index[t.label]
                 out.visible[row, k] = t.visible
-                out.bearing[row, k] = perception.BEARINGS.index(t.image_bearing)
-                out.near[row, k] = t.distance == perception.DISTANCES[0]
+                out.bearing[row, k] = vocabulary.BEARINGS.index(t.image_bearing)
+                out.near[row, k] = t.distance == vocabulary.DISTANCES[0]
                 out.pixels[row, k] = t.pixel_count
             out.path_clear[row] = clear
             out.layout_seed[row] = layout_seed
@@ -352,33 +352,33 @@ def make_sample(view: Views, i: int, qtype: str, rng: np.random.Generator,
         qtype = 'describe'
     if qtype == 'visible':
         target, seen = _target_label(view, i, rng, labels, positive)
-        return Sample(i, qtype, perception.visible_question(target),
-                      perception.YES_NO[0 if seen else 1], perception.YES_NO)
+        return Sample(i, qtype, vocabulary.visible_question(target),
+                      vocabulary.YES_NO[0 if seen else 1], vocabulary.YES_NO)
     if qtype in ('bearing', 'distance'):
         k = vis[rng.integers(len(vis))]
         target = labels[view.labels[i, k]]
         if qtype == 'bearing':
-            return Sample(i, qtype, perception.bearing_question(target),
-                          perception.BEARINGS[view.bearing[i, k]], perception.BEARINGS)
-        return Sample(i, qtype, perception.distance_question(target),
-                      perception.DISTANCES[0 if view.near[i, k] else 1], perception.DISTANCES)
+            return Sample(i, qtype, vocabulary.bearing_question(target),
+                          vocabulary.BEARINGS[view.bearing[i, k]], vocabulary.BEARINGS)
+        return Sample(i, qtype, vocabulary.distance_question(target),
+                      vocabulary.DISTANCES[0 if view.near[i, k] else 1], vocabulary.DISTANCES)
     if qtype == 'path':
-        return Sample(i, qtype, perception.PATH_QUESTION,
-                      perception.YES_NO[0 if view.path_clear[i] else 1], perception.YES_NO)
+        return Sample(i, qtype, vocabulary.PATH_QUESTION,
+                      vocabulary.YES_NO[0 if view.path_clear[i] else 1], vocabulary.YES_NO)
     if qtype == 'describe':
-        return Sample(i, qtype, perception.DESCRIBE_PROMPT, view.description(i))
+        return Sample(i, qtype, vocabulary.DESCRIBE_PROMPT, view.description(i))
     if qtype == 'original_search':
         target, seen = _target_label(view, i, rng, labels, positive)
-        answer = perception.original_search_answer(target)
+        answer = vocabulary.original_search_answer(target)
         if seen:
             k = next(k for k in vis if labels[view.labels[i, k]] == target)
-            answer = perception.original_search_answer(
-                target, perception.BEARINGS[view.bearing[i, k]],
-                perception.DISTANCES[0 if view.near[i, k] else 1])
-        return Sample(i, qtype, perception.original_search_question(target), answer)
+            answer = vocabulary.original_search_answer(
+                target, vocabulary.BEARINGS[view.bearing[i, k]],
+                vocabulary.DISTANCES[0 if view.near[i, k] else 1])
+        return Sample(i, qtype, vocabulary.original_search_question(target), answer)
     if qtype == 'original_explore':
-        return Sample(i, qtype, perception.ORIGINAL_EXPLORE_PROMPT,
-                      perception.original_explore_answer(bool(view.path_clear[i]),
+        return Sample(i, qtype, vocabulary.ORIGINAL_EXPLORE_PROMPT,
+                      vocabulary.original_explore_answer(bool(view.path_clear[i]),
                                                          view.description(i)))
     raise ValueError(f'unknown question type {qtype!r}')
 

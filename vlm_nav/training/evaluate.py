@@ -4,7 +4,7 @@
 
 Closed-set questions are scored as the log-likelihood of each choice after the same chat
 prompt (the public processor path, as the package's nodes use it); descriptions are
-generated greedily and parsed with perception.parse_description. Prints a markdown table
+generated greedily and parsed with vocabulary.parse_description. Prints a markdown table
 and writes eval.md / eval.json.
 """
 
@@ -19,7 +19,9 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from vlm_nav import multiview, perception
+from vlm_nav.perception import multiview
+
+from vlm_nav.perception import vocabulary
 from vlm_nav.models.prompting import chat_prompt
 from vlm_nav.training import data
 
@@ -40,7 +42,7 @@ def _describe_scores(pred: Sequence[str], views: data.Views, rows: Sequence[int]
     labels = data.sim_labels()
     for text, i in zip(pred, rows):
         truth = views.truth(i)
-        got = perception.parse_description(text)
+        got = vocabulary.parse_description(text)
         t_lab, g_lab = {o.label for o in truth}, {o.label for o in got}
         t_item, g_item = set(truth), set(got)
         size = defaultdict(int)     # largest visible object of each label in this view
@@ -58,8 +60,8 @@ def _describe_scores(pred: Sequence[str], views: data.Views, rows: Sequence[int]
         counts['item_hit'] += len(t_item & g_item)
         counts['item_true'] += len(t_item)
         counts['item_pred'] += len(g_item)
-        counts['exact'] += int(text.strip() == perception.format_description(truth))
-        counts['nothing_ok'] += int(not truth and text.strip() == perception.NOTHING + '.')
+        counts['exact'] += int(text.strip() == vocabulary.format_description(truth))
+        counts['nothing_ok'] += int(not truth and text.strip() == vocabulary.NOTHING + '.')
         counts['n'] += 1
     by_size = {key: counts[key + '_hit'] / counts[key + '_true']
                for _, _, key in SIZE_BINS if counts[key + '_true']}
@@ -79,7 +81,7 @@ def _closed_scores(samples: Sequence[data.Sample], best: Sequence[str]) -> Dict[
         ok = b == s.answer
         hits[s.qtype].append(ok)
         if s.qtype == 'visible':
-            hits['visible_pos' if s.answer == perception.YES_NO[0] else 'visible_neg'].append(ok)
+            hits['visible_pos' if s.answer == vocabulary.YES_NO[0] else 'visible_neg'].append(ok)
     return {k: float(np.mean(v)) for k, v in hits.items()}
 
 
@@ -117,7 +119,7 @@ def generate_descriptions(model, processor, images: np.ndarray, device: torch.de
                           bf16: bool = False, batch: int = 64, max_new_tokens: int = 48
                           ) -> List[str]:
     """Greedy descriptions through the public processor + generate path."""
-    prompt = chat_prompt(processor, perception.DESCRIBE_PROMPT)
+    prompt = chat_prompt(processor, vocabulary.DESCRIBE_PROMPT)
     texts: List[str] = []
     for start in range(0, len(images), batch):
         imgs = list(images[start:start + batch])
@@ -258,10 +260,10 @@ def latency(model, processor, image: np.ndarray, device: torch.device, repeats: 
         return [generate_descriptions(model, processor, image[None], device)[0]
                 for image in images]
 
-    q = perception.visible_question('red ball')
+    q = vocabulary.visible_question('red ball')
     return {
         'decision_ms': timed(lambda: score_choices(model, processor, [image], [q],
-                                                   [perception.YES_NO], device)),
+                                                   [vocabulary.YES_NO], device)),
         'describe_ms': timed(lambda: describe([image])),
         'describe_views_ms': timed(lambda: multiview.describe(
             describe, image, describe_views, describe_min_votes)),

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vlm_nav import perception
+from vlm_nav.perception import vocabulary
 from vlm_nav.models import embedded
 from vlm_nav.models.prompting import chat_prompt
 from vlm_nav.training import data
@@ -151,7 +151,7 @@ class Encoder:
             if full[:n] != prefix:
                 raise ValueError(f'prompt of {q!r} does not start with the image prefix')
             suffixes[q] = full[n:]
-        closed = perception.YES_NO + perception.BEARINGS + perception.DISTANCES
+        closed = vocabulary.YES_NO + vocabulary.BEARINGS + vocabulary.DISTANCES
         spec = PackSpec(prefix, suffixes, {a: self.answer_ids(a) for a in closed},
                         self.tokenizer.backend_tokenizer.to_str(), self.eos_id, self.pad_id)
         probe = 'red ball left near. blue box center far. door right far.'
@@ -185,11 +185,11 @@ class Encoder:
 def all_questions() -> List[str]:
     """Every question string training can ask."""
     targets = list(data.sim_labels()) + list(data.DISTRACTOR_LABELS)
-    qs = [perception.DESCRIBE_PROMPT, perception.PATH_QUESTION,
-          perception.ORIGINAL_EXPLORE_PROMPT]
+    qs = [vocabulary.DESCRIBE_PROMPT, vocabulary.PATH_QUESTION,
+          vocabulary.ORIGINAL_EXPLORE_PROMPT]
     for t in targets:
-        qs += [perception.visible_question(t), perception.bearing_question(t),
-               perception.distance_question(t), perception.original_search_question(t)]
+        qs += [vocabulary.visible_question(t), vocabulary.bearing_question(t),
+               vocabulary.distance_question(t), vocabulary.original_search_question(t)]
     return qs
 
 

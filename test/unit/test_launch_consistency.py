@@ -1,0 +1,110 @@
+"""One source of truth: launch files (robot path) and `vlm-nav bringup` (pip path) start the
+same nodes with the same arguments, parameter files and parameters the package really has.
+
+`launch`/`launch_ros` can't be installed without a ROS distro, so the launch files are read
+as Python syntax trees: every Node(...) and DeclareLaunchArgument(...) in them.
+"""
+
+import ast
+from pathlib import Path
+import re
+
+import pytest
+import yaml
+
+from vlm_nav.bringup.profiles import PROFILE_ARGUMENTS, profile_nodes
+
+REPO = Path(__file__).resolve().parents[2]
+LAUNCH = REPO / 'launch'
+
+
+def _const(node):
+    return node.value if isinstance(node, ast.Constant) else None
+
+
+def read_launch(path: Path):
+    """(nodes, arguments, config files) named in a launch file."""
+    tree = ast.parse(path.read_text())
+    nodes, arguments, files = [], [], []
+    for call in ast.walk(tree):
+        if not isinstance(call, ast.Call):
+            continue
+        name = getattr(call.func, 'id', getattr(call.func, 'attr', ''))
+        kwargs = {k.arg: k.value for k in call.keywords}
+        if name == 'Node':
+            overrides = set()
+            for item in getattr(kwargs.get('parameters'), 'elts', []):
+                if isinstance(item, ast.Dict):
+                    overrides |= {_const(k) for k in item.keys}
+            nodes.append((_const(kwargs['package']), _const(kwargs['executable']),
+                          _const(kwargs['name']), overrides))
+        elif name == 'DeclareLaunchArgument':
+            arguments.append(_const(call.args[0]))
+        elif name == 'join':
+            files += [_const(a) for a in call.args if str(_const(a)).endswith('.yaml')]
+    return nodes, arguments, files
+
+
+def console_scripts():
+    text = (REPO / 'setup.py').read_text()
+    return set(re.findall(r"'([\w-]+) = vlm_nav\.[\w.]+:main'", text))
+
+
+def declared_parameters(executable: str):
+    source = (REPO / 'vlm_nav' / f'{executable}.py').read_text()
+    names = set(re.findall(r"declare(?:_parameter)?\(\s*(?:self,\s*)?'(\w+)'", source))
+    if executable == 'navigator_node':   # policy parameters are declared in a loop
+        from vlm_nav.navigator_node import POLICY_PARAMS
+        names |= set(POLICY_PARAMS)
+    return names
+
+
+@pytest.mark.parametrize('profile', sorted(PROFILE_ARGUMENTS))
+def test_launch_file_and_bringup_agree(profile):
+    path = LAUNCH / f'{profile}.launch.py'
+    assert path.is_file(), f'no launch file for bringup profile {profile}'
+    nodes, arguments, files = read_launch(path)
+    # the recorder (record:=...) and monitor (monitor:=true) nodes are conditional
+    specs = profile_nodes(profile, record='bag', monitor=True)
+    assert [(n[1], n[2]) for n in nodes] == [(s.executable, s.name) for s in specs]
+    assert sorted(arguments) == sorted(PROFILE_ARGUMENTS[profile])
+    for (package, executable, _name, overrides), spec in zip(nodes, specs):
+        assert package == 'vlm_nav'
+        assert executable in console_scripts(), f'{executable} is not an executable'
+        assert overrides == set(spec.parameters), (executable, overrides, spec.parameters)
+        unknown = overrides - declared_parameters(executable)
+        assert not unknown, f'{path.name}: {executable} has no parameter(s) {unknown}'
+    for name in files:
+        assert (REPO / 'config' / name).is_file(), f'{path.name} names missing config {name}'
+
+
+def test_every_launch_file_is_a_bringup_profile():
+    profiles = {p.name[:-len('.launch.py')] for p in LAUNCH.glob('*.launch.py')}
+    assert profiles == set(PROFILE_ARGUMENTS)
+
+
+def test_config_declares_exactly_the_node_parameters():
+    config = yaml.safe_load((REPO / 'config' / 'vlm_nav.yaml').read_text())
+    executables = {s.executable for p in PROFILE_ARGUMENTS for s in profile_nodes(p)}
+    for executable in executables:
+        declared = declared_parameters(executable)
+        in_yaml = set(config[executable]['ros__parameters'])
+        assert in_yaml <= declared, f'{executable}: unknown in YAML {in_yaml - declared}'
+        missing = declared - in_yaml - {'start_pose'}   # a typed array can't default to []
+        assert not missing, f'{executable}: no default in config/vlm_nav.yaml for {missing}'
+
+
+def test_policy_defaults_are_the_config_file_values():
+    """The navigator declares PolicyConfig's defaults; the YAML sets them again; the no-ROS
+    benchmark reads the YAML. A value changed in one place only would make the benchmark
+    measure a navigator nobody runs."""
+    from dataclasses import asdict
+
+    from vlm_nav.nav.policy import config_from_parameters, PolicyConfig
+    from vlm_nav.bringup.profiles import node_parameters
+    from_yaml = asdict(config_from_parameters(node_parameters('navigator_node')))
+    defaults = asdict(PolicyConfig())
+    assert from_yaml.keys() == defaults.keys()
+    differ = {k: (defaults[k], from_yaml[k]) for k in defaults
+              if abs(defaults[k] - from_yaml[k]) > 1e-9}
+    assert not differ, f'PolicyConfig default vs config/vlm_nav.yaml: {differ}'

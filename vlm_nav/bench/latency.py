@@ -1,0 +1,144 @@
+"""Frame-to-Twist latency through the real nodes (part of `vlm-nav bench model --nodes`).
+
+The sim profile (sim_node at real time, vlm_node with the embedded model, the scene
+describer, navigator_node searching) runs as separate processes over DDS, once per
+navigator policy. navigator_node publishes, with every Twist, a NavigatorState that
+carries the stamp of the camera frame its newest observation was made on; the first
+state after a new frame stamp gives that frame's latency: state.stamp - frame stamp,
+both on the wall clock (sim_node stamps a frame when it renders it).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Dict, Iterable, List, Optional
+
+import numpy as np
+
+from vlm_nav.bringup.supervisor import Stack
+from vlm_nav.bringup.profiles import default_params_file, profile_nodes
+
+SEED, TARGET = 5, 'red ball'      # the demo's layout: the target is there to be found
+
+
+# name -> (navigator policy, vlm_node parameter overrides)
+VARIANTS = {
+    # the defaults: runtime auto = ONNX Runtime int8 scoring for the embedded model
+    'scored': ('scored', {}),
+    # the same, but decisions wait whenever the describer's generation holds the model
+    'scored, waiting for descriptions': ('scored', {'answer_during_generation': False}),
+    'scored, torch float32': ('scored', {'runtime': 'torch'}),
+    'scored, torch int8': ('scored', {'runtime': 'torch', 'dtype': 'int8'}),
+    'scored, onnxruntime float32': ('scored', {'runtime': 'onnxruntime'}),
+    'original': ('original', {}),
+    # descriptions from the frame alone, one generation (the default combines four views)
+    'scored, one-view descriptions': ('scored', {'describe_views': ['identity'],
+                                                 'describe_min_votes': 1}),
+}
+
+
+def _collect(seconds: float, variant: str, log) -> np.ndarray:
+    """One variant's stack for `seconds` after warm-up: frame-to-Twist latencies (ms)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.time import Time
+    from vlm_nav_interfaces.msg import NavigatorState
+
+    policy, vlm_overrides = VARIANTS[variant]
+    specs = profile_nodes('sim', model='', target=TARGET, seed=SEED)
+    for spec in specs:
+        if spec.name == 'navigator_node':
+            spec.parameters.update(policy=policy, mode='search')
+        if spec.name == 'vlm_node':
+            spec.parameters.update(vlm_overrides)
+    env = {'ROS_DOMAIN_ID': str(os.getpid() % 150 + 60 + list(VARIANTS).index(variant))}
+    os.environ.update(env)
+    first_seen: Dict[int, float] = {}
+    with Stack(specs, default_params_file(), env=env, echo=False):
+        rclpy.init()
+        node = rclpy.create_node('frame_to_twist_probe')
+
+        def on_state(msg: NavigatorState) -> None:
+            frame = Time.from_msg(msg.frame_stamp).nanoseconds
+            if frame and frame not in first_seen:
+                first_seen[frame] = (Time.from_msg(msg.stamp).nanoseconds - frame) * 1e-9
+
+        node.create_subscription(NavigatorState, 'vlm_nav/navigator_state', on_state, 50)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        try:
+            deadline = time.monotonic() + 120.0        # model load and discovery
+            while not first_seen and time.monotonic() < deadline:
+                executor.spin_once(timeout_sec=0.1)
+            first_seen.clear()                         # warm-up over: measure from here
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                executor.spin_once(timeout_sec=0.1)
+        finally:
+            executor.shutdown()
+            node.destroy_node()
+            rclpy.shutdown()
+    lat = np.array(list(first_seen.values())) * 1e3
+    if len(lat):
+        log(f'[bench] frame-to-Twist, {variant}: p50 {np.percentile(lat, 50):.1f} ms, '
+            f'p95 {np.percentile(lat, 95):.1f} ms, {len(lat) / seconds:.1f} decisions/s')
+    return lat
+
+
+def frame_to_twist(seconds: float, variants: Iterable[str] = tuple(VARIANTS),
+                   rounds: int = 1, log=print) -> Dict:
+    """Each variant for `seconds`, the variants interleaved `rounds` times (the machine's
+    other work drifts; interleaving spreads it over all of them); latencies pooled."""
+    variants = list(variants)
+    pooled: Dict[str, list] = {v: [] for v in variants}
+    round_p50: Dict[str, list] = {v: [] for v in variants}
+    for round_index in range(rounds):
+        for variant in variants:
+            if rounds > 1:
+                log(f'[bench] round {round_index + 1}/{rounds}: {variant}')
+            lat = _collect(seconds, variant, log)
+            pooled[variant].extend(lat.tolist())
+            if len(lat):
+                round_p50[variant].append(round(float(np.percentile(lat, 50)), 1))
+    out = {}
+    for variant in variants:
+        lat = np.array(pooled[variant])
+        if not len(lat):
+            out[variant] = {'error': 'no decisions observed'}
+            continue
+        out[variant] = {'p50_ms': round(float(np.percentile(lat, 50)), 1),
+                        'p95_ms': round(float(np.percentile(lat, 95)), 1),
+                        'mean_ms': round(float(lat.mean()), 1), 'decisions': int(len(lat)),
+                        'decisions_per_s': round(len(lat) / (seconds * rounds), 2),
+                        'p50_ms_per_round': round_p50[variant], 'camera_hz': 10.0}
+    s, o = out.get('scored', {}), out.get('original', {})
+    if 'p50_ms' in s and 'p50_ms' in o:
+        out['original_over_scored_p50'] = round(o['p50_ms'] / s['p50_ms'], 2)
+    return out
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """`python -m vlm_nav.bench.latency`: the frame-to-Twist part alone (bench model
+    --nodes runs it after the model benchmark)."""
+    parser = argparse.ArgumentParser(prog='python -m vlm_nav.bench.latency', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--seconds', type=float, default=40.0, help='measured, per variant')
+    parser.add_argument('--variants', nargs='+', choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument('--rounds', type=int, default=1,
+                        help='run the variants this many times, interleaved; pooled')
+    parser.add_argument('--out', default='', help='write summary.json here')
+    args = parser.parse_args(argv)
+    summary = frame_to_twist(args.seconds, args.variants, args.rounds)
+    summary['load_average'] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(summary, indent=2))
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, 'summary.json'), 'w') as f:
+            json.dump(summary, f, indent=2)
+    return 0 if all('p50_ms' in summary[v] for v in args.variants) else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,615 @@
+"""`vlm-nav bench model`: how fast and how big each way of deciding is, side by side.
+
+For every model x precision, on the same held-out simulator frames, after a warm-up:
+
+- ``prefill``: one bare forward over image + question with ``logits_to_keep=1``, the
+  floor for any method that looks at the frame;
+- ``decision``: the navigator's decision (visible? bearing? near/far? path clear?), four
+  closed-set questions scored in one shared-prefix pass (``HFBackend.score``);
+- ``decision_pipeline``: the same four questions through transformers'
+  ``pipeline("decision")`` (its own prompt; one full forward per question);
+- ``search_generate_parse`` / ``explore_generate_parse``: the original design, its
+  prompts, generation with its budgets (50 / 150 new tokens) and substring parsing
+  (``nav.original``). Random-weight shapes are made to use the whole budget
+  (``min_new_tokens``), as a chatty real model does; the embedded model stops when it
+  is done, as it was trained to;
+- memory: resident set after load (``gc`` + ``malloc_trim``) and its peak while timing;
+  on CUDA, max allocated;
+- accuracy (the embedded model only, whose answers mean something): decision accuracy
+  per question type on held-out frames, per precision.
+
+Models: ``embedded`` (the shipped model, loaded from its folder) and real published
+architectures at their real sizes with random weights built from their configs (speed
+and memory don't depend on the weights' values): ``smolvlm-256m``, ``llava-phi3-mini``,
+``llava-1.5-7b``. Precisions: ``float32``, ``bfloat16``, ``float16`` (CUDA) and
+``int8`` (torch dynamic quantization of Linear layers, CPU); ``onnxruntime:float32`` and
+``onnxruntime:int8`` score closed-set questions in ONNX Runtime (the packed pass exported
+at load; int8 by ONNX Runtime's dynamic quantization, generation then in torch float32).
+The other precisions score in torch (``runtime: torch``).
+
+Writes ``results.csv`` (one row per timed run), ``summary.json`` (machine, per
+configuration p50/p95/mean, ratios, memory, accuracy) and ``latency.png`` to ``--out``.
+``--nodes`` adds frame-to-Twist latency through the real nodes (sim_node, vlm_node,
+navigator_node over DDS): the navigator's scored policy vs the original one.
+"""
+
+import argparse
+import csv
+import functools
+import json
+import os
+import platform
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+from vlm_nav.models.hf_backend import release_memory
+
+DEFAULT_OUT = os.path.join('bench', 'results', 'model_cpu')
+SHAPES = ('embedded', 'smolvlm-256m', 'llava-phi3-mini', 'llava-1.5-7b')
+PRECISIONS = ('float32', 'bfloat16', 'float16', 'int8', 'onnxruntime:float32',
+              'onnxruntime:int8')
+TARGET = 'red ball'
+OPERATIONS = ('prefill', 'decision', 'decision_pipeline', 'search_generate_parse',
+              'explore_generate_parse')
+
+
+# ---- memory -------------------------------------------------------------------------------
+def rss_mb() -> float:
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
+
+
+class PeakRss:
+    """Samples RSS on a thread (every 5 ms) while the block runs."""
+
+    def __init__(self) -> None:
+        self.peak = 0.0
+        self._stop = threading.Event()
+
+    def __enter__(self):
+        self.peak = rss_mb()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, rss_mb())
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_mb())
+
+
+# ---- models -------------------------------------------------------------------------------
+def _clip_l336():
+    from transformers import CLIPVisionConfig
+    return CLIPVisionConfig(image_size=336, patch_size=14, hidden_size=1024,
+                            intermediate_size=4096, num_hidden_layers=24,
+                            num_attention_heads=16, projection_dim=768)
+
+
+def shape_config(shape: str, tokenizer):
+    """The published architecture's config (sizes from the model cards' config.json)."""
+    from transformers import (Idefics3Config, Idefics3VisionConfig, LlamaConfig, LlavaConfig,
+                              Phi3Config)
+    from vlm_nav.testing.tiny import IMAGE_TOKEN
+    image_token = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+    ids = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+               eos_token_id=tokenizer.eos_token_id)
+    if shape == 'smolvlm-256m':     # HuggingFaceTB/SmolVLM-256M-Instruct
+        vision = Idefics3VisionConfig(image_size=512, patch_size=16, hidden_size=768,
+                                      intermediate_size=3072, num_hidden_layers=12,
+                                      num_attention_heads=12)
+        text = LlamaConfig(vocab_size=49280, hidden_size=576, intermediate_size=1536,
+                           num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
+                           max_position_embeddings=8192, rope_theta=100000.0,
+                           tie_word_embeddings=False, **ids)
+        return Idefics3Config(vision_config=vision, text_config=text, scale_factor=4,
+                              image_token_id=image_token, pad_token_id=tokenizer.pad_token_id)
+    if shape == 'llava-phi3-mini':  # xtuner/llava-phi-3-mini-hf
+        text = Phi3Config(vocab_size=32064, hidden_size=3072, intermediate_size=8192,
+                          num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
+                          max_position_embeddings=4096, **ids)
+    elif shape == 'llava-1.5-7b':   # llava-hf/llava-1.5-7b-hf
+        text = LlamaConfig(vocab_size=32064, hidden_size=4096, intermediate_size=11008,
+                           num_hidden_layers=32, num_attention_heads=32,
+                           num_key_value_heads=32, max_position_embeddings=4096, **ids)
+    else:
+        raise ValueError(f'unknown shape {shape!r}; known: {SHAPES}')
+    return LlavaConfig(vision_config=_clip_l336(), text_config=text, image_token_id=image_token,
+                       image_seq_length=576, vision_feature_select_strategy='default',
+                       vision_feature_layer=-2, pad_token_id=tokenizer.pad_token_id)
+
+
+def shape_processor(shape: str, tokenizer):
+    from transformers import (CLIPImageProcessorPil, Idefics3ImageProcessorPil,
+                              Idefics3Processor, LlavaProcessor)
+    from vlm_nav.testing import tiny
+    if shape == 'smolvlm-256m':
+        image = Idefics3ImageProcessorPil(do_image_splitting=False, size={'longest_edge': 512},
+                                          max_image_size={'longest_edge': 512})
+        return Idefics3Processor(image_processor=image, tokenizer=tokenizer, image_seq_len=64,
+                                 chat_template=tiny.IDEFICS3_CHAT_TEMPLATE)
+    image = CLIPImageProcessorPil(size={'shortest_edge': 336},
+                                  crop_size={'height': 336, 'width': 336}, do_center_crop=True)
+    return LlavaProcessor(image_processor=image, tokenizer=tokenizer, patch_size=14,
+                          vision_feature_select_strategy='default',
+                          chat_template=tiny.LLAVA_CHAT_TEMPLATE, num_additional_image_tokens=1)
+
+
+def split_precision(precision: str):
+    """(scoring runtime, torch dtype): 'float32' -> ('torch', 'float32'),
+    'onnxruntime:float32' -> ('onnxruntime', 'float32'), 'onnxruntime:int8' ->
+    ('onnxruntime_int8', 'float32') (ONNX Runtime's int8; generation in float32)."""
+    runtime, _, dtype = precision.rpartition(':')
+    if runtime and dtype == 'int8':
+        return runtime + '_int8', 'float32'
+    return runtime or 'torch', dtype
+
+
+def build_backend(shape: str, precision: str, device: str, log=print):
+    """A loaded HFBackend: the embedded model from its folder, or a random-weight shape."""
+    import torch
+    from vlm_nav.models import registry
+    from vlm_nav.models.embedded import EMBEDDED_MODEL_DIR
+    from vlm_nav.models.hf_backend import HFBackend, quantize_linear_int8
+    runtime, precision = split_precision(precision)
+    dtype = 'float32' if precision == 'int8' else precision
+    if shape == 'embedded':      # the vlm_node's own loading path, int8 included
+        backend = HFBackend(str(EMBEDDED_MODEL_DIR), device=device, dtype=precision,
+                            runtime=runtime)
+        backend.load()
+        backend.params = registry.memory_by_dtype(backend.model.config)['float32'].parameters
+    else:
+        from vlm_nav.testing import tiny
+        extra = (('<fake_token_around_image>', '<global-img>', '<end_of_utterance>',
+                  '<|im_start|>') if shape == 'smolvlm-256m' else ())
+        tokenizer = tiny.build_tokenizer(extra_special=extra)
+        # pipeline("decision") reads its option labels as single tokens, as real vocabularies
+        # have them.
+        tokenizer.add_tokens(['Yes', 'No', 'A', 'B', 'C', 'D'])
+        config = shape_config(shape, tokenizer)
+        log(f'[bench] building {shape} ({precision}) from its config, random weights')
+        torch.manual_seed(0)
+        cls = registry.model_class(config)
+        with torch.device(device):      # random init where the weights live: fast on a GPU
+            make = getattr(cls, 'from_config', None) or cls._from_config   # Auto* or a class
+            model = make(config, dtype=registry.torch_dtype(dtype)).eval()
+        backend = HFBackend(shape, device=device, dtype=dtype, runtime=runtime)
+        # What load() would have set from a folder; the weights are all that differ.
+        backend.family = registry.family_for(config)
+        backend.model, backend.processor = model, shape_processor(shape, tokenizer)
+        backend.tokenizer = backend.processor.tokenizer
+        backend.operations = backend.family.operations
+        backend.params = sum(p.numel() for p in backend.model.parameters())
+        if runtime != 'torch':
+            log(f'[bench] exporting the scoring pass of {shape} to ONNX Runtime')
+            backend.export_scoring(quantize=runtime.endswith('_int8'), log=log)
+        if precision == 'int8':
+            if device != 'cpu':
+                raise ValueError('int8 (torch dynamic quantization) runs on the CPU only')
+            del model
+            backend.model = quantize_linear_int8(backend.model)
+    release_memory()
+    return backend
+
+
+# ---- the operations -----------------------------------------------------------------------
+def prefill(backend, image) -> int:
+    """One bare forward over image + the visibility question, logits of the last position
+    (in ONNX Runtime where the backend scores there: the same graph, one row)."""
+    import torch
+    from vlm_nav.perception import vocabulary
+    from vlm_nav.models.hf_backend import _to_pil
+    enc = backend._encode(_to_pil(image), backend._prompt(vocabulary.visible_question(TARGET)))
+    if backend.onnx is not None:
+        backend.onnx.run(backend._packed_inputs([enc['ids']], len(enc['ids']) - 1,
+                                                enc['image'], 1))
+        return 0
+    ids = torch.tensor([enc['ids']], device=backend.model.device)
+    with torch.inference_mode():
+        backend.model(input_ids=ids, attention_mask=torch.ones_like(ids), logits_to_keep=1,
+                      **backend._image_inputs(enc['image'], 1))
+    return 0
+
+
+def decision_request(image) -> dict:
+    """The navigator's four questions in the decision pipeline's request format."""
+    from PIL import Image as PILImage
+    from vlm_nav.perception import vocabulary
+    (vis, _), (bear, bearings), (dist, distances), (path, _) = \
+        vocabulary.target_questions(TARGET)
+    return {'state': '<frame>', 'assets': {'<frame>': PILImage.fromarray(image)},
+            'questions': {
+                'visible': {'type': 'noul', 'instructions': vis},
+                'bearing': {'type': 'choice', 'instructions': bear,
+                            'criteria': {b: b for b in bearings}},
+                'distance': {'type': 'choice', 'instructions': dist,
+                             'criteria': {d: d for d in distances}},
+                'path': {'type': 'noul', 'instructions': path}}}
+
+
+def operations(backend, force_budget: bool) -> Dict[str, Callable]:
+    """name -> fn(image) returning the number of generated tokens (0 for one pass)."""
+    from vlm_nav.perception import vocabulary
+    from vlm_nav.nav.free_text import original_decision, original_prompt
+    ops: Dict[str, Callable] = {
+        'prefill': lambda img: prefill(backend, img),
+        'decision': lambda img: (backend.score(img, vocabulary.target_questions(TARGET)), 0)[1],
+    }
+    try:
+        from transformers import DecisionConfig, pipeline
+        # The shapes' labels are added tokens, which the default sanitizing refuses.
+        config = None if not force_budget else DecisionConfig(sanitize_control_tokens=False)
+        decide = pipeline('decision', model=backend.model, processor=backend.processor,
+                          tokenizer=backend.tokenizer, decision_config=config)
+        ops['decision_pipeline'] = lambda img: (decide(decision_request(img)), 0)[1]
+    except Exception as error:  # noqa: B902 - reported, the rest of the suite goes on
+        print(f'[bench] pipeline("decision") unavailable: {error}')
+
+    def generate_parse(mode: str):
+        prompt, budget = original_prompt(mode, TARGET)
+
+        def run(img):
+            new = backend.generate_ids(img, prompt, budget, budget if force_budget else 0)
+            original_decision(mode, TARGET,
+                              backend.tokenizer.decode(new, skip_special_tokens=True))
+            return len(new)
+        return run
+    ops['search_generate_parse'] = generate_parse('search')
+    ops['explore_generate_parse'] = generate_parse('explore')
+    return ops
+
+
+# ---- frames and accuracy ------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def held_out_views():
+    """The held-out evaluation views (layouts never trained on): rendered, or from
+    data_cache/ on a machine without pybullet (the GPU image)."""
+    from vlm_nav.training import data
+    return data.load_views(data.TEST_SEED_BASE, 200, 8, log=lambda *a: None)
+
+
+def held_out_frames(n: int) -> np.ndarray:
+    """n held-out frames (96x96 RGB), spread over different layouts."""
+    images = held_out_views().images
+    return images[np.linspace(0, len(images) - 1, n).astype(int)]
+
+
+def decision_accuracy(backend, per_type: int) -> Dict[str, float]:
+    """Accuracy per closed-set question type through backend.score (the robot's path)."""
+    from vlm_nav.training import data, evaluate
+    views = held_out_views()
+    samples = [s for s in data.fixed_eval_samples(views, per_type, seed=12345)
+               if s.qtype in evaluate.CLOSED]
+    best = [backend.score(views.images[s.view], [(s.question, s.choices)])[0].best
+            for s in samples]
+    return evaluate._closed_scores(samples, best)
+
+
+# ---- running ------------------------------------------------------------------------------
+@dataclass
+class Result:
+    model: str
+    precision: str
+    device: str
+    load_s: float
+    rss_after_load_mb: float
+    rss_before_load_mb: float = 0.0
+    peak_rss_mb: float = 0.0
+    cuda_max_allocated_mb: float = 0.0
+    params: int = 0
+    times: Dict[str, List[float]] = field(default_factory=dict)
+    tokens: Dict[str, List[int]] = field(default_factory=dict)
+    accuracy: Dict[str, float] = field(default_factory=dict)
+    errors: Dict[str, str] = field(default_factory=dict)
+
+
+def _sync(device: str) -> None:
+    if device.startswith('cuda'):
+        import torch
+        torch.cuda.synchronize()
+
+
+def run_config(shape: str, precision: str, device: str, frames: np.ndarray, runs: int,
+               warmup: int, ops_wanted, accuracy_per_type: int, log=print) -> Result:
+    import torch
+    release_memory()
+    if device.startswith('cuda'):
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    # The runtime's own memory (torch, transformers, one op run) is not the model's.
+    from transformers import AutoProcessor  # noqa: F401
+    torch.ones(8, 8) @ torch.ones(8, 8)
+    release_memory()
+    rss_before = rss_mb()
+    started = time.perf_counter()
+    backend = build_backend(shape, precision, device, log)
+    load_s = time.perf_counter() - started
+    result = Result(shape, precision, device, round(load_s, 2), round(rss_mb(), 1),
+                    rss_before_load_mb=round(rss_before, 1), params=backend.params)
+    grown = result.rss_after_load_mb - rss_before
+    log(f'[bench] {shape} {precision}: loaded in {load_s:.1f} s, '
+        f'RSS {result.rss_after_load_mb:.0f} MB ({grown:.0f} MB more than before loading), '
+        f'{result.params / 1e6:.1f} M params')
+    ops = operations(backend, force_budget=shape != 'embedded')
+    with PeakRss() as peak:
+        for name in ops_wanted:
+            if name not in ops:
+                result.errors[name] = 'unavailable'
+                continue
+            fn = ops[name]
+            try:
+                for i in range(warmup):
+                    fn(frames[i % len(frames)])
+                _sync(device)
+                for i in range(runs):
+                    t0 = time.perf_counter()
+                    n = fn(frames[i % len(frames)])
+                    _sync(device)
+                    result.times.setdefault(name, []).append(time.perf_counter() - t0)
+                    result.tokens.setdefault(name, []).append(n)
+            except Exception as error:  # noqa: B902 - one failing op must not end the suite
+                result.errors[name] = f'{type(error).__name__}: {error}'
+                log(f'[bench]   {name}: FAILED {result.errors[name]}')
+                continue
+            t = np.array(result.times[name]) * 1e3
+            log(f'[bench]   {name:24s} p50 {np.percentile(t, 50):9.1f} ms  '
+                f'p95 {np.percentile(t, 95):9.1f} ms  tokens {np.mean(result.tokens[name]):.0f}')
+    result.peak_rss_mb = round(peak.peak, 1)
+    if device.startswith('cuda'):
+        result.cuda_max_allocated_mb = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    if accuracy_per_type and shape == 'embedded':
+        result.accuracy = decision_accuracy(backend, accuracy_per_type)
+        accuracy = ' '.join(f'{k} {v:.3f}' for k, v in result.accuracy.items())
+        log(f'[bench]   accuracy {accuracy}')
+    del backend, ops
+    release_memory()
+    return result
+
+
+def summarize(result: Result) -> Dict:
+    out = {k: getattr(result, k) for k in ('model', 'precision', 'device', 'load_s',
+                                           'rss_before_load_mb', 'rss_after_load_mb',
+                                           'peak_rss_mb',
+                                           'cuda_max_allocated_mb', 'params', 'accuracy',
+                                           'errors')}
+    stats = {}
+    for name, times in result.times.items():
+        t = np.array(times) * 1e3
+        tokens = float(np.mean(result.tokens[name]))
+        stats[name] = {'p50_ms': round(float(np.percentile(t, 50)), 2),
+                       'p95_ms': round(float(np.percentile(t, 95)), 2),
+                       'mean_ms': round(float(t.mean()), 2), 'runs': len(t),
+                       'new_tokens': tokens}
+        if tokens:
+            stats[name]['tokens_per_s'] = round(tokens / (t.mean() / 1e3), 2)
+    out['model_rss_mb'] = round(result.rss_after_load_mb - result.rss_before_load_mb, 1)
+    out['operations'] = stats
+    p50 = {k: v['p50_ms'] for k, v in stats.items()}
+    ratios = {}
+    if 'prefill' in p50 and 'decision' in p50:
+        ratios['decision_over_prefill'] = round(p50['decision'] / p50['prefill'], 3)
+    for name in ('search_generate_parse', 'explore_generate_parse', 'decision_pipeline'):
+        if name in p50 and 'decision' in p50:
+            ratios[f'{name}_over_decision'] = round(p50[name] / p50['decision'], 2)
+    out['ratios'] = ratios
+    return out
+
+
+def machine_info(device: str) -> Dict:
+    import torch
+    import transformers
+    info = {'python': platform.python_version(), 'torch': torch.__version__,
+            'transformers': transformers.__version__, 'cpu': platform.processor() or '',
+            'cores': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
+            'load_average': os.getloadavg(), 'date': time.strftime('%Y-%m-%d %H:%M:%S')}
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    info['cpu'] = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    if device.startswith('cuda'):
+        info['gpu'] = torch.cuda.get_device_name()
+    return info
+
+
+def write_outputs(out_dir: str, results: List[Result], summary: Dict) -> None:
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, 'results.csv'), 'w', newline='') as f:
+        w = csv.writer(f)
+        w.writerow(['model', 'precision', 'device', 'operation', 'run', 'ms', 'new_tokens'])
+        for r in results:
+            for name, times in r.times.items():
+                for i, (t, n) in enumerate(zip(times, r.tokens[name])):
+                    w.writerow([r.model, r.precision, r.device, name, i, f'{t * 1e3:.2f}', n])
+    with open(os.path.join(out_dir, 'summary.json'), 'w') as f:
+        json.dump(summary, f, indent=1)
+    if results:
+        plot(out_dir, results)
+
+
+def plot(out_dir: str, results: List[Result]) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    models = list(dict.fromkeys(r.model for r in results))
+    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4.2), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        rows = [r for r in results if r.model == model]
+        names = [n for n in OPERATIONS if any(n in r.times for r in rows)]
+        width = 0.8 / max(1, len(rows))
+        for j, r in enumerate(rows):
+            p50 = [np.percentile(r.times[n], 50) * 1e3 if n in r.times else np.nan
+                   for n in names]
+            p95 = [np.percentile(r.times[n], 95) * 1e3 if n in r.times else np.nan
+                   for n in names]
+            x = np.arange(len(names)) + j * width
+            ax.bar(x, p50, width, label=f'{r.precision} (p50; whisker p95)')
+            ax.errorbar(x, p50, yerr=[np.zeros(len(names)), np.subtract(p95, p50)],
+                        fmt='none', ecolor='k', capsize=2, lw=0.8)
+        ax.set_xticks(np.arange(len(names)) + width * (len(rows) - 1) / 2)
+        ax.set_xticklabels([n.replace('_generate_parse', '\ngen+parse').replace(
+            '_pipeline', '\npipeline') for n in names], fontsize=8)
+        ax.set_yscale('log')
+        ax.set_ylabel('ms per decision (log)')
+        ax.set_title(f'{model} ({rows[0].device})')
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, 'latency.png'), dpi=110)
+    plt.close(fig)
+
+
+def run_isolated(model: str, precision: str, args, runs: int, ops_wanted) -> Optional[Result]:
+    """One configuration in a fresh process: memory figures are then its own."""
+    import subprocess
+    import tempfile
+    spec = {'model': model, 'precision': precision, 'device': args.device, 'runs': runs,
+            'warmup': min(args.warmup, runs), 'frames': args.frames, 'threads': args.threads,
+            'operations': ops_wanted, 'accuracy_per_type': args.accuracy_per_type}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, 'result.json')
+        proc = subprocess.run([sys.executable, '-m', 'vlm_nav.bench.model', '--child',
+                               json.dumps(spec), out])
+        if proc.returncode != 0 or not os.path.exists(out):
+            print(f'[bench] {model} {precision}: failed (exit {proc.returncode}); skipped')
+            return None
+        with open(out) as f:
+            return Result(**json.load(f))
+
+
+def _child(spec_json: str, out: str) -> int:
+    import dataclasses
+    import torch
+    spec = json.loads(spec_json)
+    if spec['threads']:
+        torch.set_num_threads(spec['threads'])
+    frames = held_out_frames(spec['frames'])
+    try:
+        result = run_config(spec['model'], spec['precision'], spec['device'], frames,
+                            spec['runs'], spec['warmup'], spec['operations'],
+                            spec['accuracy_per_type'])
+    except (MemoryError, RuntimeError, ValueError) as error:
+        print(f"[bench] {spec['model']} {spec['precision']}: skipped: {error}")
+        return 1
+    with open(out, 'w') as f:
+        json.dump(dataclasses.asdict(result), f)
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--models', default='embedded,smolvlm-256m',
+                        help=f'comma-separated, from {", ".join(SHAPES)} (empty: only '
+                        '--nodes)')
+    parser.add_argument('--precisions', default='float32,bfloat16,int8',
+                        help=f'comma-separated, from {", ".join(PRECISIONS)}')
+    parser.add_argument('--operations', default=','.join(OPERATIONS))
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--runs', type=int, default=10, help='timed runs per operation')
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--frames', type=int, default=8, help='distinct held-out frames')
+    parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: all)')
+    parser.add_argument('--accuracy-per-type', type=int, default=100,
+                        help='held-out questions per type for the accuracy column (0: skip)')
+    parser.add_argument('--runs-for', default='',
+                        help="per-model runs override, e.g. 'llava-phi3-mini=2'")
+    parser.add_argument('--nodes', type=float, default=0.0,
+                        help='also measure frame-to-Twist through the real nodes for this '
+                        'many seconds per policy (embedded model)')
+    parser.add_argument('--out', default=DEFAULT_OUT)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    models = [m for m in args.models.split(',') if m]
+    precisions = [p for p in args.precisions.split(',') if p]
+    ops_wanted = [o for o in args.operations.split(',') if o]
+    for m in models:
+        if m not in SHAPES:
+            print(f'unknown model {m!r}; known: {", ".join(SHAPES)}', file=sys.stderr)
+            return 2
+    runs_for = dict(item.split('=') for item in args.runs_for.split(',') if item)
+    print(f'[bench] {args.frames} held-out frames; models {models}; precisions {precisions}; '
+          f'device {args.device}; torch threads {torch.get_num_threads()}')
+    results = []
+    for model in models:
+        for precision in precisions:
+            runtime, dtype = split_precision(precision)
+            if (dtype == 'int8' or runtime != 'torch') and not args.device == 'cpu':
+                continue                # CPU runtimes
+            if precision == 'float16' and args.device == 'cpu':
+                continue
+            runs = int(runs_for.get(model, args.runs))
+            result = run_isolated(model, precision, args, runs, ops_wanted)
+            if result is not None:
+                results.append(result)
+    summary = {'command': 'vlm-nav bench model ' + ' '.join(sys.argv[3:]) if sys.argv[1:3] ==
+               ['bench', 'model'] else ' '.join(sys.argv),
+               'machine': machine_info(args.device),
+               'configs': [summarize(r) for r in results]}
+    if args.nodes > 0:
+        from vlm_nav.bench.latency import frame_to_twist
+        summary['frame_to_twist'] = frame_to_twist(args.nodes)
+    write_outputs(args.out, results, summary)
+    print(format_table(summary))
+    print(f'[bench] wrote {args.out}/results.csv, summary.json, latency.png')
+    return 0
+
+
+def format_table(summary: Dict) -> str:
+    lines = ['| model | precision | prefill p50 ms | decision p50 ms | decision / prefill | '
+             'pipeline("decision") p50 ms | search gen+parse p50 ms (tokens) | '
+             'explore gen+parse p50 ms (tokens) | gen-50 / decision | memory MB: RSS after load '
+             '(model) / GPU max allocated |', '|' + ' --- |' * 10]
+    for c in summary['configs']:
+        op = c['operations']
+
+        def cell(name, tokens=False):
+            if name not in op:
+                return c['errors'].get(name, '-')[:40]
+            text = f"{op[name]['p50_ms']:.1f}"
+            return text + (f" ({op[name]['new_tokens']:.0f})" if tokens else '')
+        r = c['ratios']
+        memory = (f"{c['cuda_max_allocated_mb']:.0f} GPU" if c['cuda_max_allocated_mb'] else
+                  f"{c['rss_after_load_mb']:.0f} ({c['model_rss_mb']:.0f})")
+        lines.append(
+            f"| {c['model']} | {c['precision']} | {cell('prefill')} | {cell('decision')} | "
+            f"{r.get('decision_over_prefill', '-')} | {cell('decision_pipeline')} | "
+            f"{cell('search_generate_parse', True)} | {cell('explore_generate_parse', True)} | "
+            f"{r.get('search_generate_parse_over_decision', '-')} | {memory} |")
+    f2t = summary.get('frame_to_twist')
+    if f2t:
+        lines.append('')
+        lines.append('| navigator (embedded model, real nodes) | frame-to-Twist p50 ms | p95 ms | '
+                     'decisions |')
+        lines.append('| --- | --- | --- | --- |')
+        for policy, s in f2t.items():
+            if isinstance(s, dict) and 'p50_ms' in s:
+                lines.append(f"| {policy} | {s['p50_ms']:.1f} | {s['p95_ms']:.1f} | "
+                             f"{s['decisions']} |")
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ['--child']:
+        return _child(argv[1], argv[2])
+    parser = argparse.ArgumentParser(prog='vlm-nav bench model', description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""Offline evaluation: replay a recorded bag's frames through a model and score the answers
+against the simulator's ground truth recorded beside them.
+
+    vlm-nav evaluate-bag BAG [--model PATH_OR_ID] [--out DIR] [--max-frames N]
+
+The bag needs camera frames (sensor_msgs/Image or CompressedImage) and sim/ground_truth
+(the JSON sim_node publishes with the same stamp as each frame); `vlm-nav record` with
+`--topics camera/image_raw sim/ground_truth` records one. Every frame is asked exactly the
+closed-set questions the vlm_node asks (vlm_nav.perception.vocabulary) for every object of the
+layout, through the same backend class (HFBackend), so the numbers describe what the
+navigator would get. Scores: visible / bearing / near-far / path-clear accuracy,
+agreement of the navigation policy's decision on the model's answers with its decision on
+the truth, and latency, each with its chance or majority baseline. No ROS graph is needed.
+"""
+
+import argparse
+from collections import Counter
+from dataclasses import dataclass
+import json
+import math
+from pathlib import Path
+import time
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from vlm_nav.perception import vocabulary
+from vlm_nav.nav.policy import Decision, NavigationPolicy
+from vlm_nav.perception.vocabulary import BEARINGS, DISTANCES, Observation, YES_NO
+from vlm_nav.models import load_backend
+
+IMAGE_TOPIC = '/camera/image_raw'
+TRUTH_TOPIC = '/sim/ground_truth'
+
+
+@dataclass
+class LabelledFrame:
+    stamp_s: float
+    rgb: np.ndarray
+    truth: Dict          # sim_node's ground truth JSON for this frame
+
+
+def read_labelled_frames(bag: str, image_topic: str = IMAGE_TOPIC,
+                         truth_topic: str = TRUTH_TOPIC, tolerance_s: float = 0.005,
+                         max_frames: Optional[int] = None) -> List[LabelledFrame]:
+    """Frames of the bag paired with the ground truth of the same stamp (unpaired are dropped)."""
+    from rclpy.serialization import deserialize_message
+    from rosbags.highlevel import AnyReader
+
+    from vlm_nav.recorder import message_class
+    from vlm_nav.ros.image import compressed_to_rgb, image_to_rgb
+    images, truths = [], []
+    with AnyReader([Path(bag)]) as reader:
+        topics = {c.topic for c in reader.connections}
+        for wanted in (image_topic, truth_topic):
+            if wanted not in topics:
+                raise ValueError(f'{bag} has no {wanted} (topics: {sorted(topics)})')
+        wanted = [c for c in reader.connections if c.topic in (image_topic, truth_topic)]
+        for connection, _, raw in reader.messages(connections=wanted):
+            msg = deserialize_message(bytes(raw), message_class(connection.msgtype))
+            if connection.topic == truth_topic:
+                truth = json.loads(msg.data)
+                truths.append((float(truth['stamp']), truth))
+            else:
+                convert = compressed_to_rgb if connection.msgtype.endswith(
+                    'CompressedImage') else image_to_rgb
+                stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+                images.append((stamp, convert(msg)))
+    truth_stamps = np.array([s for s, _ in truths]) if truths else np.zeros(0)
+    frames = []
+    for stamp, rgb in sorted(images, key=lambda item: item[0]):
+        if not len(truth_stamps):
+            break
+        i = int(np.argmin(np.abs(truth_stamps - stamp)))
+        if abs(truth_stamps[i] - stamp) <= tolerance_s:
+            frames.append(LabelledFrame(stamp, rgb, truths[i][1]))
+        if max_frames and len(frames) >= max_frames:
+            break
+    return frames
+
+
+def action(decision: Decision) -> str:
+    """What a decision makes the robot do, coarsely: the unit decision agreement counts."""
+    if decision.arrived:
+        return 'arrive'
+    if decision.linear > 0.05:
+        return 'forward'
+    if abs(decision.angular) > 1e-3:
+        return 'turn left' if decision.angular > 0 else 'turn right'
+    return 'stop'
+
+
+def _decide(label: str, obs: Observation) -> str:
+    policy = NavigationPolicy()          # fresh: judge this frame alone, not a history
+    policy.reset('search', label)
+    return action(policy.decide(obs, 0.0))
+
+
+def _truth_observation(label: str, stamp: float, item: Dict, path_clear: bool) -> Observation:
+    one_hot = lambda labels, hot: {k: float(k == hot) for k in labels}  # noqa: E731
+    return Observation(label, stamp, float(item['visible']),
+                       one_hot(BEARINGS, item['image_bearing']),
+                       one_hot(DISTANCES, item['distance']), float(path_clear))
+
+
+def _summary(values: Sequence[float]) -> Dict[str, float]:
+    if not values:
+        return {'mean': math.nan, 'p50': math.nan, 'p95': math.nan, 'max': math.nan}
+    a = np.asarray(values, dtype=float)
+    return {'mean': float(a.mean()), 'p50': float(np.percentile(a, 50)),
+            'p95': float(np.percentile(a, 95)), 'max': float(a.max())}
+
+
+def _majority(labels: Sequence) -> float:
+    return Counter(labels).most_common(1)[0][1] / len(labels) if labels else math.nan
+
+
+def _accuracy(hits: Sequence[bool]) -> float:
+    return sum(hits) / len(hits) if hits else math.nan
+
+
+def evaluate(frames: Sequence[LabelledFrame], backend) -> Dict:
+    """Ask the backend the navigator's questions on every frame; score against the truth."""
+    visible, bearing, distance, path, agree, agree_visible = [], [], [], [], [], []
+    truth_visible, truth_bearing, truth_distance, truth_path = [], [], [], []
+    p_truth, latencies = [], []
+    actions_model, actions_truth = Counter(), Counter()
+    per_label: Dict[str, Dict[str, List[bool]]] = {}
+    for frame in frames:
+        items = frame.truth['objects']
+        questions = [(vocabulary.PATH_QUESTION, YES_NO)]
+        for item in items:
+            questions += vocabulary.target_questions(item['label'])[:3]
+        started = time.perf_counter()
+        answers = backend.score(frame.rgb, questions)
+        latencies.append(time.perf_counter() - started)
+        path_answer = answers[0]
+        clear = bool(frame.truth['path_clear'])
+        path.append(path_answer.best == ('yes' if clear else 'no'))
+        truth_path.append(clear)
+        p_truth.append(path_answer.probs[0 if clear else 1])
+        for k, item in enumerate(items):
+            v, b, d = answers[1 + 3 * k: 4 + 3 * k]
+            seen = bool(item['visible'])
+            hit = v.best == ('yes' if seen else 'no')
+            visible.append(hit)
+            truth_visible.append(seen)
+            p_truth.append(v.probs[0 if seen else 1])
+            stats = per_label.setdefault(item['label'], {'visible': [], 'bearing': []})
+            stats['visible'].append(hit)
+            if seen:      # bearing and distance are only defined for what can be seen
+                bearing.append(b.best == item['image_bearing'])
+                distance.append(d.best == item['distance'])
+                truth_bearing.append(item['image_bearing'])
+                truth_distance.append(item['distance'])
+                stats['bearing'].append(bearing[-1])
+            model_obs = Observation(item['label'], frame.stamp_s, float(v.probs[0]),
+                                    dict(zip(b.choices, b.probs)),
+                                    dict(zip(d.choices, d.probs)),
+                                    float(path_answer.probs[0]))
+            mine = _decide(item['label'], model_obs)
+            truth = _decide(item['label'], _truth_observation(item['label'], frame.stamp_s,
+                                                              item, clear))
+            agree.append(mine == truth)
+            if seen:
+                agree_visible.append(mine == truth)
+            actions_model[mine] += 1
+            actions_truth[truth] += 1
+    return {
+        'frames': len(frames),
+        'pairs': len(visible),
+        'visible_pairs': len(bearing),
+        'metrics': {
+            'visible_accuracy': _accuracy(visible),
+            'bearing_accuracy': _accuracy(bearing),
+            'distance_accuracy': _accuracy(distance),
+            'path_accuracy': _accuracy(path),
+            'decision_agreement': _accuracy(agree),
+            'decision_agreement_visible': _accuracy(agree_visible),
+            'mean_p_truth': float(np.mean(p_truth)) if p_truth else math.nan,
+        },
+        'baselines': {
+            'visible_majority': _majority(truth_visible),
+            'bearing_chance': 1.0 / len(BEARINGS), 'bearing_majority': _majority(truth_bearing),
+            'distance_chance': 1.0 / len(DISTANCES),
+            'distance_majority': _majority(truth_distance),
+            'path_majority': _majority(truth_path),
+            'decision_majority': (actions_truth.most_common(1)[0][1] / sum(
+                actions_truth.values())) if actions_truth else math.nan,
+        },
+        'actions': {'model': dict(actions_model), 'truth': dict(actions_truth)},
+        'latency_s': _summary(latencies),
+        'per_label': {label: {k: _accuracy(v) for k, v in stats.items()}
+                      for label, stats in sorted(per_label.items())},
+    }
+
+
+def markdown(report: Dict) -> str:
+    m, b = report['metrics'], report['baselines']
+    rows = [('visible', m['visible_accuracy'], f'majority {b["visible_majority"]:.2f}'),
+            ('bearing', m['bearing_accuracy'], f'chance {b["bearing_chance"]:.2f}, '
+             f'majority {b["bearing_majority"]:.2f}'),
+            ('near/far', m['distance_accuracy'], f'chance {b["distance_chance"]:.2f}, '
+             f'majority {b["distance_majority"]:.2f}'),
+            ('path clear', m['path_accuracy'], f'majority {b["path_majority"]:.2f}'),
+            ('decision agreement', m['decision_agreement'],
+             f'majority {b["decision_majority"]:.2f}'),
+            ('... object visible', m['decision_agreement_visible'], '')]
+    lat = report['latency_s']
+    lines = [f'# Offline evaluation: {report.get("model", "")} on {report.get("bag", "")}', '',
+             f'{report["frames"]} frames, {report["pairs"]} (frame, object) pairs, '
+             f'{report["visible_pairs"]} with the object visible.', '',
+             '| question | accuracy | baseline |', '|---|---|---|']
+    lines += [f'| {name} | {value:.3f} | {base} |' for name, value, base in rows]
+    lines += ['', f'Mean probability given to the truth: {m["mean_p_truth"]:.3f}.',
+              f'Latency per frame (all questions): mean {lat["mean"] * 1e3:.0f} ms, '
+              f'p95 {lat["p95"] * 1e3:.0f} ms, max {lat["max"] * 1e3:.0f} ms.',
+              f'Actions (model / truth): {report["actions"]["model"]} / '
+              f'{report["actions"]["truth"]}', '']
+    return '\n'.join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('bag', help='rosbag2 folder with camera frames and sim/ground_truth')
+    parser.add_argument('--model', default='', help="HF id or folder; '' = embedded model")
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--dtype', default='float32')
+    parser.add_argument('--threads', type=int, default=0,
+                        help='torch CPU threads (0 = torch default), as the vlm_node has')
+    parser.add_argument('--image-topic', default=IMAGE_TOPIC)
+    parser.add_argument('--truth-topic', default=TRUTH_TOPIC)
+    parser.add_argument('--max-frames', type=int, default=0, help='0 = all')
+    parser.add_argument('--out', default='', help='folder for eval.json and eval.md')
+
+
+def run(args) -> int:
+    frames = read_labelled_frames(args.bag, args.image_topic, args.truth_topic,
+                                  max_frames=args.max_frames or None)
+    if not frames:
+        print(f'no frame of {args.bag} has ground truth with the same stamp')
+        return 1
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    backend = load_backend(args.model, device=args.device, dtype=args.dtype)
+    report = dict(evaluate(frames, backend), bag=str(args.bag), model=backend.name)
+    text = markdown(report)
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / 'eval.json').write_text(json.dumps(report, indent=2))
+        (out / 'eval.md').write_text(text)
+        print(f'wrote {out / "eval.json"} and {out / "eval.md"}')
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

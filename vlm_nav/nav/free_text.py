@@ -1,0 +1,93 @@
+"""The original design's navigation, kept as the baseline the package is measured against.
+
+It asked a free-text question, generated up to 50 (search) or 150 (explore) tokens and
+searched the lower-cased answer for words: the target's name, then 'left' / 'right' /
+'center' and 'near'; 'obstacle' / 'blocked' / 'clear' when exploring. Turns were
+±0.5 rad/s, forward 0.3 m/s (0.4 exploring), and 0.3 rad/s rotation while searching.
+Reimplemented from its description, not copied; plain Python, no ROS.
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+from vlm_nav.nav.policy import Decision, MODES, PolicyConfig
+from vlm_nav.perception.vocabulary import (ORIGINAL_EXPLORE_PROMPT, ORIGINAL_EXPLORE_TOKENS,
+                                ORIGINAL_SEARCH_TOKENS, original_search_question)
+
+
+def original_prompt(mode: str, target: str):
+    """(prompt, max_new_tokens) the original design used in this mode."""
+    if mode == 'explore':
+        return ORIGINAL_EXPLORE_PROMPT, ORIGINAL_EXPLORE_TOKENS
+    return original_search_question(target), ORIGINAL_SEARCH_TOKENS
+
+
+def original_decision(mode: str, target: str, answer: str) -> Decision:
+    """Substring matching exactly as the original node did it."""
+    response = answer.lower()
+    quoted = f'answer {answer.strip()[:80]!r}'
+    if mode == 'explore':
+        if 'obstacle' in response or 'blocked' in response:
+            angular = -0.5 if 'left' in response else 0.5
+            return Decision(0.0, angular, 'avoiding', quoted)
+        if 'clear' in response:
+            return Decision(0.4, 0.0, 'cruising', quoted)
+        return Decision(0.0, 0.0, 'waiting', quoted)
+    if target.lower() in response:
+        if 'left' in response:
+            return Decision(0.0, 0.5, 'turning', quoted)
+        if 'right' in response:
+            return Decision(0.0, -0.5, 'turning', quoted)
+        if 'center' in response:
+            if 'near' in response:
+                return Decision(0.0, 0.0, 'arrived', quoted, arrived=True)
+            return Decision(0.3, 0.0, 'approaching', quoted)
+        return Decision(0.0, 0.0, 'waiting', quoted)   # the original published a zero Twist
+    return Decision(0.0, 0.3, 'scanning', quoted)
+
+
+@dataclass
+class Answer:
+    """One free-text answer and the stamp of the frame the model saw."""
+
+    stamp_s: float
+    answer: str
+
+
+class OriginalPolicy:
+    """original_decision behind the NavigationPolicy interface, so the navigator node can
+    run either with the same velocity limiter and stale-perception stop.
+
+    The newest answer's decision holds until the next answer (the original node published
+    one Twist per answer); 'arrived' latches, as in NavigationPolicy.
+    """
+
+    def __init__(self, config: Optional[PolicyConfig] = None):
+        self.config = config or PolicyConfig()   # only speed limits apply (via the limiter)
+        self.mode = 'idle'
+        self.target = ''
+        self._arrived = False
+
+    def reset(self, mode: str, target: str = '') -> None:
+        if mode not in MODES:
+            raise ValueError(f'unknown mode {mode!r}; one of {MODES}')
+        self.mode, self.target, self._arrived = mode, target, False
+
+    @property
+    def arrived(self) -> bool:
+        return self._arrived
+
+    def prompt(self):
+        """(prompt, max_new_tokens) for the current mode and target."""
+        return original_prompt(self.mode, self.target)
+
+    def decide(self, obs: Optional[Answer], now_s: float) -> Decision:
+        if self.mode == 'idle' or obs is None:
+            return Decision(0.0, 0.0, 'idle', 'idle' if obs else 'no answer yet')
+        if self._arrived:
+            return Decision(0.0, 0.0, 'arrived', f'stopped in front of the {self.target}', True)
+        # follow has no original counterpart: it searches the same way.
+        decision = original_decision('explore' if self.mode == 'explore' else 'search',
+                                     self.target, obs.answer)
+        self._arrived = decision.arrived
+        return decision

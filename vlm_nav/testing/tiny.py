@@ -1,0 +1,387 @@
+"""Small random-weight models of real transformers classes, for tests and benchmarks.
+
+Each builder writes a folder with ``save_pretrained`` (config, safetensors weights,
+tokenizer, processor with a chat template, generation config), so the folder loads
+through exactly the same ``from_pretrained`` path as a Hugging Face hub model.
+Nothing is downloaded: the tokenizer is trained here with ``tokenizers``.
+"""
+
+from pathlib import Path
+from typing import Iterator, Union
+
+from vlm_nav.models.embedded import set_generation_defaults
+from vlm_nav.perception.vocabulary import BEARINGS, DESCRIBE_PROMPT, DISTANCES, PATH_QUESTION, YES_NO
+
+PathLike = Union[str, Path]
+
+IMAGE_TOKEN = '<image>'
+SPECIAL_TOKENS = ['<pad>', '<s>', '</s>', IMAGE_TOKEN]
+
+# LLaVA-1.5 conversation format, the same text as prompting.LLAVA_FALLBACK; the
+# assistant turn ends with EOS so training targets can stop.
+LLAVA_CHAT_TEMPLATE = (
+    '{% for message in messages %}'
+    "{% if message['role'] == 'user' %}USER: "
+    "{% for c in message['content'] %}"
+    "{% if c['type'] == 'image' %}<image>\n"
+    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}"
+    '{% endfor %} '
+    '{% else %}ASSISTANT: '
+    "{% for c in message['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}{% endif %}"
+    '{% endfor %}</s>'
+    '{% endif %}{% endfor %}'
+    '{% if add_generation_prompt %}ASSISTANT:{% endif %}'
+)
+
+# SmolVLM / Idefics3 style: 'User:<image>text<end_of_utterance>\nAssistant:'.
+IDEFICS3_CHAT_TEMPLATE = (
+    '<|im_start|>{% for message in messages %}'
+    "{{ message['role'] | capitalize }}:"
+    "{% for c in message['content'] %}"
+    "{% if c['type'] == 'image' %}<image>"
+    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}"
+    '{% endfor %}<end_of_utterance>\n{% endfor %}'
+    '{% if add_generation_prompt %}Assistant:{% endif %}'
+)
+
+_OBJECTS = ['red ball', 'blue box', 'green cone', 'yellow chair', 'door', 'table', 'robot']
+
+
+def _corpus() -> Iterator[str]:
+    """Sentences for the BPE merges: every answer word must become one token."""
+    answers = list(YES_NO) + list(BEARINGS) + list(DISTANCES)
+    for obj in _OBJECTS:
+        for question in (f'Is there a {obj}?', f'Where is the {obj}?',
+                         f'Is the {obj} near or far?', PATH_QUESTION, DESCRIBE_PROMPT):
+            for answer in answers:
+                yield f'USER: {question} ASSISTANT: {answer}'
+                yield f'Assistant: {answer}. {obj} {answer}'
+
+
+def build_tokenizer(extra_special: tuple = (), vocab_size: int = 400,
+                    add_bos_eos: bool = False, specials: tuple = tuple(SPECIAL_TOKENS),
+                    image_token_attribute: bool = True):
+    """Byte-level BPE (no <unk>: any typed target can be spelled) as a fast tokenizer.
+
+    :param add_bos_eos: wrap every sequence in <s> ... </s> (text encoders such as CLIP's
+        pool at the end token).
+    :param specials: the first special tokens, in id order.
+    :param image_token_attribute: expose ``tokenizer.image_token`` (LLaVA-style processors
+        read it); BLIP processors add their own when the tokenizer has none, as with the
+        hub's BLIP-2 tokenizers.
+    """
+    from tokenizers import decoders, models, pre_tokenizers, processors, Tokenizer, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = list(specials) + list(extra_special)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(_corpus(), trainer=trainer)
+    if add_bos_eos:
+        bos, eos = tok.token_to_id('<s>'), tok.token_to_id('</s>')
+        tok.post_processor = processors.TemplateProcessing(
+            single='<s> $A </s>', pair='<s> $A </s> $B </s>',
+            special_tokens=[('<s>', bos), ('</s>', eos)])
+    extra = {'extra_special_tokens': {'image_token': IMAGE_TOKEN}} if image_token_attribute else {}
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token='<s>', eos_token='</s>', pad_token='<pad>', **extra)
+
+
+def build_tiny_llava(save_dir: PathLike, seed: int = 0, image_size: int = 96,
+                     patch_size: int = 12) -> str:
+    """Save a ~2 M parameter LlavaForConditionalGeneration (CLIP + Llama) to save_dir."""
+    import torch
+    from transformers import (CLIPImageProcessorPil, CLIPVisionConfig, LlamaConfig,
+                              LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor)
+
+    save_dir = Path(save_dir)
+    tokenizer = build_tokenizer()
+    vision = CLIPVisionConfig(
+        image_size=image_size, patch_size=patch_size, hidden_size=128, intermediate_size=256,
+        num_hidden_layers=3, num_attention_heads=4, projection_dim=128)
+    text = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=192, intermediate_size=384,
+        num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+        # Larger than the 0.02 default so a random model gives non-flat answers.
+        initializer_range=0.2)
+    n_patches = (image_size // patch_size) ** 2
+    config = LlavaConfig(
+        vision_config=vision, text_config=text,
+        image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+        image_seq_length=n_patches, vision_feature_select_strategy='default',
+        vision_feature_layer=-2, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config).eval()
+    set_generation_defaults(model, tokenizer)
+
+    image_processor = CLIPImageProcessorPil(
+        size={'shortest_edge': image_size}, crop_size={'height': image_size, 'width': image_size},
+        do_center_crop=True)
+    # CLIP has a CLS token that the 'default' strategy drops: one extra token per image,
+    # else the processor expands one <image> too few (see notes/vlm-facts.md).
+    processor = LlavaProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, patch_size=patch_size,
+        vision_feature_select_strategy='default', chat_template=LLAVA_CHAT_TEMPLATE,
+        num_additional_image_tokens=1)
+    model.save_pretrained(save_dir)
+    processor.save_pretrained(save_dir)
+    return str(save_dir)
+
+
+def build_tiny_generic(save_dir: PathLike, seed: int = 0, image_size: int = 64,
+                       patch_size: int = 8) -> str:
+    """Save a small Idefics3ForConditionalGeneration (SmolVLM's shape) to save_dir.
+
+    model_type 'idefics3' is not 'llava', so it loads through AutoModelForImageTextToText;
+    its processor works without torchvision (Idefics3ImageProcessorPil).
+    """
+    import torch
+    from transformers import (Idefics3Config, Idefics3ForConditionalGeneration,
+                              Idefics3ImageProcessorPil, Idefics3Processor,
+                              Idefics3VisionConfig, LlamaConfig)
+
+    save_dir = Path(save_dir)
+    tokenizer = build_tokenizer(
+        extra_special=('<fake_token_around_image>', '<global-img>', '<end_of_utterance>',
+                       '<|im_start|>'))
+    scale_factor = 2
+    vision = Idefics3VisionConfig(
+        image_size=image_size, patch_size=patch_size, hidden_size=96, intermediate_size=192,
+        num_hidden_layers=2, num_attention_heads=4)
+    text = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False, initializer_range=0.2)
+    config = Idefics3Config(
+        vision_config=vision, text_config=text, scale_factor=scale_factor,
+        image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+        pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(seed)
+    model = Idefics3ForConditionalGeneration(config).eval()
+    set_generation_defaults(model, tokenizer)
+
+    # One global image, no tiling: the image is already small.
+    image_processor = Idefics3ImageProcessorPil(
+        do_image_splitting=False, size={'longest_edge': image_size},
+        max_image_size={'longest_edge': image_size})
+    image_seq_len = (image_size // patch_size) ** 2 // scale_factor ** 2
+    processor = Idefics3Processor(
+        image_processor=image_processor, tokenizer=tokenizer, image_seq_len=image_seq_len,
+        chat_template=IDEFICS3_CHAT_TEMPLATE)
+    model.save_pretrained(save_dir)
+    processor.save_pretrained(save_dir)
+    return str(save_dir)
+
+
+# ---- one small model per registry family ----------------------------------------------------
+
+def _text_kwargs(tokenizer, hidden: int = 128, layers: int = 2) -> dict:
+    """Decoder LM sizes shared by the small families (Llama, Mistral, Phi-3 configs)."""
+    return dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
+                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                tie_word_embeddings=False, initializer_range=0.2)
+
+
+def _save(save_dir: PathLike, model, processor, tokenizer) -> str:
+    set_generation_defaults(model, tokenizer)
+    model.save_pretrained(save_dir)
+    processor.save_pretrained(save_dir)
+    return str(save_dir)
+
+
+def _build_llava_variant(save_dir: PathLike, family, text_config_class: str,
+                         extra_special: tuple, seed: int, image_size: int = 48,
+                         patch_size: int = 12) -> str:
+    """A LLaVA whose language model is ``text_config_class``, prompted as ``family`` is."""
+    import torch
+    import transformers
+    from transformers import (CLIPImageProcessorPil, CLIPVisionConfig, LlavaConfig,
+                              LlavaForConditionalGeneration, LlavaProcessor)
+    from vlm_nav.models.prompting import chat_template_for
+
+    tokenizer = build_tokenizer(extra_special=extra_special)
+    vision = CLIPVisionConfig(
+        image_size=image_size, patch_size=patch_size, hidden_size=64, intermediate_size=128,
+        num_hidden_layers=2, num_attention_heads=4, projection_dim=64)
+    text = getattr(transformers, text_config_class)(**_text_kwargs(tokenizer))
+    config = LlavaConfig(
+        vision_config=vision, text_config=text,
+        image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+        image_seq_length=(image_size // patch_size) ** 2,
+        vision_feature_select_strategy='default', vision_feature_layer=-2,
+        pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config).eval()
+    image_processor = CLIPImageProcessorPil(
+        size={'shortest_edge': image_size}, crop_size={'height': image_size, 'width': image_size},
+        do_center_crop=True)
+    processor = LlavaProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, patch_size=patch_size,
+        vision_feature_select_strategy='default',
+        chat_template=chat_template_for(family.prompt_template), num_additional_image_tokens=1)
+    return _save(save_dir, model, processor, tokenizer)
+
+
+def build_tiny_llava_phi3(save_dir: PathLike, seed: int = 0) -> str:
+    """LLaVA-Phi-3-mini's shape: CLIP tower + Phi-3 language model, Phi-3 chat turns."""
+    from vlm_nav.models.registry import LLAVA_PHI3
+    return _build_llava_variant(save_dir, LLAVA_PHI3, 'Phi3Config',
+                                ('<|user|>', '<|end|>', '<|assistant|>'), seed)
+
+
+def build_tiny_bakllava(save_dir: PathLike, seed: int = 0) -> str:
+    """BakLLaVA's shape: CLIP tower + Mistral language model."""
+    from vlm_nav.models.registry import BAKLLAVA
+    return _build_llava_variant(save_dir, BAKLLAVA, 'MistralConfig', (), seed)
+
+
+def _blip_image_processor(image_size: int):
+    from transformers import BlipImageProcessorPil
+    return BlipImageProcessorPil(size={'height': image_size, 'width': image_size})
+
+
+def _blip2_config(tokenizer, qformer_vocab: int, image_size: int, query_tokens: int,
+                  image_token_index, text_input: bool = False):
+    from transformers import Blip2Config, Blip2QFormerConfig, Blip2VisionConfig, OPTConfig
+    vision = Blip2VisionConfig(
+        image_size=image_size, patch_size=8, hidden_size=64, intermediate_size=128,
+        num_hidden_layers=2, num_attention_heads=4)
+    qformer = Blip2QFormerConfig(
+        vocab_size=qformer_vocab, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=128, max_position_embeddings=128, pad_token_id=0,
+        cross_attention_frequency=1, use_qformer_text_input=text_input,
+        # Larger than the 0.02 default so random text embeddings differ visibly.
+        initializer_range=0.2)
+    # blip2-opt-*: an OPT decoder as the language model.
+    text = OPTConfig(
+        vocab_size=len(tokenizer), hidden_size=128, ffn_dim=256, num_hidden_layers=2,
+        num_attention_heads=4, word_embed_proj_dim=128, max_position_embeddings=512,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, init_std=0.2)
+    return Blip2Config(vision_config=vision, qformer_config=qformer, text_config=text,
+                       num_query_tokens=query_tokens, image_text_hidden_size=64,
+                       image_token_index=image_token_index, initializer_range=0.2)
+
+
+def build_tiny_blip2(save_dir: PathLike, seed: int = 0, image_size: int = 32,
+                     query_tokens: int = 8) -> str:
+    """BLIP-2's generative shape (blip2-opt): ViT + Q-Former + OPT; no chat template."""
+    import torch
+    from transformers import Blip2ForConditionalGeneration, Blip2Processor
+
+    tokenizer = build_tokenizer(image_token_attribute=False)
+    config = _blip2_config(tokenizer, len(tokenizer), image_size, query_tokens,
+                           tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
+    torch.manual_seed(seed)
+    model = Blip2ForConditionalGeneration(config).eval()
+    processor = Blip2Processor(image_processor=_blip_image_processor(image_size),
+                               tokenizer=tokenizer, num_query_tokens=query_tokens)
+    return _save(save_dir, model, processor, tokenizer)
+
+
+def build_tiny_blip2_itm(save_dir: PathLike, seed: int = 0, image_size: int = 32,
+                         query_tokens: int = 8) -> str:
+    """BLIP-2's retrieval shape (blip2-itm-vit-g): Q-Former text side + ITM head, no LM."""
+    import torch
+    from transformers import Blip2ForImageTextRetrieval, Blip2Processor
+
+    # The Q-Former reads the text; like BERT it wants [CLS] ... [SEP] around it.
+    tokenizer = build_tokenizer(add_bos_eos=True, image_token_attribute=False)
+    config = _blip2_config(tokenizer, len(tokenizer), image_size, query_tokens, None,
+                           text_input=True)
+    torch.manual_seed(seed)
+    model = Blip2ForImageTextRetrieval(config).eval()
+    # No query tokens in the text: the ITM head puts the queries in front itself.
+    processor = Blip2Processor(image_processor=_blip_image_processor(image_size),
+                               tokenizer=tokenizer, num_query_tokens=None)
+    model.save_pretrained(save_dir)
+    processor.save_pretrained(save_dir)
+    return str(save_dir)
+
+
+def build_tiny_instructblip(save_dir: PathLike, seed: int = 0, image_size: int = 32,
+                            query_tokens: int = 8) -> str:
+    """InstructBLIP's shape (instructblip-vicuna): the Q-Former reads the instruction too."""
+    import torch
+    from transformers import (InstructBlipConfig, InstructBlipForConditionalGeneration,
+                              InstructBlipProcessor, InstructBlipQFormerConfig,
+                              InstructBlipVisionConfig, LlamaConfig)
+
+    tokenizer = build_tokenizer(image_token_attribute=False)
+    qformer_tokenizer = build_tokenizer(add_bos_eos=True, image_token_attribute=False)
+    vision = InstructBlipVisionConfig(
+        image_size=image_size, patch_size=8, hidden_size=64, intermediate_size=128,
+        num_hidden_layers=2, num_attention_heads=4)
+    qformer = InstructBlipQFormerConfig(
+        vocab_size=len(qformer_tokenizer), hidden_size=64, num_hidden_layers=2,
+        num_attention_heads=4, intermediate_size=128, max_position_embeddings=128,
+        pad_token_id=0, cross_attention_frequency=1)
+    text = LlamaConfig(**_text_kwargs(tokenizer))
+    config = InstructBlipConfig(
+        vision_config=vision, qformer_config=qformer, text_config=text,
+        num_query_tokens=query_tokens,
+        image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN), initializer_range=0.2)
+    torch.manual_seed(seed)
+    model = InstructBlipForConditionalGeneration(config).eval()
+    processor = InstructBlipProcessor(
+        image_processor=_blip_image_processor(image_size), tokenizer=tokenizer,
+        qformer_tokenizer=qformer_tokenizer, num_query_tokens=query_tokens)
+    return _save(save_dir, model, processor, tokenizer)
+
+
+def build_tiny_clip(save_dir: PathLike, seed: int = 0, image_size: int = 32) -> str:
+    """CLIPModel (ViT + text transformer, contrastive): the zero-shot closed-set scorer."""
+    import torch
+    from transformers import (CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor,
+                              CLIPTextConfig, CLIPVisionConfig)
+
+    # The text tower pools at the end token; keep its id off 2 (CLIP's legacy argmax rule).
+    tokenizer = build_tokenizer(add_bos_eos=True,
+                                specials=('<pad>', IMAGE_TOKEN, '<s>', '</s>'))
+    text = CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+        num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=77,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id)
+    vision = CLIPVisionConfig(
+        image_size=image_size, patch_size=8, hidden_size=64, intermediate_size=128,
+        num_hidden_layers=2, num_attention_heads=4)
+    config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=32,
+                        initializer_factor=1.0)
+    torch.manual_seed(seed)
+    model = CLIPModel(config).eval()
+    image_processor = CLIPImageProcessorPil(
+        size={'shortest_edge': image_size}, crop_size={'height': image_size, 'width': image_size},
+        do_center_crop=True)
+    processor = CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    model.save_pretrained(save_dir)
+    processor.save_pretrained(save_dir)
+    return str(save_dir)
+
+
+def _build_llava(save_dir: PathLike, seed: int = 0) -> str:
+    return build_tiny_llava(save_dir, seed=seed, image_size=48, patch_size=12)
+
+
+# Registry family name -> builder of a small model of that family.
+BUILDERS = {
+    'llava': _build_llava,
+    'llava-phi3': build_tiny_llava_phi3,
+    'bakllava': build_tiny_bakllava,
+    'blip-2': build_tiny_blip2,
+    'blip-2-itm': build_tiny_blip2_itm,
+    'instructblip': build_tiny_instructblip,
+    'clip': build_tiny_clip,
+    'idefics3': build_tiny_generic,
+}
