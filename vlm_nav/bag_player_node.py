@@ -21,7 +21,7 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import deserialize_message, serialize_message
 from rclpy.task import Future
 
-from vlm_nav.recorder import message_class
+from vlm_nav.ros.bag_types import message_class
 from vlm_nav.ros.params import declare
 from vlm_nav.ros.session import ros_session
 

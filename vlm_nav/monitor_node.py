@@ -29,7 +29,8 @@ from vlm_nav_interfaces.msg import Alert
 from vlm_nav_interfaces.srv import Ask
 
 from vlm_nav.ros.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
-from vlm_nav.monitor.scenarios import AlertPolicy, Decision, load_scenarios, Scenario, ScenarioError, select
+from vlm_nav.monitor.alerts import AlertPolicy, Decision
+from vlm_nav.monitor.scenarios import load_scenarios, Scenario, ScenarioError, select
 from vlm_nav.ros.image import image_to_rgb, ImageError
 from vlm_nav.ros.params import declare
 from vlm_nav.ros.session import ros_session

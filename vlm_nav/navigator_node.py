@@ -32,7 +32,7 @@ from vlm_nav_interfaces.srv import Ask, Observe, SetTarget
 from vlm_nav.ros.diagnostics import DiagnosticsPublisher, OK, WARN
 from vlm_nav.perception.checks import observation_problem
 from vlm_nav.nav.limits import VelocityLimiter
-from vlm_nav.nav.free_text import Answer, OriginalPolicy
+from vlm_nav.nav.free_text import Answer, FreeTextPolicy
 from vlm_nav.nav.policy import (config_from_parameters, Decision, MODES,
                                 NavigationPolicy, POLICY_PARAMS, PolicyConfig)
 from vlm_nav.nav.scan_map import Scan
@@ -44,7 +44,9 @@ from vlm_nav.ros.session import ros_session
 # machines); further ahead it would look fresh for too long and is refused.
 MAX_FUTURE_STAMP_S = 0.2
 
-POLICIES = ('scored', 'original')
+# 'original' (the benchmark's name for the free-text baseline) is accepted as well.
+POLICIES = ('scored', 'free_text', 'original')
+FREE_TEXT_POLICIES = ('free_text', 'original')
 
 # Odometry older than this is not used; the policy dead-reckons from its commands instead.
 ODOM_TIMEOUT_S = 0.5
@@ -58,8 +60,8 @@ class NavigatorNode(Node):
                 choices=MODES)
         declare(self, 'target', '', 'initial target (free text)')
         declare(self, 'policy', 'scored', 'scored: closed-set probabilities (Observe); '
-                'original: the original design, free text (Ask) searched for words '
-                '(the benchmark baseline)', choices=POLICIES, read_only=True)
+                'free_text (or original): the free-text baseline, one free-text Ask per '
+                'decision searched for words (the benchmark baseline)', choices=POLICIES, read_only=True)
         declare(self, 'control_rate_hz', 20.0, 'control loop rate', 1.0, 200.0, read_only=True)
         declare(self, 'perception_timeout_s', 1.0,
                 'stop when the newest observation is older than this', 0.05, 30.0)
@@ -88,8 +90,8 @@ class NavigatorNode(Node):
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._on_parameters_set)
 
-        self._original = self.get_parameter('policy').value == 'original'
-        self._policy = OriginalPolicy() if self._original else NavigationPolicy()
+        self._free_text = self.get_parameter('policy').value in FREE_TEXT_POLICIES
+        self._policy = FreeTextPolicy() if self._free_text else NavigationPolicy()
         self._limiter = VelocityLimiter()
         self._apply_parameters([])
         self._observation: Optional[Observation] = None
@@ -118,7 +120,7 @@ class NavigatorNode(Node):
         # Odometry: the policy's memory of where the target was and which headings were
         # looked at lives in the odom frame.
         self.create_subscription(Odometry, 'odom', self._on_odom, 10)
-        if self.get_parameter('use_scan').value and not self._original:
+        if self.get_parameter('use_scan').value and not self._free_text:
             self.create_subscription(LaserScan, 'scan', self._on_scan, qos_profile_sensor_data)
         self._observe = self.create_client(Observe, 'vlm_nav/observe')
         self._ask = self.create_client(Ask, 'vlm_nav/ask')
@@ -128,7 +130,7 @@ class NavigatorNode(Node):
                                                     qos_profile_sensor_data)
             self._marker_pub = self.create_publisher(MarkerArray, 'vlm_nav/markers', 10)
             self._grid_pub = None
-            if self.get_parameter('use_scan').value and not self._original:
+            if self.get_parameter('use_scan').value and not self._free_text:
                 self._grid_pub = self.create_publisher(OccupancyGrid, 'vlm_nav/scan_map', 1)
             self.create_subscription(Image, 'camera/image_raw', self._on_image,
                                      qos_profile_sensor_data)
@@ -257,7 +259,7 @@ class NavigatorNode(Node):
             self._counts['observe_failures'] += 1
             self._counts['last_observe_error'] = 'observe call timed out'
             self._pending = None
-        if self._original:
+        if self._free_text:
             self._request_answer(now)
             return
         if not self._observe.service_is_ready():
@@ -273,7 +275,7 @@ class NavigatorNode(Node):
         future.add_done_callback(lambda f, t=target: self._on_observation(f, t))
 
     def _request_answer(self, now: float) -> None:
-        """policy 'original': one free-text Ask with the original prompt per decision."""
+        """Policy free_text: one free-text Ask with the baseline's prompt per decision."""
         if not self._ask.service_is_ready():
             return
         prompt, budget = self._policy.prompt()
@@ -369,7 +371,7 @@ class NavigatorNode(Node):
             linear, angular = self._stale_stop(obs, age, timeout)
         else:
             self._stale = False
-            self._last = self._policy.decide(obs, now) if self._original else \
+            self._last = self._policy.decide(obs, now) if self._free_text else \
                 self._policy.decide(obs, now, self._pose(now), self._fresh_scan(now))
             if self._last.arrived:      # stop where the target was judged near: no coasting
                 linear, angular = self._limiter.stop()
@@ -457,7 +459,7 @@ class NavigatorNode(Node):
         clear_all = Marker(action=Marker.DELETEALL)
         clear_all.header.frame_id, clear_all.header.stamp = self._odom_frame, stamp
         markers.markers.append(clear_all)
-        if self._original:
+        if self._free_text:
             return markers
         policy = self._policy
         path = marker(0, Marker.LINE_STRIP, 'path', (0.1, 0.1, 0.1, 0.8))

@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vlm_nav.monitor.scenarios import (AlertPolicy, load_scenarios, parse_scenarios, Scenario,
-                             ScenarioError, select)
+from vlm_nav.monitor.alerts import AlertPolicy
+from vlm_nav.monitor.scenarios import (load_scenarios, parse_scenarios, Scenario, ScenarioError,
+                                       select)
 from vlm_nav.perception.vocabulary import PATH_QUESTION, visible_question
 
 REPO = Path(__file__).resolve().parents[2]

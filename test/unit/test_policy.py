@@ -214,19 +214,19 @@ def test_limiter_respects_acceleration_and_stops_at_once():
 
 
 def test_original_policy_parses_substrings_like_the_original_node():
-    from vlm_nav.nav.free_text import original_decision
-    assert original_decision('search', 'red ball', 'no.').angular == 0.3
-    assert original_decision('search', 'red ball', 'yes, the red ball is left and far.'
+    from vlm_nav.nav.free_text import free_text_decision
+    assert free_text_decision('search', 'red ball', 'no.').angular == 0.3
+    assert free_text_decision('search', 'red ball', 'yes, the red ball is left and far.'
                              ).angular == 0.5
-    assert original_decision('search', 'red ball', 'Yes, the red ball is right.').angular == -0.5
-    assert original_decision('search', 'red ball', 'the red ball is center and far.'
+    assert free_text_decision('search', 'red ball', 'Yes, the red ball is right.').angular == -0.5
+    assert free_text_decision('search', 'red ball', 'the red ball is center and far.'
                              ).linear == 0.3
-    assert original_decision('search', 'red ball', 'the red ball is center and near.').arrived
+    assert free_text_decision('search', 'red ball', 'the red ball is center and near.').arrived
     # its known weakness: "right" anywhere wins over what the answer meant
-    assert original_decision('search', 'red ball', 'red ball: not left but center right now'
+    assert free_text_decision('search', 'red ball', 'red ball: not left but center right now'
                              ).angular == 0.5
-    assert original_decision('explore', '', 'obstacle ahead on the left').angular == -0.5
-    assert original_decision('explore', '', 'the path ahead is clear.').linear == 0.4
+    assert free_text_decision('explore', '', 'obstacle ahead on the left').angular == -0.5
+    assert free_text_decision('explore', '', 'the path ahead is clear.').linear == 0.4
 
 
 def test_blocked_approach_creeps_within_the_last_clear_view_then_goes_round():

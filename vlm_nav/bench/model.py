@@ -239,7 +239,7 @@ def decision_request(image) -> dict:
 def operations(backend, force_budget: bool) -> Dict[str, Callable]:
     """name -> fn(image) returning the number of generated tokens (0 for one pass)."""
     from vlm_nav.perception import vocabulary
-    from vlm_nav.nav.free_text import original_decision, original_prompt
+    from vlm_nav.nav.free_text import free_text_decision, free_text_prompt
     ops: Dict[str, Callable] = {
         'prefill': lambda img: prefill(backend, img),
         'decision': lambda img: (backend.score(img, vocabulary.target_questions(TARGET)), 0)[1],
@@ -255,11 +255,11 @@ def operations(backend, force_budget: bool) -> Dict[str, Callable]:
         print(f'[bench] pipeline("decision") unavailable: {error}')
 
     def generate_parse(mode: str):
-        prompt, budget = original_prompt(mode, TARGET)
+        prompt, budget = free_text_prompt(mode, TARGET)
 
         def run(img):
             new = backend.generate_ids(img, prompt, budget, budget if force_budget else 0)
-            original_decision(mode, TARGET,
+            free_text_decision(mode, TARGET,
                               backend.tokenizer.decode(new, skip_special_tokens=True))
             return len(new)
         return run

@@ -177,12 +177,12 @@ def model_observer(backend):
     return perceive
 
 
-def original_answerer(backend):
+def free_text_answerer(backend):
     """perceive(...) -> Answer: the original design's free-text question, generated."""
-    from vlm_nav.nav.free_text import Answer, original_prompt
+    from vlm_nav.nav.free_text import Answer, free_text_prompt
 
     def perceive(world, target: str, stamp_s: float):
-        prompt, budget = original_prompt('search', target)
+        prompt, budget = free_text_prompt('search', target)
         return Answer(stamp_s=stamp_s, answer=backend.generate(world.render(), prompt, budget))
     return perceive
 
@@ -505,7 +505,7 @@ class NoRosRunner:
         self.navigator = node_parameters('navigator_node', args.params_file or '')
 
     def run(self, episode: Episode, policy: str) -> Dict:
-        from vlm_nav.nav.free_text import OriginalPolicy
+        from vlm_nav.nav.free_text import FreeTextPolicy
         a = self.args
         if not policy.startswith('oracle') and self.backend is None:
             import torch
@@ -524,8 +524,8 @@ class NoRosRunner:
             row = simulate_episode(episode, model_observer(self.backend),
                                    latency_s=a.latency_s, **kwargs)
         else:
-            row = simulate_episode(episode, original_answerer(self.backend),
-                                   latency_s=a.latency_s, policy=OriginalPolicy(), **kwargs)
+            row = simulate_episode(episode, free_text_answerer(self.backend),
+                                   latency_s=a.latency_s, policy=FreeTextPolicy(), **kwargs)
         row['policy'], row['wall_s'] = policy, round(time.monotonic() - started, 1)
         row['trajectory'] = [(x, y) for x, y, _ in row['trajectory']]
         return row

@@ -47,7 +47,7 @@ def read_labelled_frames(bag: str, image_topic: str = IMAGE_TOPIC,
     from rclpy.serialization import deserialize_message
     from rosbags.highlevel import AnyReader
 
-    from vlm_nav.recorder import message_class
+    from vlm_nav.ros.bag_types import message_class
     from vlm_nav.ros.image import compressed_to_rgb, image_to_rgb
     images, truths = [], []
     with AnyReader([Path(bag)]) as reader:

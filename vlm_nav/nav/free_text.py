@@ -11,18 +11,18 @@ from dataclasses import dataclass
 from typing import Optional
 
 from vlm_nav.nav.policy import Decision, MODES, PolicyConfig
-from vlm_nav.perception.vocabulary import (ORIGINAL_EXPLORE_PROMPT, ORIGINAL_EXPLORE_TOKENS,
-                                ORIGINAL_SEARCH_TOKENS, original_search_question)
+from vlm_nav.perception.vocabulary import (FREE_TEXT_EXPLORE_PROMPT, FREE_TEXT_EXPLORE_TOKENS,
+                                FREE_TEXT_SEARCH_TOKENS, free_text_search_question)
 
 
-def original_prompt(mode: str, target: str):
+def free_text_prompt(mode: str, target: str):
     """(prompt, max_new_tokens) the original design used in this mode."""
     if mode == 'explore':
-        return ORIGINAL_EXPLORE_PROMPT, ORIGINAL_EXPLORE_TOKENS
-    return original_search_question(target), ORIGINAL_SEARCH_TOKENS
+        return FREE_TEXT_EXPLORE_PROMPT, FREE_TEXT_EXPLORE_TOKENS
+    return free_text_search_question(target), FREE_TEXT_SEARCH_TOKENS
 
 
-def original_decision(mode: str, target: str, answer: str) -> Decision:
+def free_text_decision(mode: str, target: str, answer: str) -> Decision:
     """Substring matching exactly as the original node did it."""
     response = answer.lower()
     quoted = f'answer {answer.strip()[:80]!r}'
@@ -54,8 +54,8 @@ class Answer:
     answer: str
 
 
-class OriginalPolicy:
-    """original_decision behind the NavigationPolicy interface, so the navigator node can
+class FreeTextPolicy:
+    """free_text_decision behind the NavigationPolicy interface, so the navigator node can
     run either with the same velocity limiter and stale-perception stop.
 
     The newest answer's decision holds until the next answer (the original node published
@@ -79,7 +79,7 @@ class OriginalPolicy:
 
     def prompt(self):
         """(prompt, max_new_tokens) for the current mode and target."""
-        return original_prompt(self.mode, self.target)
+        return free_text_prompt(self.mode, self.target)
 
     def decide(self, obs: Optional[Answer], now_s: float) -> Decision:
         if self.mode == 'idle' or obs is None:
@@ -87,7 +87,7 @@ class OriginalPolicy:
         if self._arrived:
             return Decision(0.0, 0.0, 'arrived', f'stopped in front of the {self.target}', True)
         # follow has no original counterpart: it searches the same way.
-        decision = original_decision('explore' if self.mode == 'explore' else 'search',
+        decision = free_text_decision('explore' if self.mode == 'explore' else 'search',
                                      self.target, obs.answer)
         self._arrived = decision.arrived
         return decision

@@ -75,28 +75,28 @@ def target_questions(target: str) -> List[Tuple[str, Tuple[str, ...]]]:
 
 # The original design's free-text prompts (the baseline the package is measured against):
 # it generated up to 50 / 150 tokens and searched the text for words like "left".
-ORIGINAL_SEARCH_TOKENS = 50
-ORIGINAL_EXPLORE_TOKENS = 150
-ORIGINAL_EXPLORE_PROMPT = ('Describe the scene for robot navigation:\n'
+FREE_TEXT_SEARCH_TOKENS = 50
+FREE_TEXT_EXPLORE_TOKENS = 150
+FREE_TEXT_EXPLORE_PROMPT = ('Describe the scene for robot navigation:\n'
                            '1. What obstacles are visible?\n'
                            '2. Is the path ahead clear?\n'
                            '3. Any interesting objects or landmarks?\n'
                            '4. Suggested direction (straight/left/right)?')
 
 
-def original_search_question(target: str) -> str:
+def free_text_search_question(target: str) -> str:
     return (f'Is there a {target} in this image? If yes, describe its location '
             '(left, right, center, far, near).')
 
 
-def original_search_answer(target: str, bearing: str = '', distance: str = '') -> str:
+def free_text_search_answer(target: str, bearing: str = '', distance: str = '') -> str:
     """The free-text answer the embedded model is taught for the original question."""
     if not bearing:
         return 'no.'
     return f'yes, the {target} is {bearing} and {distance}.'
 
 
-def original_explore_answer(path_clear: bool, description: str) -> str:
+def free_text_explore_answer(path_clear: bool, description: str) -> str:
     return ('the path ahead is clear. ' if path_clear else
             'obstacle ahead, the path is blocked. ') + description
 

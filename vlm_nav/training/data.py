@@ -369,16 +369,16 @@ def make_sample(view: Views, i: int, qtype: str, rng: np.random.Generator,
         return Sample(i, qtype, vocabulary.DESCRIBE_PROMPT, view.description(i))
     if qtype == 'original_search':
         target, seen = _target_label(view, i, rng, labels, positive)
-        answer = vocabulary.original_search_answer(target)
+        answer = vocabulary.free_text_search_answer(target)
         if seen:
             k = next(k for k in vis if labels[view.labels[i, k]] == target)
-            answer = vocabulary.original_search_answer(
+            answer = vocabulary.free_text_search_answer(
                 target, vocabulary.BEARINGS[view.bearing[i, k]],
                 vocabulary.DISTANCES[0 if view.near[i, k] else 1])
-        return Sample(i, qtype, vocabulary.original_search_question(target), answer)
+        return Sample(i, qtype, vocabulary.free_text_search_question(target), answer)
     if qtype == 'original_explore':
-        return Sample(i, qtype, vocabulary.ORIGINAL_EXPLORE_PROMPT,
-                      vocabulary.original_explore_answer(bool(view.path_clear[i]),
+        return Sample(i, qtype, vocabulary.FREE_TEXT_EXPLORE_PROMPT,
+                      vocabulary.free_text_explore_answer(bool(view.path_clear[i]),
                                                          view.description(i)))
     raise ValueError(f'unknown question type {qtype!r}')
 

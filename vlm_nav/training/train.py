@@ -186,10 +186,10 @@ def all_questions() -> List[str]:
     """Every question string training can ask."""
     targets = list(data.sim_labels()) + list(data.DISTRACTOR_LABELS)
     qs = [vocabulary.DESCRIBE_PROMPT, vocabulary.PATH_QUESTION,
-          vocabulary.ORIGINAL_EXPLORE_PROMPT]
+          vocabulary.FREE_TEXT_EXPLORE_PROMPT]
     for t in targets:
         qs += [vocabulary.visible_question(t), vocabulary.bearing_question(t),
-               vocabulary.distance_question(t), vocabulary.original_search_question(t)]
+               vocabulary.distance_question(t), vocabulary.free_text_search_question(t)]
     return qs
 
 
