@@ -1,4 +1,5 @@
-"""Model backends behind one interface (base.VLMBackend), and the one way to open them.
+"""
+Model backends behind one interface (base.VLMBackend), and the one way to open them.
 
 ``make_backend`` picks the backend class for a model parameter (the embedded model, a hub
 id or folder of a registry family, or a server spec); ``load_backend`` also loads it.
@@ -7,10 +8,10 @@ No ROS imports; torch and transformers are imported only when a backend loads.
 
 from typing import Any
 
+from vlm_nav.models import registry
 from vlm_nav.models.base import ModelLoadError, VLMBackend
 from vlm_nav.models.embedded import EMBEDDED_MODEL_DIR
 from vlm_nav.models.hf_backend import ContrastiveBackend, HFBackend
-from vlm_nav.models import registry
 from vlm_nav.models.served import is_served_spec, ServedBackend
 
 __all__ = ['load_backend', 'make_backend', 'ModelLoadError', 'resolve_model', 'VLMBackend']
@@ -28,7 +29,8 @@ def resolve_model(model: str) -> str:
 
 
 def make_backend(model: str, backend: str = 'hf', **kwargs: Any) -> VLMBackend:
-    """The backend for ``model``, not yet loaded; raises ModelLoadError with a clear message.
+    """
+    Return the backend for ``model``, not yet loaded; raise ModelLoadError with a clear message.
 
     :param model: '' or 'embedded' (the shipped model), a hub id or local folder (for
         'hf'; its config's registry family picks a generative or CLIP-like backend), or a

@@ -30,8 +30,11 @@ class ScoredAnswer:
 
 
 class VLMBackend(ABC):
-    """describe / ask / score on one image. Implementations must be thread-compatible
-    (called from one worker thread at a time)."""
+    """
+    Describe, ask and score on one image.
+
+    Implementations must be thread-compatible (called from one worker thread at a time).
+    """
 
     name: str = 'unknown'
     # What this backend offers (registry.DESCRIBE / ASK / SCORE / OBSERVE / MATCH); a
@@ -55,27 +58,35 @@ class VLMBackend(ABC):
 
     def score_batch(self, requests: Sequence[Tuple[Image, Sequence[Question]]]
                     ) -> List[List[ScoredAnswer]]:
-        """score() for several images (e.g. several cameras); backends that can run them
-        in one forward pass override this."""
+        """
+        Score several images (e.g. several cameras), each with its questions.
+
+        Backends that can run them in one forward pass override this.
+        """
         return [self.score(image, questions) for image, questions in requests]
 
     @abstractmethod
     def generate(self, image: Image, prompt: str, max_new_tokens: int,
                  between_steps: Optional[Callable[[], None]] = None) -> str:
-        """Free-text answer, greedy, at most max_new_tokens.
+        """
+        Return a free-text answer, greedy, at most max_new_tokens.
 
         between_steps: called on the generating thread between decoding steps, where the
         caller may run other work on the same model (the vlm_node answers waiting
         closed-set requests there, so a decision never waits for a whole description).
-        Backends that don't decode step by step here (a server) never call it."""
+        Backends that don't decode step by step here (a server) never call it.
+        """
 
     def generate_batch(self, images: Sequence[Image], prompt: str, max_new_tokens: int,
                        between_steps: Optional[Callable[[], None]] = None) -> List[str]:
-        """generate() for several images and one prompt (the describer's views of a
-        frame); backends that can decode them together override this."""
+        """
+        Generate for several images and one prompt (the describer's views of a frame).
+
+        Backends that can decode them together override this.
+        """
         return [self.generate(image, prompt, max_new_tokens, between_steps=between_steps)
                 for image in images]
 
     def diagnostics(self) -> Dict[str, str]:
-        """Backend facts worth publishing on /diagnostics (e.g. a server's scoring mode)."""
+        """Return backend facts worth publishing on /diagnostics, e.g. a server's scoring mode."""
         return {}

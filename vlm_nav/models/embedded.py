@@ -1,4 +1,5 @@
-"""The embedded model: a tiny LLaVA (CLIP tower + MLP projector + Llama LM) built from a config.
+"""
+The embedded model: a tiny LLaVA (CLIP tower + MLP projector + Llama LM) built from a config.
 
 Everything here builds real transformers objects (`LlavaForConditionalGeneration`,
 `PreTrainedTokenizerFast`, `LlavaProcessor`) so the shipped folder loads with plain
@@ -71,12 +72,12 @@ EXTRA_WORDS = (
 
 
 def num_image_tokens(image_size: int = IMAGE_SIZE, patch_size: int = PATCH_SIZE) -> int:
-    """Image tokens in the prompt: one per patch (the CLS token is dropped, 'default')."""
+    """Count the image tokens in the prompt: one per patch (the CLS token dropped, 'default')."""
     return (image_size // patch_size) ** 2
 
 
 def tokenizer_corpus(labels: Iterable[str]) -> List[str]:
-    """Sentences the BPE vocabulary is trained on: every prompt and answer form."""
+    """Return the sentences the BPE vocabulary is trained on: every prompt and answer form."""
     labels = sorted(set(labels))
     lines = [vocabulary.DESCRIBE_PROMPT, vocabulary.PATH_QUESTION, vocabulary.NOTHING + '.']
     for label in labels:
@@ -93,7 +94,8 @@ def tokenizer_corpus(labels: Iterable[str]) -> List[str]:
 
 
 def build_tokenizer(labels: Sequence[str], vocab_size: int = VOCAB_SIZE):
-    """Byte-level BPE tokenizer trained on the question/answer corpus.
+    """
+    Build a byte-level BPE tokenizer trained on the question/answer corpus.
 
     Byte-level, so any free target can be spelled; lowercased, so 'Red Ball' and
     'red ball' are the same to the model.
@@ -128,7 +130,7 @@ def check_single_tokens(tokenizer) -> None:
 
 
 def build_image_processor(image_size: int = IMAGE_SIZE):
-    """Resize to image_size x image_size, scale to [-1, 1]; no crop (the whole view counts)."""
+    """Build the image processor: image_size square, [-1, 1], no crop (the whole view counts)."""
     try:
         from transformers import CLIPImageProcessorPil as Proc
     except ImportError:     # older transformers: the one CLIP processor class
@@ -141,7 +143,7 @@ def build_image_processor(image_size: int = IMAGE_SIZE):
 
 
 def build_processor(tokenizer, image_size: int = IMAGE_SIZE, patch_size: int = PATCH_SIZE):
-    """LlavaProcessor with the chat template; one image token per patch (CLS dropped)."""
+    """Build the LlavaProcessor with the chat template; one image token per patch (CLS dropped)."""
     from transformers import LlavaProcessor
 
     # num_additional_image_tokens=1 counts the CLIP CLS token, which 'default' then drops:
@@ -155,7 +157,7 @@ def build_processor(tokenizer, image_size: int = IMAGE_SIZE, patch_size: int = P
 def build_config(tokenizer, image_size: int = IMAGE_SIZE, patch_size: int = PATCH_SIZE,
                  vision_hidden: int = VISION_HIDDEN, vision_layers: int = VISION_LAYERS,
                  text_hidden: int = TEXT_HIDDEN, text_layers: int = TEXT_LAYERS):
-    """LlavaConfig for the embedded model."""
+    """Build the LlavaConfig for the embedded model."""
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
 
     vision = CLIPVisionConfig(
@@ -183,7 +185,7 @@ def build_config(tokenizer, image_size: int = IMAGE_SIZE, patch_size: int = PATC
 
 
 def build_embedded_model(tokenizer, seed: int = 0, **config_kwargs):
-    """Randomly initialised LlavaForConditionalGeneration with generation defaults set."""
+    """Build a randomly initialised LlavaForConditionalGeneration with generation defaults set."""
     import torch
     from transformers import LlavaForConditionalGeneration
 
@@ -194,7 +196,7 @@ def build_embedded_model(tokenizer, seed: int = 0, **config_kwargs):
 
 
 def set_generation_defaults(model, tokenizer) -> None:
-    """A bare tokenizers tokenizer adds no BOS/EOS: say which ids they are, greedy decoding."""
+    """Set the pad/BOS/EOS ids (a bare tokenizers tokenizer adds none) and greedy decoding."""
     gen = model.generation_config
     gen.pad_token_id = tokenizer.pad_token_id
     gen.bos_token_id = tokenizer.bos_token_id
@@ -204,7 +206,7 @@ def set_generation_defaults(model, tokenizer) -> None:
 
 
 def load_embedded(path: Optional[Path] = None, device: str = 'cpu'):
-    """(model, processor) from a save_pretrained folder, the shipped one by default."""
+    """Load (model, processor) from a save_pretrained folder, the shipped one by default."""
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
     path = Path(path or EMBEDDED_MODEL_DIR)

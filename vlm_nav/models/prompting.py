@@ -7,7 +7,8 @@ LLAVA_FALLBACK = 'USER: <image>\n{question} ASSISTANT:'
 
 
 def chat_prompt(processor: Any, question: str, template: str = LLAVA_FALLBACK) -> str:
-    """Text prompt for one image + one question, ending where the answer starts.
+    """
+    Build the text prompt for one image + one question, ending where the answer starts.
 
     The processor's chat template wins; ``template`` (the family's, from the registry,
     with '{question}') is used when it has none (BLIP-2, InstructBLIP checkpoints).
@@ -20,7 +21,8 @@ def chat_prompt(processor: Any, question: str, template: str = LLAVA_FALLBACK) -
 
 
 def chat_template_for(template: str) -> str:
-    """A Jinja chat template that renders one user turn exactly as ``template`` does.
+    """
+    Build a Jinja chat template that renders one user turn exactly as ``template`` does.
 
     Used to give small test models the chat template of the family they imitate, so
     the processor path (apply_chat_template) is the one real checkpoints take.
@@ -40,5 +42,5 @@ def chat_template_for(template: str) -> str:
         + "{% for c in message['content'] %}{% if c['type'] == 'image' %}"
         + ("{{ '<image>' }}" + lit(after) if image_at >= 0 else '')
         + "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}"
-        + "{% endif %}{% endfor %}"
+        + '{% endif %}{% endfor %}'
         + '{% if add_generation_prompt %}' + lit(tail) + '{% endif %}')

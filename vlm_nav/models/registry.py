@@ -1,4 +1,5 @@
-"""Supported model families: which transformers classes load them and how to drive them.
+"""
+Supported model families: which transformers classes load them and how to drive them.
 
 Everything a backend needs to know about a family is data here: which configs belong to
 it (``model_type``, the text model's type, the saved architecture), the classes, the
@@ -166,7 +167,7 @@ def is_image_text_to_text(config: Any) -> bool:
 
 
 def family_for(config: Any) -> Family:
-    """The first family in FAMILIES whose description the config matches."""
+    """Return the first family in FAMILIES whose description the config matches."""
     for family in FAMILIES:
         if family.matches(config):
             return family
@@ -294,7 +295,7 @@ def memory_by_dtype(config: Any) -> Dict[str, MemoryEstimate]:
 
 
 def markdown_table() -> str:
-    """The README's table of supported families, written from FAMILIES."""
+    """Write the README's table of supported families from FAMILIES."""
     def code(text: str) -> str:
         # A '|' even inside backticks would end a table cell.
         return '`' + text.replace('\n', '\\n').replace('|', '\\|') + '`'

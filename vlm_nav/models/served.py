@@ -1,4 +1,5 @@
-"""VLMBackend over an OpenAI-compatible chat-completions server. No ROS imports.
+"""
+VLMBackend over an OpenAI-compatible chat-completions server. No ROS imports.
 
 One GPU server (vLLM, SGLang, llama.cpp's server, ``transformers serve``) can answer a
 whole fleet of robots. A robot selects it with its ``model`` parameter::
@@ -30,6 +31,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import numpy as np
+from PIL import Image as PILImage
 
 from vlm_nav.models.base import Image, ModelLoadError, Question, ScoredAnswer, VLMBackend
 
@@ -51,13 +53,13 @@ class ServedError(RuntimeError):
 
 
 def is_served_spec(model: str) -> bool:
-    """True when a model string names a server rather than a hub id or folder."""
+    """Tell whether a model string names a server rather than a hub id or folder."""
     scheme = model.strip().split('://', 1)[0].lower() if '://' in model else ''
     return scheme in SCHEMES
 
 
 def parse_spec(spec: str) -> Tuple[str, Dict[str, str]]:
-    """(base URL for the client, options) from a served-model spec; ValueError if malformed."""
+    """Return (base URL for the client, options) of a served spec; ValueError if malformed."""
     parts = urlsplit(spec.strip())
     scheme = SCHEMES.get(parts.scheme.lower())
     if scheme is None:
@@ -79,8 +81,7 @@ def parse_spec(spec: str) -> Tuple[str, Dict[str, str]]:
 
 
 def encode_image(image: Image, fmt: str = 'png') -> str:
-    """A data URL of an HxWx3 uint8 RGB image (PNG is lossless: the server sees our pixels)."""
-    from PIL import Image as PILImage
+    """Return an HxWx3 uint8 RGB image as a data URL (lossless PNG: the server sees our pixels)."""
     array = np.asarray(image)
     if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
         raise ValueError(f'expected an HxWx3 uint8 RGB image, got {array.shape} {array.dtype}')
@@ -98,7 +99,8 @@ def _norm(text: str) -> str:
 
 def choice_probs_from_top_logprobs(choices: Sequence[str],
                                    top: Sequence[Tuple[str, float]]) -> Optional[List[float]]:
-    """Per-choice probabilities from the first answer token's top log-probabilities.
+    """
+    Return per-choice probabilities from the first answer token's top log-probabilities.
 
     A token counts for every choice it begins (case and surrounding spaces ignored),
     its probability split evenly among them; a choice that no listed token begins gets
@@ -148,7 +150,8 @@ class ServedBackend(VLMBackend):
     """A VLM answered by an OpenAI-compatible server (see the module docstring)."""
 
     def __init__(self, spec: str, **_ignored: Any) -> None:
-        """Parse the spec only; load() contacts the server.
+        """
+        Parse the spec only; load() contacts the server.
 
         Keyword arguments meant for a local backend (device, dtype, ...) are ignored:
         the server decides those.
