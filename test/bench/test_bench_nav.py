@@ -2,6 +2,7 @@
 and a small closed-loop regression run through the real nodes with a floor on success.
 """
 
+import csv
 import json
 import math
 import os
@@ -10,8 +11,10 @@ import sys
 
 import pytest
 
-from vlm_nav.bench.nav import FIRST_SEED, make_episodes, shortest_path_m, spl
+from vlm_nav.bench.nav import CSV_FIELDS, report
 from vlm_nav.bench.oracle_node import oracle_observation
+from vlm_nav.sim import make_layout, World
+from vlm_nav.sim.episodes import FIRST_SEED, make_episodes, shortest_path_m, spl
 
 
 def test_episodes_are_held_out_reproducible_and_reachable():
@@ -26,7 +29,6 @@ def test_episodes_are_held_out_reproducible_and_reachable():
 
 
 def test_shortest_path_goes_around_walls():
-    from vlm_nav.sim import make_layout, World
     # seed 3000000 has a wall at x ~ -0.9 with a gap: crossing it is longer than straight
     with World(make_layout(FIRST_SEED)) as world:
         d = shortest_path_m(world, (2.0, 3.0), (-3.0, 3.0), 0.3)
@@ -36,7 +38,6 @@ def test_shortest_path_goes_around_walls():
 def test_shortest_path_ends_where_the_target_can_be_seen():
     """Held-out 3 000 045: the red ball is 1.3 m from cells just behind a wall, which the
     robot must go round through two openings to see it from; 3 000 000's path is open."""
-    from vlm_nav.sim import make_layout, World
     episodes = make_episodes(46)
     for index, lo, hi in ((45, 5.0, 6.0), (0, 0.0, math.inf)):
         e = episodes[index]
@@ -51,8 +52,6 @@ def test_shortest_path_ends_where_the_target_can_be_seen():
 
 
 def test_report_rescore_recomputes_spl_from_the_recorded_paths(tmp_path):
-    from vlm_nav.bench.nav import CSV_FIELDS, report
-    import csv
     episodes = make_episodes(2)
     rows = [{'episode': e.index, 'seed': e.seed, 'target': e.target, 'policy': 'oracle',
              'outcome': 'arrived', 'success': int(e.index == 0), 'spl': 0.1,

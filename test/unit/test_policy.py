@@ -4,9 +4,12 @@ import math
 
 import pytest
 
+from vlm_nav.nav.free_text import free_text_decision
 from vlm_nav.nav.limits import VelocityLimiter
 from vlm_nav.nav.policy import NavigationPolicy, PolicyConfig
 from vlm_nav.perception.vocabulary import Observation
+from vlm_nav.sim import make_layout
+from vlm_nav.sim.episodes import make_episodes, simulate_episode
 
 
 def obs(visible=0.0, left=0.0, center=0.0, right=0.0, near=0.0, path=1.0, t=0.0):
@@ -72,9 +75,7 @@ def test_lost_target_turns_toward_where_it_was_seen_from_odometry():
 def test_walking_round_a_lone_object_is_left_after_one_lap():
     """No ROS, ground-truth answers. Seed 5 000 015 (a development layout): the walk between
     scans meets the red cone and follows its edge as if it were a wall. Back where that
-    began, the policy leaves it, straight out; before, it went round it until the timeout."""
-    from vlm_nav.bench.nav import make_episodes, simulate_episode
-    from vlm_nav.sim import make_layout
+    began, the policy leaves it, straight out, instead of going round it until the timeout."""
 
     class Recording(NavigationPolicy):
         def decide(self, observation, now_s, pose=None, scan=None):
@@ -132,8 +133,7 @@ def test_a_target_seen_beside_the_heading_but_not_when_faced_is_approached():
 def test_a_far_target_seen_only_at_the_image_edges_is_reached():
     """No ROS, ground-truth answers. Seed 5 000 069 (a development layout): the green ball,
     5.6 m away, crosses the visibility limit only at the edges of the image. The policy
-    used to turn between the two edge views until the timeout; now it drives closer."""
-    from vlm_nav.bench.nav import make_episodes, simulate_episode
+    drives closer instead of turning between the two edge views until the timeout."""
     result = simulate_episode(make_episodes(1, first_seed=5_000_069)[0],
                               policy=NavigationPolicy())
     assert result['success'], result['outcome']
@@ -214,7 +214,6 @@ def test_limiter_respects_acceleration_and_stops_at_once():
 
 
 def test_original_policy_parses_substrings_like_the_original_node():
-    from vlm_nav.nav.free_text import free_text_decision
     assert free_text_decision('search', 'red ball', 'no.').angular == 0.3
     assert free_text_decision('search', 'red ball', 'yes, the red ball is left and far.'
                              ).angular == 0.5
@@ -266,7 +265,7 @@ def test_blocked_without_a_clear_view_in_this_heading_does_not_creep():
 
 def test_blocked_beside_an_off_centre_target_faces_it_before_going_round():
     """Close to the target, the target itself blocks the path: a detour started while it is
-    off-centre circled it at ~1 m for a whole episode (benchmark episode 1, session 12).
+    off-centre can circle it at ~1 m for a whole episode (held-out benchmark episode 1).
     Turn toward it in place; creeping or a detour is decided once it is centred."""
     policy = search_policy()
     policy.decide(obs(0.95, center=0.95, path=0.9), 0.0, (0.0, 0.0, 0.0))
@@ -306,8 +305,7 @@ def test_follow_distance_hysteresis():
 def test_oracle_closed_loop_goes_round_the_plant_of_the_smoke_run():
     """No ROS: the policy, the limiter and the simulator on ground-truth answers. Held-out
     episode 0 (seed 3000000): a plant stands between the start and the blue ball; the
-    previous policy drove into it (model) or timed out going round it (oracle)."""
-    from vlm_nav.bench.nav import make_episodes, simulate_episode
+    policy neither drives into it nor times out going round it."""
     row = simulate_episode(make_episodes(1)[0])
     assert row['success'] == 1 and row['collisions'] == 0, row['outcome']
 

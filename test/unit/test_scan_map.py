@@ -22,8 +22,11 @@ import numpy as np
 import pytest
 
 from conftest import AheadObserve, spinning
+from vlm_nav.nav.policy import NavigationPolicy, PolicyConfig
 from vlm_nav.nav.scan_map import lookahead_point, Scan, ScanMap
+from vlm_nav.perception.vocabulary import Observation
 from vlm_nav.sim import make_layout, World
+from vlm_nav.sim.episodes import make_episodes, oracle_observer, simulate_episode
 from vlm_nav.sim.world import SCAN_BEAMS, SCAN_RANGE_M
 
 # Development layouts (not training, validation, held-out or benchmark seeds).
@@ -145,8 +148,6 @@ def test_policy_with_the_scan_finds_targets_on_ground_truth_answers():
     """No ROS: the navigator's policy with the simulated lidar and certain answers on three
     development episodes finds every target without touching anything, and its map of
     the layout is right."""
-    from vlm_nav.bench.nav import make_episodes, simulate_episode, oracle_observer
-    from vlm_nav.nav.policy import NavigationPolicy
     for episode in make_episodes(3, first_seed=5_000_030):
         policy = NavigationPolicy()
         row = simulate_episode(episode, oracle_observer, latency_s=0.02, use_scan=True,
@@ -158,8 +159,6 @@ def test_policy_with_the_scan_finds_targets_on_ground_truth_answers():
 def test_policy_goes_back_to_the_camera_when_the_scan_stops():
     """The path ahead is the scan's while one comes (blocked here, though the model says
     clear); without one the model's answer decides again."""
-    from vlm_nav.nav.policy import NavigationPolicy, PolicyConfig
-    from vlm_nav.perception.vocabulary import Observation
     policy = NavigationPolicy(PolicyConfig())
     policy.reset('search', 'red ball')
     ranges = np.full(180, np.inf)

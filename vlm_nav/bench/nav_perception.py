@@ -3,7 +3,7 @@
     python -m vlm_nav.bench.nav_perception --out bench/results/nav_perception \
         embedded=vlm_nav/embedded_model stage3=/tmp/stage3/vlm_nav/embedded_model
 
-Drives the navigation benchmark's held-out episodes (`bench_nav.make_episodes`) with the
+Drives the navigation benchmark's held-out episodes (`sim.episodes.make_episodes`) with the
 scored navigator on ground-truth perception (the oracle policy, so every model sees the
 same frames), keeps every --every-th camera frame it asked about with the ground truth
 of that moment, then scores each model on those frames with the navigator's own four
@@ -21,6 +21,10 @@ import time
 
 import numpy as np
 
+from vlm_nav.models import load_backend
+from vlm_nav.perception import vocabulary
+from vlm_nav.sim.episodes import make_episodes, oracle_observer, simulate_episode
+
 REPO = Path(__file__).resolve().parents[2]
 
 METRICS = (
@@ -35,25 +39,23 @@ METRICS = (
 
 def collect_frames(episodes, every: int, log=print):
     """(image, target, truth Observation) every `every`-th perception call of the oracle."""
-    from vlm_nav.bench import nav as bench_nav
     frames = []
     for episode in episodes:
         calls = [0]
 
         def perceive(world, target, stamp_s):
-            truth = bench_nav.oracle_observer(world, target, stamp_s)
+            truth = oracle_observer(world, target, stamp_s)
             if calls[0] % every == 0:
                 frames.append((world.render().copy(), target, truth))
             calls[0] += 1
             return truth
-        bench_nav.simulate_episode(episode, perceive, latency_s=0.02)
+        simulate_episode(episode, perceive, latency_s=0.02)
         log(f'[nav_perception] episode {episode.index + 1}/{len(episodes)}: '
             f'{len(frames)} frames so far')
     return frames
 
 
 def score_frames(backend, frames) -> dict:
-    from vlm_nav.perception import vocabulary
     hits = {key: [] for key, _ in METRICS}
     for image, target, truth in frames:
         visible, bearing, distance, path = backend.score(
@@ -106,14 +108,12 @@ def main(argv=None) -> None:
     parser.add_argument('--out', type=Path, required=True)
     args = parser.parse_args(argv)
     import torch
-    from vlm_nav.bench import nav as bench_nav
-    from vlm_nav.models import load_backend
     torch.set_num_threads(args.threads)
     specs = [m.split('=', 1) for m in args.models]
     if any(len(s) != 2 for s in specs):
         parser.error('models are NAME=MODEL')
     start = time.time()
-    frames = collect_frames(bench_nav.make_episodes(args.episodes), args.every)
+    frames = collect_frames(make_episodes(args.episodes), args.every)
     results = {}
     for name, model in specs:
         backend = load_backend(model, runtime=args.runtime)
