@@ -3,12 +3,12 @@
 from pathlib import Path
 
 import pytest
-import yaml
 
 from vlm_nav.monitor.alerts import AlertPolicy
 from vlm_nav.monitor.scenarios import (load_scenarios, parse_scenarios, Scenario, ScenarioError,
                                        select)
 from vlm_nav.perception.vocabulary import PATH_QUESTION, visible_question
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / 'config' / 'monitor_scenarios.yaml'
@@ -102,11 +102,11 @@ def test_confidence_sums_the_alarm_choices():
 
 
 # ---- scenario files ----------------------------------------------------------------------
-def test_shipped_file_loads_with_the_original_and_simulator_scenarios():
+def test_shipped_file_loads_with_the_security_and_simulator_scenarios():
     scenarios = {s.id: s for s in load_scenarios(str(SHIPPED))}
-    for original in ('person_lying_on_floor', 'smoke_or_fire', 'unknown_person', 'door_open',
+    for security in ('person_lying_on_floor', 'smoke_or_fire', 'unknown_person', 'door_open',
                      'unattended_bag'):
-        assert original in scenarios
+        assert security in scenarios
     # the simulator scenarios use the embedded model's trained phrasing, word for word
     assert scenarios['door_in_view'].question == visible_question('door')
     assert scenarios['red_ball_in_view'].question == visible_question('red ball')
@@ -124,7 +124,7 @@ def _write(tmp_path, document) -> str:
 
 @pytest.mark.parametrize('entry, message', [
     ({'question': 'Is there a door?'}, 'scenario #2: id must be'),
-    ({'id': 'Bad Id', 'question': 'q?'}, "id must be 1-64 characters"),
+    ({'id': 'Bad Id', 'question': 'q?'}, 'id must be 1-64 characters'),
     ({'id': 'x'}, "(id 'x'): question must be a string"),
     ({'id': 'x', 'question': '  '}, 'question is empty'),
     ({'id': 'x', 'question': 'Is there a <image>?'}, 'model markup'),

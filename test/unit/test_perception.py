@@ -3,7 +3,7 @@
 import pytest
 
 from vlm_nav.perception.vocabulary import (clean_text, format_description, Observation,
-                                parse_description, SeenObject)
+                                           parse_description, SeenObject)
 
 
 def test_description_round_trips_and_orders_left_to_right():

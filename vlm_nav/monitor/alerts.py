@@ -1,4 +1,5 @@
-"""Security monitor policy: the per-scenario alert decision. No ROS here.
+"""
+Security monitor policy: the per-scenario alert decision. No ROS here.
 
 A scenario is a closed-set question about one frame (yes/no by default) and the answer(s)
 that mean "alarm". The model's probability of the alarm answers is the scenario's

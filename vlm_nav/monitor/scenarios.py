@@ -1,4 +1,5 @@
-"""Security monitor scenarios: the scenario file, checked entry by entry. No ROS here.
+"""
+Security monitor scenarios: the scenario file, checked entry by entry. No ROS here.
 
 A scenario is a closed-set question about one frame (yes/no by default) and the answer(s)
 that mean "alarm"; `vlm_nav.monitor.alerts` turns the model's answers into alerts.
@@ -8,9 +9,8 @@ from dataclasses import dataclass
 import re
 from typing import List, Sequence, Tuple
 
-import yaml
-
 from vlm_nav.perception.vocabulary import clean_text, YES_NO
+import yaml
 
 SEVERITIES = ('info', 'warning', 'critical')
 MAX_QUESTION_CHARS = 500     # vlm_node refuses longer questions
@@ -27,7 +27,7 @@ class ScenarioError(ValueError):
 
 @dataclass(frozen=True)
 class Scenario:
-    id: str
+    id: str     # noqa: A003 - the scenario file's key; a dataclass field shadows no builtin
     question: str
     choices: Tuple[str, ...] = YES_NO
     alarm: Tuple[str, ...] = ('yes',)
@@ -64,7 +64,7 @@ def _string_list(value, key: str, where: str) -> Tuple[str, ...]:
         value = [value]
     if isinstance(value, bool) or (isinstance(value, list)
                                    and any(isinstance(v, bool) for v in value)):
-        raise ScenarioError(f"{where}: {key} has true/false where answers belong: YAML reads "
+        raise ScenarioError(f'{where}: {key} has true/false where answers belong: YAML reads '
                             f"bare yes/no as booleans; quote them ('yes', 'no')")
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ScenarioError(f'{where}: {key} must be a list of strings, got {value!r}')
@@ -158,7 +158,7 @@ def load_scenarios(path: str) -> List[Scenario]:
 
 
 def select(scenarios: Sequence[Scenario], ids: Sequence[str]) -> List[Scenario]:
-    """The scenarios named in ids (enabled or not), or every enabled one if ids is empty."""
+    """Return the scenarios named in ids (enabled or not), or every enabled one if ids is empty."""
     if not ids:
         chosen = [s for s in scenarios if s.enabled]
         if not chosen:

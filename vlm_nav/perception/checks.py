@@ -1,4 +1,5 @@
-"""Is an observation fit to drive on? Plain Python, no ROS.
+"""
+Is an observation fit to drive on? Plain Python, no ROS.
 
 The navigator acts only on observations that pass; anything else counts as no
 perception, so the stale-perception stop applies. A model that emits NaN (fp16
@@ -28,7 +29,8 @@ def _distribution_problem(name: str, probs: Dict[str, float], labels: Sequence[s
 
 
 def observation_problem(obs: Observation, now_s: float, future_tolerance_s: float) -> str:
-    """'' when obs can be acted on at time now_s; otherwise why not (for logs and counters).
+    """
+    Return '' when obs can be acted on at time now_s, else why not (for logs and counters).
 
     :param future_tolerance_s: how far a frame stamp may lie ahead of now_s (clock skew
         between the camera's and the navigator's machine). A stamp further ahead would

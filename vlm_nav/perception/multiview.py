@@ -1,4 +1,5 @@
-"""Scene descriptions from several views of one frame (test-time augmentation).
+"""
+Scene descriptions from several views of one frame (test-time augmentation).
 
 One greedy description misses small objects: the embedded model names 98 % of objects
 seen as 60 pixels or more but 68 % of those of 14-29 pixels, a blob inside one 8x8 patch.
@@ -21,7 +22,8 @@ from vlm_nav.perception import vocabulary
 VIEWS = ('identity', 'mirror', 'shift', 'mirror_shift')
 DEFAULT_MIN_VOTES = 2
 # A shift of 2 pixels at the embedded model's 96-pixel input: a quarter of a patch moves a
-# small object's blob across patch borders (the candidates tried: vlm_nav/bench/describe_views.py).
+# small object's blob across patch borders (candidates compared in
+# vlm_nav/bench/describe_views.py).
 SHIFT_FRACTION = 1 / 48
 # Views whose geometry is the frame's (up to the mirror): bearing and distance come from
 # these when they name the object; a shifted view's bearings are less reliable (item
@@ -31,7 +33,7 @@ _FLIP = {'left': 'right', 'right': 'left', 'center': 'center'}
 
 
 def check_views(views: Sequence[str], min_votes: int) -> Optional[str]:
-    """An error message for a bad view list or vote count, else None."""
+    """Return an error message for a bad view list or vote count, else None."""
     if not views:
         return 'at least one view is needed'
     unknown = [v for v in views if v not in VIEWS]
@@ -47,7 +49,7 @@ def check_views(views: Sequence[str], min_votes: int) -> Optional[str]:
 
 
 def view_image(rgb: np.ndarray, view: str) -> np.ndarray:
-    """The view of an (H, W, 3) image or an (N, H, W, 3) batch; a shift repeats the edge."""
+    """Return the view of an (H, W, 3) image or an (N, H, W, 3) batch; a shift repeats the edge."""
     width_axis = rgb.ndim - 2
     out = rgb
     if 'mirror' in view:
@@ -63,7 +65,7 @@ def view_image(rgb: np.ndarray, view: str) -> np.ndarray:
 
 def to_frame(objects: Sequence[vocabulary.SeenObject], view: str
              ) -> List[vocabulary.SeenObject]:
-    """A view's objects with the frame's bearings (a mirror swaps left and right)."""
+    """Map a view's objects to the frame's bearings (a mirror swaps left and right)."""
     if 'mirror' not in view:
         return list(objects)
     return [vocabulary.SeenObject(o.label, _FLIP[o.bearing], o.distance) for o in objects]
@@ -71,9 +73,12 @@ def to_frame(objects: Sequence[vocabulary.SeenObject], view: str
 
 def merge(per_view: Sequence[Sequence[vocabulary.SeenObject]], views: Sequence[str],
           min_votes: int) -> List[vocabulary.SeenObject]:
-    """The objects (in frame terms) that at least min_votes views name, one per label;
-    bearing and distance by majority of the aligned views naming it (else of all), ties
-    to the earlier view."""
+    """
+    Return the objects (in frame terms) that at least min_votes views name, one per label.
+
+    Bearing and distance come by majority of the aligned views naming it (else of all),
+    ties to the earlier view.
+    """
     named = [{o.label: o for o in objects} for objects in per_view]
     votes = Counter(label for by_label in named for label in by_label)
     merged = []
@@ -93,8 +98,11 @@ def merge(per_view: Sequence[Sequence[vocabulary.SeenObject]], views: Sequence[s
 def describe(generate: Callable[[List[np.ndarray]], List[str]], rgb: np.ndarray,
              views: Sequence[str] = VIEWS, min_votes: int = DEFAULT_MIN_VOTES
              ) -> Tuple[str, List[vocabulary.SeenObject]]:
-    """(text, objects) for one frame; generate(images) returns the model's description of
-    each image (VLMBackend.generate_batch decodes them together).
+    """
+    Return (text, objects) for one frame.
+
+    generate(images) returns the model's description of each image
+    (VLMBackend.generate_batch decodes them together).
 
     The first view is described alone: an answer outside the description grammar (a
     free-text model) is returned as it is, after one generation; else the other views
@@ -108,8 +116,12 @@ def describe(generate: Callable[[List[np.ndarray]], List[str]], rgb: np.ndarray,
 
 def combine(texts: Sequence[str], views: Sequence[str], min_votes: int
             ) -> Tuple[str, List[vocabulary.SeenObject]]:
-    """(text, objects) from each view's description, in views' order; a view's answer
-    outside the grammar names nothing, unless it is the first (then it is the answer)."""
+    """
+    Return (text, objects) from each view's description, in views' order.
+
+    A view's answer outside the grammar names nothing, unless it is the first (then it is
+    the answer).
+    """
     if len(texts) == 1 or vocabulary.parse_grammar(texts[0]) is None:
         return texts[0], vocabulary.parse_description(texts[0])
     per_view = [to_frame(vocabulary.parse_grammar(text) or [], view)

@@ -1,4 +1,5 @@
-"""The closed-set questions the package asks a VLM, and the description grammar.
+"""
+The closed-set questions the package asks a VLM, and the description grammar.
 
 One source of truth: the embedded model is trained on exactly these strings,
 the vlm_node asks exactly these strings, and the navigator reads the answers
@@ -34,7 +35,7 @@ _MARKUP = re.compile(r'<\|[^<>]*\|>|</?[A-Za-z_][\w.:-]*>')
 
 
 def clean_text(text: str, limit: int, what: str, multiline: bool = True) -> str:
-    """Stripped text, or ValueError saying why it can't be used in a prompt."""
+    """Return the stripped text, or raise ValueError saying why it can't be used in a prompt."""
     stripped = text.strip()
     if not stripped:
         raise ValueError(f'{what} is empty')
@@ -73,15 +74,15 @@ def target_questions(target: str) -> List[Tuple[str, Tuple[str, ...]]]:
     ]
 
 
-# The original design's free-text prompts (the baseline the package is measured against):
-# it generated up to 50 / 150 tokens and searched the text for words like "left".
+# The free-text baseline's prompts (the design the package is measured against): it
+# generates up to 50 / 150 tokens and searches the text for words like "left".
 FREE_TEXT_SEARCH_TOKENS = 50
 FREE_TEXT_EXPLORE_TOKENS = 150
 FREE_TEXT_EXPLORE_PROMPT = ('Describe the scene for robot navigation:\n'
-                           '1. What obstacles are visible?\n'
-                           '2. Is the path ahead clear?\n'
-                           '3. Any interesting objects or landmarks?\n'
-                           '4. Suggested direction (straight/left/right)?')
+                            '1. What obstacles are visible?\n'
+                            '2. Is the path ahead clear?\n'
+                            '3. Any interesting objects or landmarks?\n'
+                            '4. Suggested direction (straight/left/right)?')
 
 
 def free_text_search_question(target: str) -> str:
@@ -90,7 +91,7 @@ def free_text_search_question(target: str) -> str:
 
 
 def free_text_search_answer(target: str, bearing: str = '', distance: str = '') -> str:
-    """The free-text answer the embedded model is taught for the original question."""
+    """Return the free-text answer the embedded model is taught for the baseline's question."""
     if not bearing:
         return 'no.'
     return f'yes, the {target} is {bearing} and {distance}.'
@@ -132,8 +133,11 @@ def parse_description(text: str) -> List[SeenObject]:
 
 
 def parse_grammar(text: str) -> Optional[List[SeenObject]]:
-    """The objects of a description that follows the grammar throughout ('nothing.' is
-    none); None when any item does not (free text)."""
+    """
+    Return the objects of a description that follows the grammar throughout.
+
+    'nothing.' is none; None when any item does not follow it (free text).
+    """
     items = [item.strip() for item in text.strip().lower().split('.') if item.strip()]
     if items == [NOTHING]:
         return []
