@@ -1,10 +1,11 @@
-"""The original design's navigation, kept as the baseline the package is measured against.
+"""
+The free-text baseline: the navigation design the package is measured against.
 
-It asked a free-text question, generated up to 50 (search) or 150 (explore) tokens and
-searched the lower-cased answer for words: the target's name, then 'left' / 'right' /
-'center' and 'near'; 'obstacle' / 'blocked' / 'clear' when exploring. Turns were
+It asks a free-text question, generates up to 50 (search) or 150 (explore) tokens and
+searches the lower-cased answer for words: the target's name, then 'left' / 'right' /
+'center' and 'near'; 'obstacle' / 'blocked' / 'clear' when exploring. Turns are
 ±0.5 rad/s, forward 0.3 m/s (0.4 exploring), and 0.3 rad/s rotation while searching.
-Reimplemented from its description, not copied; plain Python, no ROS.
+Reimplemented from the design's description, not copied; plain Python, no ROS.
 """
 
 from dataclasses import dataclass
@@ -12,18 +13,18 @@ from typing import Optional
 
 from vlm_nav.nav.policy import Decision, MODES, PolicyConfig
 from vlm_nav.perception.vocabulary import (FREE_TEXT_EXPLORE_PROMPT, FREE_TEXT_EXPLORE_TOKENS,
-                                FREE_TEXT_SEARCH_TOKENS, free_text_search_question)
+                                           free_text_search_question, FREE_TEXT_SEARCH_TOKENS)
 
 
 def free_text_prompt(mode: str, target: str):
-    """(prompt, max_new_tokens) the original design used in this mode."""
+    """Return the (prompt, max_new_tokens) the baseline uses in this mode."""
     if mode == 'explore':
         return FREE_TEXT_EXPLORE_PROMPT, FREE_TEXT_EXPLORE_TOKENS
     return free_text_search_question(target), FREE_TEXT_SEARCH_TOKENS
 
 
 def free_text_decision(mode: str, target: str, answer: str) -> Decision:
-    """Substring matching exactly as the original node did it."""
+    """Decide by substring matching, rule for rule as the baseline does."""
     response = answer.lower()
     quoted = f'answer {answer.strip()[:80]!r}'
     if mode == 'explore':
@@ -42,7 +43,7 @@ def free_text_decision(mode: str, target: str, answer: str) -> Decision:
             if 'near' in response:
                 return Decision(0.0, 0.0, 'arrived', quoted, arrived=True)
             return Decision(0.3, 0.0, 'approaching', quoted)
-        return Decision(0.0, 0.0, 'waiting', quoted)   # the original published a zero Twist
+        return Decision(0.0, 0.0, 'waiting', quoted)   # the baseline publishes a zero Twist
     return Decision(0.0, 0.3, 'scanning', quoted)
 
 
@@ -55,11 +56,12 @@ class Answer:
 
 
 class FreeTextPolicy:
-    """free_text_decision behind the NavigationPolicy interface, so the navigator node can
-    run either with the same velocity limiter and stale-perception stop.
+    """
+    The free-text baseline (free_text_decision) behind the NavigationPolicy interface.
 
-    The newest answer's decision holds until the next answer (the original node published
-    one Twist per answer); 'arrived' latches, as in NavigationPolicy.
+    The navigator node runs either policy with the same velocity limiter and
+    stale-perception stop. The newest answer's decision holds until the next answer (the
+    baseline publishes one Twist per answer); 'arrived' latches, as in NavigationPolicy.
     """
 
     def __init__(self, config: Optional[PolicyConfig] = None):
@@ -78,7 +80,7 @@ class FreeTextPolicy:
         return self._arrived
 
     def prompt(self):
-        """(prompt, max_new_tokens) for the current mode and target."""
+        """Return the (prompt, max_new_tokens) for the current mode and target."""
         return free_text_prompt(self.mode, self.target)
 
     def decide(self, obs: Optional[Answer], now_s: float) -> Decision:
@@ -86,8 +88,8 @@ class FreeTextPolicy:
             return Decision(0.0, 0.0, 'idle', 'idle' if obs else 'no answer yet')
         if self._arrived:
             return Decision(0.0, 0.0, 'arrived', f'stopped in front of the {self.target}', True)
-        # follow has no original counterpart: it searches the same way.
+        # The baseline has no follow mode: follow searches the same way.
         decision = free_text_decision('explore' if self.mode == 'explore' else 'search',
-                                     self.target, obs.answer)
+                                      self.target, obs.answer)
         self._arrived = decision.arrived
         return decision

@@ -23,7 +23,8 @@ class VelocityLimiter:
     angular: float = 0.0
 
     def limit(self, linear: float, angular: float, dt: float) -> Tuple[float, float]:
-        """Clamp to speed limits, then to what the accelerations allow since the last call.
+        """
+        Clamp to speed limits, then to what the accelerations allow since the last call.
 
         Non-finite inputs become 0; the output is always finite and within limits.
         """

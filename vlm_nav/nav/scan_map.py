@@ -1,4 +1,5 @@
-"""A map from a planar range scan, for exploring where the camera has not looked yet.
+"""
+A map from a planar range scan, for exploring where the camera has not looked yet.
 
 Plain numpy/scipy, no ROS. The navigator uses it when the robot has a 2-D lidar
 (sensor_msgs/LaserScan on ``scan``): the scan says where walls and things are, the
@@ -61,8 +62,7 @@ class Scan:
             return np.isfinite(r) & (r >= self.range_min) & (r <= self.range_max)
 
     def nearest_side(self, within_m: float) -> float:
-        """+1 if the nearest return within within_m is on the left, -1 on the right, 0 if
-        none."""
+        """Return +1 if the nearest return within within_m is left, -1 if right, 0 if none."""
         ok = self.valid()
         r = np.asarray(self.ranges, dtype=float)[ok]
         if not len(r) or r.min() > within_m:
@@ -70,8 +70,12 @@ class Scan:
         return 1.0 if math.sin(self.angles[ok][int(np.argmin(r))]) > 0.0 else -1.0
 
     def corridor_clear(self, lookahead_m: float, half_width_m: float) -> bool:
-        """No return inside the rectangle ahead of the robot: lookahead_m long, the robot's
-        width plus margin wide (what the model's 'is the path ahead clear?' answers)."""
+        """
+        Tell whether no return lies inside the rectangle ahead of the robot.
+
+        The rectangle is lookahead_m long and the robot's width plus margin wide (what the
+        model's 'is the path ahead clear?' answers).
+        """
         ok = self.valid()
         r = np.asarray(self.ranges, dtype=float)[ok]
         a = self.angles[ok]
@@ -79,7 +83,7 @@ class Scan:
         return not bool(np.any((x > 0.0) & (x < lookahead_m) & (np.abs(y) < half_width_m)))
 
     def range_toward(self, bearings: np.ndarray) -> np.ndarray:
-        """The range of the beam nearest each bearing (robot frame); inf where no return."""
+        """Return the range of the beam nearest each bearing (robot frame); inf where no return."""
         n = len(self.ranges)
         idx = np.rint((np.asarray(bearings) - self.angle_min) / self.angle_increment)
         idx = idx.astype(np.int64)
@@ -117,7 +121,7 @@ class ScanMap:
 
     # ---- cells ---------------------------------------------------------------------------
     def cell(self, x, y):
-        """Grid indices (i along x, j along y) of world points; may lie outside the grid."""
+        """Return the grid indices (i along x, j along y) of world points; may lie outside."""
         i = np.floor((np.asarray(x) - self.origin[0]) / self.resolution).astype(np.int64)
         j = np.floor((np.asarray(y) - self.origin[1]) / self.resolution).astype(np.int64)
         return i, j
@@ -172,11 +176,14 @@ class ScanMap:
 
     def _candidates(self, pose: Pose, scan: Scan, layer: np.ndarray,
                     walls: Optional[np.ndarray] = None):
-        """Occupied cells not in layer yet (looked or glanced at), not given up, within
-        the camera's range (with walls, the _walls() mask: view_range_m for things,
-        wall_view_range_m for walls; without, wall_view_range_m for all): their indices,
-        bearings in the robot frame and whether each is in line of sight (not beyond the
-        beam toward it)."""
+        """
+        Return the occupied cells not in layer yet (looked or glanced at) within range.
+
+        Cells given up are left out. The camera's range is, with walls (the _walls() mask),
+        view_range_m for things and wall_view_range_m for walls; without, wall_view_range_m
+        for all. Returns their indices, bearings in the robot frame and whether each is in
+        line of sight (not beyond the beam toward it).
+        """
         x, y, yaw = pose
         reach = int(math.ceil(self.wall_view_range_m / self.resolution)) + 1
         ci, cj = self.cell(x, y)
@@ -198,8 +205,12 @@ class ScanMap:
         return wi[near], wj[near], bearing[near], sight[near]
 
     def _components(self) -> Tuple[np.ndarray, np.ndarray]:
-        """8-connected components of the occupied cells (labels, 0 = none), and which
-        labels are walls (longer than wall_extent_m), not things."""
+        """
+        Label the 8-connected components of the occupied cells.
+
+        Returns the labels (0 = none) and which labels are walls (longer than
+        wall_extent_m), not things.
+        """
         labels, count = ndimage.label(self.occupied, structure=_EIGHT)
         is_wall = np.zeros(count + 1, dtype=bool)
         limit = self.wall_extent_m / self.resolution
@@ -210,16 +221,19 @@ class ScanMap:
         return labels, is_wall
 
     def _walls(self) -> np.ndarray:
-        """Occupied cells in components longer than wall_extent_m (walls, not things)."""
+        """Return the occupied cells of components longer than wall_extent_m (the walls)."""
         labels, is_wall = self._components()
         return is_wall[labels] & (labels > 0)
 
     def mark_viewed(self, pose: Pose, scan: Scan, margin_rad: float = 0.15) -> None:
-        """The camera's view at pose: occupied cells in its field of view (less margin_rad
-        each side, for the answer's latency while turning), in sight and in range count as
-        looked at; a thing (not a wall) seen in part counts as seen whole: the model knows
-        an object from any side, and the scan shows more of its outline as the robot
-        moves."""
+        """
+        Mark what the camera sees from pose as looked at.
+
+        Occupied cells in its field of view (less margin_rad each side, for the answer's
+        latency while turning), in sight and in range count as looked at; a thing (not a
+        wall) seen in part counts as seen whole: the model knows an object from any side,
+        and the scan shows more of its outline as the robot moves.
+        """
         if self.origin is None:
             return
         labels, is_wall = self._components()
@@ -236,9 +250,12 @@ class ScanMap:
 
     # ---- where to look, where to go -------------------------------------------------------
     def unlooked_bearings(self, pose: Pose, scan: Scan, min_cells: int = 3) -> np.ndarray:
-        """Robot-frame bearings of the cells in sight from pose that the camera has not
-        had in view yet, at any range it may see them from (none when fewer than
-        min_cells: stray cells are not worth turning for)."""
+        """
+        Return the robot-frame bearings of the cells in sight the camera has not had in view.
+
+        Cells count at any range the camera may see them from; none are returned when fewer
+        than min_cells (stray cells are not worth turning for).
+        """
         if self.origin is None:
             return np.zeros(0)
         _, _, bearing, sight = self._candidates(pose, scan, self.glanced)
@@ -246,21 +263,28 @@ class ScanMap:
         return bearing if len(bearing) >= min_cells else np.zeros(0)
 
     def _traversable(self) -> Tuple[np.ndarray, np.ndarray]:
-        """Known-free cells the robot's disc fits in (clear of occupied cells by its radius
-        plus inflation_m), and every cell's distance to the nearest occupied one (m)."""
+        """
+        Return the known-free cells the robot's disc fits in, and the clearance.
+
+        A disc fits where it is clear of occupied cells by its radius plus inflation_m;
+        the clearance is every cell's distance to the nearest occupied one (m).
+        """
         clearance = ndimage.distance_transform_edt(~self.occupied) * self.resolution
         return self.free & (clearance > self.robot_radius + self.inflation_m), clearance
 
     def frontier(self) -> np.ndarray:
-        """Free cells next to open unknown ones (where the map ends; not the unknown sliver
-        between the floor and a wall's face)."""
+        """
+        Return the free cells next to open unknown ones.
+
+        That is where the map ends; not the unknown sliver between the floor and a wall's
+        face.
+        """
         unknown = ~self.free & ~self.occupied
         open_unknown = unknown & ~ndimage.binary_dilation(self.occupied, iterations=2)
         return self.free & ndimage.binary_dilation(open_unknown) & ~self.dropped
 
     def is_open(self, cell: Tuple[int, int]) -> bool:
-        """Whether a goal cell still wants a look: occupied and not looked at, or frontier;
-        not given up."""
+        """Tell whether a goal cell wants a look: unlooked occupied or frontier, not given up."""
         i, j = cell
         if self.dropped[i, j]:
             return False
@@ -270,10 +294,13 @@ class ScanMap:
 
     def plan(self, pose: Pose, goal: Optional[Tuple[int, int]] = None
              ) -> Optional[Tuple[List[Tuple[float, float]], Tuple[int, int]]]:
-        """(world points of the cheapest path to a viewpoint of goal, goal). goal None or no
-        longer open: the nearest open one, things and frontier before walls (a door is the
-        only target on a wall, and walls are looked at from afar while passing). None when
-        nothing open is in reach."""
+        """
+        Return (world points of the cheapest path to a viewpoint of goal, goal).
+
+        When goal is None or no longer open, the nearest open one is taken, things and
+        frontier before walls (a door is the only target on a wall, and walls are looked at
+        from afar while passing). None when nothing open is in reach.
+        """
         if self.origin is None:
             return None
         trav, clearance = self._traversable()
@@ -306,7 +333,7 @@ class ScanMap:
 
     def _choose_goal(self, reach: np.ndarray, radius: int
                      ) -> Optional[Tuple[Tuple[int, int], Tuple[int, int]]]:
-        """(goal cell, its viewpoint) of the least cost, or None."""
+        """Return the (goal cell, its viewpoint) of the least cost, or None."""
         unlooked = self.occupied & ~self.looked & ~self.dropped
         walls = self._walls()
         # Tiny specks (a stray return; a beam's gap between returns) are not worth a trip.
@@ -348,9 +375,12 @@ class ScanMap:
 
     def _viewpoint(self, reach: np.ndarray, goal: Tuple[int, int], radius: int
                    ) -> Tuple[Tuple[int, int], float]:
-        """The cheapest traversable cell that sees goal (within view_m, no occupied cell in
-        between; a frontier cell: within 0.5 m, going there shows what lies beyond), and
-        its path length (inf if none)."""
+        """
+        Return the cheapest traversable cell that sees goal, and its path length.
+
+        A cell sees goal within view_m with no occupied cell in between; a frontier goal
+        within 0.5 m (going there shows what lies beyond). The length is inf if none does.
+        """
         gi, gj = goal
         if not self.occupied[gi, gj]:
             radius = min(radius, int(round(0.5 / self.resolution)))
@@ -374,8 +404,11 @@ class ScanMap:
         return (int(vi + r0), int(vj + c0)), float(box.flat[k])
 
     def drop_near(self, x: float, y: float, radius_m: float) -> int:
-        """Give up the unlooked cells and frontier within radius_m of (x, y): a viewpoint
-        there did not show them (hidden behind something). Returns how many."""
+        """
+        Give up the unlooked cells and frontier within radius_m of (x, y).
+
+        A viewpoint there did not show them (hidden behind something). Returns how many.
+        """
         if self.origin is None:
             return 0
         ci, cj = self.cell(x, y)
@@ -391,8 +424,11 @@ class ScanMap:
         return int(new.sum())
 
     def _start_cell(self, pose: Pose, trav: np.ndarray) -> Optional[Tuple[int, int]]:
-        """The robot's cell, or the nearest traversable one within 0.5 m (inflation may
-        cover the cell it stands in beside a wall)."""
+        """
+        Return the robot's cell, or the nearest traversable one within 0.5 m.
+
+        Inflation may cover the cell the robot stands in beside a wall.
+        """
         ci, cj = self.cell(pose[0], pose[1])
         if not (0 <= ci < self.n and 0 <= cj < self.n):
             return None
@@ -408,8 +444,12 @@ class ScanMap:
         return int(wi[k] + i0), int(wj[k] + j0)
 
     def _dijkstra(self, trav: np.ndarray, clearance: np.ndarray, start: Tuple[int, int]):
-        """Shortest paths from start over traversable cells (8-connected, no corner cutting;
-        steps near obstacles cost more, so paths keep to the middle of passages)."""
+        """
+        Find the shortest paths from start over traversable cells.
+
+        8-connected, no corner cutting; steps near obstacles cost more, so paths keep to
+        the middle of passages.
+        """
         index = np.full(trav.shape, -1, dtype=np.int64)
         ti, tj = np.nonzero(trav)
         index[ti, tj] = np.arange(len(ti))
@@ -440,7 +480,7 @@ class ScanMap:
 
 
 def _without_specks(mask: np.ndarray, min_cells: int) -> np.ndarray:
-    """mask without its 8-connected components smaller than min_cells."""
+    """Return mask without its 8-connected components smaller than min_cells."""
     labels, _ = ndimage.label(mask, structure=_EIGHT)
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
@@ -449,8 +489,11 @@ def _without_specks(mask: np.ndarray, min_cells: int) -> np.ndarray:
 
 def lookahead_point(path: Sequence[Tuple[float, float]], pose: Pose,
                     lookahead_m: float) -> Tuple[Tuple[float, float], float]:
-    """The point lookahead_m further along path than its point nearest the robot (pure
-    pursuit), and the path length left from there."""
+    """
+    Return the pure-pursuit point and the path length left from there.
+
+    The point lies lookahead_m further along path than the path's point nearest the robot.
+    """
     pts = np.asarray(path, dtype=float)
     d = np.hypot(pts[:, 0] - pose[0], pts[:, 1] - pose[1])
     k = int(np.argmin(d))
