@@ -8,9 +8,10 @@ import pytest
 
 from vlm_nav.models import load_backend, registry
 from vlm_nav.models.base import ModelLoadError
-from vlm_nav.models.hf_backend import HFBackend
-from vlm_nav.testing.tiny import build_tiny_generic
+from vlm_nav.models.hf_backend import _to_pil, HFBackend
+from vlm_nav.models.packing import block_layout, block_mask
 from vlm_nav.perception.vocabulary import DESCRIBE_PROMPT, target_questions
+from vlm_nav.testing.tiny import build_tiny_generic
 
 ATOL = 1e-4
 
@@ -93,7 +94,6 @@ def test_score_single_token_matches_reference(llava, image):
 
 
 def test_shared_prefix_covers_the_image(llava, image):
-    from vlm_nav.models.hf_backend import _to_pil
     prompt_ids, _, rows, _ = llava._plan(_to_pil(image), target_questions('red ball'))
     n = llava._shared_prefix_len(prompt_ids, rows)
     image_token = llava.model.config.image_token_id
@@ -114,6 +114,27 @@ def test_shared_prefix_paths_match_reference(llava, generic, image, packed):
             assert backend.packed == packed       # no silent fallback to two passes
         finally:
             backend.packed = True
+
+
+def test_packed_blocks_see_the_prefix_and_themselves_at_their_own_positions():
+    """Two tokens of prefix, blocks of 2 and 1 tokens, one padding token: each block is
+    causal over the prefix and itself at the positions of its own prompt; a padding query
+    sees the first key alone; additive for eager attention."""
+    import torch
+    segments, positions = block_layout(2, [2, 1])
+    assert segments == [0, 0, 1, 1, 2] and positions == [0, 1, 2, 3, 2]
+    allowed = block_mask(torch.tensor([segments + [-1]]))
+    assert allowed.shape == (1, 1, 6, 6) and allowed.dtype == torch.bool
+    assert allowed[0, 0].int().tolist() == [[1, 0, 0, 0, 0, 0],
+                                            [1, 1, 0, 0, 0, 0],
+                                            [1, 1, 1, 0, 0, 0],
+                                            [1, 1, 1, 1, 0, 0],
+                                            [1, 1, 0, 0, 1, 0],
+                                            [1, 0, 0, 0, 0, 0]]
+    additive = block_mask(torch.tensor([segments]), additive=True, dtype=torch.bfloat16)
+    assert additive.dtype == torch.bfloat16
+    assert torch.equal(additive == 0, block_mask(torch.tensor([segments])))
+    assert additive.min() == torch.finfo(torch.bfloat16).min
 
 
 def test_full_batch_path_matches_reference(llava, image):

@@ -6,15 +6,21 @@ questions are scored by the log-likelihood of each choice's tokens after
 passes are shared.
 """
 
+import ctypes
+import gc
 import os
 import re
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from huggingface_hub.constants import HF_HUB_CACHE
 import numpy as np
+from PIL import Image as PILImage
 
-from vlm_nav.models import registry
+from vlm_nav.models import onnx_scoring, registry
 from vlm_nav.models.base import (Image, ModelLoadError, Question, ScoredAnswer,
                                  UnsupportedOperation, VLMBackend)
+from vlm_nav.models.embedded import EMBEDDED_MODEL_DIR
+from vlm_nav.models.packing import block_layout, block_mask, eager_attention
 from vlm_nav.models.prompting import chat_prompt
 
 # owner/name as the hub spells it; anything else that is not a folder is a bad path.
@@ -42,7 +48,6 @@ def answer_text(prompt: str, answer: str, tokenizer: Any = None) -> str:
 
 
 def _to_pil(image: Image):
-    from PIL import Image as PILImage
     array = np.asarray(image)
     if array.ndim != 3 or array.shape[2] != 3:
         raise ValueError(f'expected an HxWx3 RGB image, got shape {array.shape}')
@@ -122,8 +127,8 @@ class HFBackend(VLMBackend):
         device = self._check_device()
         quantize = self.dtype == 'int8'
         if quantize and device.type != 'cpu':
-            raise ModelLoadError(f"dtype int8 (torch dynamic quantization) runs on the CPU, "
-                                 f"not {self.device}; use float16/bfloat16 there")
+            raise ModelLoadError('dtype int8 (torch dynamic quantization) runs on the CPU, '
+                                 f'not {self.device}; use float16/bfloat16 there')
         try:
             dtype = registry.torch_dtype('float32' if quantize else self.dtype)
         except ValueError as err:
@@ -141,7 +146,7 @@ class HFBackend(VLMBackend):
             # Choices are scored as continuations of the prompt in one decoder.
             raise ModelLoadError(
                 f"'{self.model_id}' has an encoder-decoder language model "
-                f"({text.model_type}, e.g. BLIP-2 Flan-T5); only decoder-only ones are "
+                f'({text.model_type}, e.g. BLIP-2 Flan-T5); only decoder-only ones are '
                 'supported (e.g. BLIP-2 OPT)')
         self.family = family
         self.operations = family.operations
@@ -181,11 +186,9 @@ class HFBackend(VLMBackend):
         """Export the packed scoring pass to ONNX Runtime (int8-quantized by it with
         ``quantize``), on a sample of the navigator's questions about a blank frame."""
         import torch
-        from PIL import Image as PILImage
-        from vlm_nav.models import onnx_scoring
         if self.model.device.type != 'cpu':
-            raise ModelLoadError(f"runtime onnxruntime runs on the CPU here, not "
-                                 f"{self.model.device}; use runtime torch")
+            raise ModelLoadError('runtime onnxruntime runs on the CPU here, not '
+                                 f'{self.model.device}; use runtime torch')
         if not self.family.shared_prefix or self.family.image_reads_question:
             raise ModelLoadError(f'runtime onnxruntime exports the packed scoring pass, which '
                                  f'{self.family.name} models do not use; use runtime torch')
@@ -205,8 +208,7 @@ class HFBackend(VLMBackend):
                                  'use runtime torch') from None
 
     def diagnostics(self) -> Dict[str, str]:
-        from vlm_nav.models.onnx_scoring import runtime_label
-        out = {'scoring_runtime': runtime_label(self.onnx)}
+        out = {'scoring_runtime': onnx_scoring.runtime_label(self.onnx)}
         if self.onnx_skipped:
             out['onnxruntime_skipped'] = self.onnx_skipped
         return out
@@ -295,7 +297,6 @@ class HFBackend(VLMBackend):
         raise ModelLoadError(self._not_cached_message(len(attempts) == 1, error))
 
     def _not_cached_message(self, local_only: bool, err: Exception) -> str:
-        from huggingface_hub.constants import HF_HUB_CACHE
         if local_only:
             why = ('it is not in the local Hugging Face cache '
                    f'({HF_HUB_CACHE}) and downloads are off '
@@ -578,34 +579,25 @@ class HFBackend(VLMBackend):
         return out.logits[0].reshape(len(rows), keep, -1)
 
     def _packed_inputs(self, rows, prefix: int, image, keep: int) -> Dict[str, Any]:
-        """The packed pass's model inputs (logits_to_keep as 'keep_index')."""
+        """The packed pass's model inputs (logits_to_keep as 'keep_index'): the shared
+        prefix, then each row's tail as a block (vlm_nav.models.packing)."""
         import torch
         device = self.model.device
         tails = [r[prefix:] for r in rows]
         seq = list(rows[0][:prefix]) + [t for tail in tails for t in tail]
-        width = len(seq)
-        segment = torch.zeros(width, dtype=torch.long)
-        positions = torch.arange(width)
+        segments, positions = block_layout(prefix, [len(tail) for tail in tails])
         keep_index = []
-        start = prefix
-        for i, tail in enumerate(tails, 1):
-            end = start + len(tail)
-            segment[start:end] = i
-            positions[start:end] = torch.arange(prefix, prefix + len(tail))
+        end = prefix
+        for tail in tails:
+            end += len(tail)
             # The last `keep` positions of this row; the ones a choice uses always lie in
             # its own tail (every tail keeps >= 1 prompt token plus choice[:-1]).
             keep_index += [max(0, end - keep + j) for j in range(keep)]
-            start = end
-        causal = torch.ones(width, width, dtype=torch.bool).tril()
-        allowed = causal & ((segment[None, :] == 0) | (segment[None, :] == segment[:, None]))
-        if getattr(self.model.config.get_text_config(), '_attn_implementation', '') == 'eager':
-            mask = torch.zeros(allowed.shape, dtype=self.model.dtype).masked_fill_(
-                ~allowed, torch.finfo(self.model.dtype).min)
-        else:
-            mask = allowed
+        mask = block_mask(torch.tensor([segments]), eager_attention(self.model.config),
+                          self.model.dtype)
         return {'input_ids': torch.tensor([seq], device=device),
-                'attention_mask': mask[None, None].to(device),
-                'position_ids': positions[None].to(device),
+                'attention_mask': mask.to(device),
+                'position_ids': torch.tensor([positions], device=device),
                 'keep_index': torch.tensor(keep_index, device=device),
                 **self._image_inputs(image, 1)}
 
@@ -840,15 +832,12 @@ def quantize_linear_int8(model):
 
 
 def _is_embedded(source: str) -> bool:
-    from vlm_nav.models.embedded import EMBEDDED_MODEL_DIR
     return os.path.isdir(source) and os.path.samefile(source, EMBEDDED_MODEL_DIR)
 
 
 def release_memory() -> None:
     """Collect garbage and give freed heap pages back to the OS, so the resident set
     shows what is really held (glibc keeps small freed blocks otherwise)."""
-    import ctypes
-    import gc
     gc.collect()
     try:
         ctypes.CDLL('libc.so.6').malloc_trim(0)

@@ -1,0 +1,56 @@
+"""The packed sequence: one image's questions in one row of one forward pass.
+
+A packed row is the shared prefix (role token, image tokens, the prompt's start), then one
+block per question (the rest of its prompt; in training its answer too). Every block
+keeps the positions it has in its own single-question prompt and attends causally to the
+prefix and to itself only, so each question's logits are those of its own sequence while
+the image and the prefix are computed once. HFBackend's packed scoring pass and the
+embedded model's training (vlm_nav.training) build their rows with these functions.
+No ROS imports; torch is imported by the mask alone.
+"""
+
+from typing import Any, List, Optional, Sequence, Tuple
+
+PREFIX = 0      # segment id of the shared prefix; blocks are 1, 2, ...; padding is -1
+PADDING = -1
+
+
+def block_layout(prefix: int, lengths: Sequence[int]) -> Tuple[List[int], List[int]]:
+    """(segment ids, position ids) of one packed row: ``prefix`` tokens of segment 0 at
+    positions 0.., then block k (1, 2, ...) of ``lengths[k - 1]`` tokens, segment k, at
+    positions prefix.., as in its own prompt."""
+    segments, positions = [PREFIX] * prefix, list(range(prefix))
+    for k, n in enumerate(lengths, 1):
+        segments += [k] * n
+        positions += range(prefix, prefix + n)
+    return segments, positions
+
+
+def eager_attention(config: Any) -> bool:
+    """Whether the model's language model adds its attention mask to the scores (eager
+    attention: the mask must be additive floats) rather than taking a boolean one."""
+    return getattr(config.get_text_config(), '_attn_implementation', '') == 'eager'
+
+
+def block_mask(segments, additive: bool = False, dtype: Optional[Any] = None):
+    """(B, 1, W, W) attention mask of packed rows from their (B, W) segment ids (a torch
+    tensor; -1 pads a row): causal, and a block sees only the prefix and itself. A
+    padding query sees the first key alone, so its softmax has no NaN.
+
+    Boolean (True: attend) unless ``additive``: then 0 where allowed and the most
+    negative value of ``dtype`` (default float32) elsewhere, for eager attention.
+    """
+    import torch
+    width = segments.shape[1]
+    real = segments >= 0
+    causal = torch.ones(width, width, dtype=torch.bool, device=segments.device).tril()
+    allowed = (causal[None] & real[:, None, :] & real[:, :, None]
+               & ((segments[:, None, :] == PREFIX)
+                  | (segments[:, None, :] == segments[:, :, None])))
+    allowed[:, :, 0] |= ~real
+    allowed = allowed[:, None]
+    if not additive:
+        return allowed
+    dtype = torch.float32 if dtype is None else dtype
+    return torch.zeros(allowed.shape, dtype=dtype, device=segments.device).masked_fill_(
+        ~allowed, torch.finfo(dtype).min)
