@@ -6,10 +6,12 @@ the simulator's source so a changed simulator never reuses stale frames. Questio
 drawn on the fly from the truth, with exactly the strings of vlm_nav.perception.vocabulary.
 """
 
+import argparse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 import functools
 import hashlib
+import importlib.util
 import lzma
 import multiprocessing as mp
 import os
@@ -53,7 +55,6 @@ def sim_labels() -> Tuple[str, ...]:
     try:
         from vlm_nav.sim import OBJECT_LABELS
     except ImportError:     # vlm_nav.sim imports pybullet; layout.py needs only numpy
-        import importlib.util
         path = REPO_ROOT / 'vlm_nav' / 'sim' / 'layout.py'
         spec = importlib.util.spec_from_file_location('_vlm_nav_sim_layout', path)
         module = importlib.util.module_from_spec(spec)
@@ -379,7 +380,7 @@ def make_sample(view: Views, i: int, qtype: str, rng: np.random.Generator,
     if qtype == 'original_explore':
         return Sample(i, qtype, vocabulary.FREE_TEXT_EXPLORE_PROMPT,
                       vocabulary.free_text_explore_answer(bool(view.path_clear[i]),
-                                                         view.description(i)))
+                                                          view.description(i)))
     raise ValueError(f'unknown question type {qtype!r}')
 
 
@@ -433,7 +434,6 @@ def flip_views(view: Views, idx: np.ndarray) -> None:
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Render and cache datasets ahead of training (e.g. to carry to another machine)."""
-    import argparse
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument('--first-seed', type=int, default=TRAIN_SEED_BASE)
     parser.add_argument('--layouts', type=int, default=1000)

@@ -19,11 +19,11 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from vlm_nav.perception import multiview
-
-from vlm_nav.perception import vocabulary
+from vlm_nav.models import embedded
 from vlm_nav.models.prompting import chat_prompt
+from vlm_nav.perception import multiview, vocabulary
 from vlm_nav.training import data
+from vlm_nav.training.forward import hidden_states, pixel_values
 
 CLOSED = ('visible', 'bearing', 'distance', 'path')
 EVAL_START, EVAL_END = '<!-- eval -->', '<!-- /eval -->'
@@ -89,8 +89,6 @@ def _closed_scores(samples: Sequence[data.Sample], best: Sequence[str]) -> Dict[
 def fast_metrics(model, encoder, views: data.Views, samples: Sequence[data.Sample],
                  device: torch.device, bf16: bool = False, batch: int = 64) -> Dict[str, float]:
     """Validation during training: the training forward, argmax over the choices' tokens."""
-    from vlm_nav.training.train import hidden_states, pixel_values
-
     closed = [s for s in samples if s.qtype in CLOSED]
     best = []
     for start in range(0, len(closed), batch):
@@ -271,8 +269,6 @@ def latency(model, processor, image: np.ndarray, device: torch.device, repeats: 
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    from vlm_nav.models import embedded
-
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--model', type=Path, default=embedded.EMBEDDED_MODEL_DIR)
     parser.add_argument('--first-seed', type=int, default=data.TEST_SEED_BASE,

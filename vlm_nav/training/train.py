@@ -24,13 +24,15 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from tokenizers import Tokenizer
 import torch
-import torch.nn.functional as F
 
-from vlm_nav.perception import vocabulary
 from vlm_nav.models import embedded
+from vlm_nav.models.packing import block_layout
 from vlm_nav.models.prompting import chat_prompt
-from vlm_nav.training import data
+from vlm_nav.perception import vocabulary
+from vlm_nav.training import data, evaluate
+from vlm_nav.training.forward import packed_loss, pixel_values
 
 
 @dataclasses.dataclass
@@ -48,7 +50,6 @@ class PackSpec:
         ids = self.answers.get(answer)
         if ids is None:
             if not hasattr(self, '_tok'):
-                from tokenizers import Tokenizer
                 self._tok = Tokenizer.from_str(self.tokenizer_json)
             ids = self._tok.encode(answer, add_special_tokens=False).ids + [self.eos_id]
             self.answers[answer] = ids
@@ -58,7 +59,8 @@ class PackSpec:
         return {k: v for k, v in self.__dict__.items() if k != '_tok'}
 
     def pack(self, groups: Sequence[Sequence[data.Sample]]) -> Dict[str, np.ndarray]:
-        """One row per image: prefix, then each question block (prompt suffix + answer).
+        """One row per image: prefix, then each question block (prompt suffix + answer),
+        laid out by vlm_nav.models.packing.block_layout.
 
         seg: 0 prefix, k question block k, -1 padding. Targets are given as flat
         positions (row * width + t) whose logits predict target_ids, per question.
@@ -68,19 +70,19 @@ class PackSpec:
         t_pos, t_ids, t_q = [], [], []
         q = 0
         for group in groups:
-            ids, pos, seg = list(self.prefix), list(range(n_pre)), [0] * n_pre
-            for k, s in enumerate(group, 1):
+            ids, blocks = list(self.prefix), []
+            for s in group:
                 sfx, ans = self.suffixes[s.question], self.answer_ids(s.answer)
                 start = len(ids)
                 ids += sfx + ans
-                pos += range(n_pre, n_pre + len(sfx) + len(ans))
-                seg += [k] * (len(sfx) + len(ans))
+                blocks.append(len(sfx) + len(ans))
                 # Position t predicts token t + 1: from the last prompt token on.
                 first = start + len(sfx) - 1
                 t_pos.append((len(rows), first, len(ans)))
                 t_ids += ans
                 t_q += [q] * len(ans)
                 q += 1
+            seg, pos = block_layout(n_pre, blocks)
             rows.append(ids)
             poss.append(pos)
             segs.append(seg)
@@ -191,73 +193,6 @@ def all_questions() -> List[str]:
         qs += [vocabulary.visible_question(t), vocabulary.bearing_question(t),
                vocabulary.distance_question(t), vocabulary.free_text_search_question(t)]
     return qs
-
-
-# ---------------------------------------------------------------------------- model side
-def pixel_values(images: torch.Tensor, processor) -> torch.Tensor:
-    """uint8 (B, S, S, 3) -> normalised (B, 3, S, S) float, as the image processor does."""
-    mean = torch.tensor(processor.image_processor.image_mean, device=images.device)
-    std = torch.tensor(processor.image_processor.image_std, device=images.device)
-    x = images.permute(0, 3, 1, 2).float() * processor.image_processor.rescale_factor
-    return (x - mean[:, None, None]) / std[:, None, None]
-
-
-def image_features(model, pixels: torch.Tensor) -> torch.Tensor:
-    """(B, num_image_tokens, text_hidden): what LlavaModel.get_image_features computes."""
-    cfg = model.config
-    out = model.model.vision_tower(pixels, output_hidden_states=True)
-    hidden = out.hidden_states[cfg.vision_feature_layer]
-    if cfg.vision_feature_select_strategy == 'default':
-        hidden = hidden[:, 1:]
-    return model.model.multi_modal_projector(hidden)
-
-
-def hidden_states(model, pixels: torch.Tensor, image_index: torch.Tensor,
-                  input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Unpacked: last LM hidden states, one sequence per question."""
-    feats = image_features(model, pixels)[image_index]
-    embeds = model.get_input_embeddings()(input_ids)
-    mask = (input_ids == model.config.image_token_id).unsqueeze(-1)
-    embeds = embeds.masked_scatter(mask, feats.to(embeds.dtype))
-    out = model.model.language_model(inputs_embeds=embeds, attention_mask=attention_mask,
-                                     use_cache=False)
-    return out.last_hidden_state
-
-
-def packed_mask(seg: torch.Tensor, eager: bool = False) -> torch.Tensor:
-    """(B, 1, W, W) mask: causal, and a question block sees only the prefix and itself."""
-    width = seg.shape[1]
-    real = seg >= 0
-    causal = torch.ones(width, width, dtype=torch.bool, device=seg.device).tril()
-    allowed = (causal[None] & real[:, None, :] & real[:, :, None]
-               & ((seg[:, None, :] == 0) | (seg[:, None, :] == seg[:, :, None])))
-    allowed[:, :, 0] |= ~real      # padding rows attend to one key: no NaN
-    allowed = allowed[:, None]
-    if eager:    # eager attention adds the mask to the scores
-        return torch.zeros(allowed.shape, device=seg.device).masked_fill_(
-            ~allowed, torch.finfo(torch.float32).min)
-    return allowed
-
-
-def packed_loss(model, pixels: torch.Tensor, batch: Dict[str, torch.Tensor],
-                num_questions: int) -> torch.Tensor:
-    """Answer-token cross-entropy of a packed batch; mean per question, then over questions."""
-    ids = batch['input_ids']
-    embeds = model.get_input_embeddings()(ids)
-    mask = (ids == model.config.image_token_id).unsqueeze(-1)
-    embeds = embeds.masked_scatter(mask, image_features(model, pixels).to(embeds.dtype))
-    eager = model.config.text_config._attn_implementation == 'eager'
-    out = model.model.language_model(
-        inputs_embeds=embeds, attention_mask=packed_mask(batch['seg'], eager),
-        position_ids=batch['position_ids'], use_cache=False)
-    hidden = out.last_hidden_state.flatten(0, 1)[batch['target_pos']]
-    tok_loss = F.cross_entropy(model.lm_head(hidden).float(), batch['target_ids'],
-                               reduction='none')
-    q = batch['target_q']
-    sums = torch.zeros(num_questions, device=ids.device).index_add_(0, q, tok_loss)
-    counts = torch.zeros(num_questions, device=ids.device).index_add_(
-        0, q, torch.ones_like(tok_loss))
-    return (sums / counts).mean()
 
 
 # ---------------------------------------------------------------------------- batches
@@ -403,7 +338,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--bf16', action='store_true', help='bf16 autocast (default on cuda)')
     parser.add_argument('--no-flip', action='store_true', help='no left-right mirroring')
     parser.add_argument('--mix', default='',
-                        help="question-type shares overriding data.DEFAULT_MIX, e.g. "
+                        help='question-type shares overriding data.DEFAULT_MIX, e.g. '
                         "'describe=0.3,visible=0.3' (the rest keep theirs; renormalised)")
     parser.add_argument('--image-size', type=int, default=embedded.IMAGE_SIZE)
     parser.add_argument('--patch-size', type=int, default=embedded.PATCH_SIZE)
@@ -415,8 +350,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    from vlm_nav.training import evaluate
-
     args = parse_args(argv)
     t0 = time.time()
     if args.threads:
