@@ -1,5 +1,8 @@
-"""Recording and offline evaluation: `vlm-nav record` writes a readable rosbag2, and
-`vlm-nav evaluate-bag` replays the shipped labelled simulator bag through a model.
+"""
+Recording and offline evaluation of a bag.
+
+`vlm-nav record` writes a readable rosbag2, and `vlm-nav evaluate-bag` replays the shipped
+labelled simulator bag through a model.
 
 The model here is a small LLaVA with random weights, so its accuracy is about chance:
 these tests check the pipeline (pairing, counts, fields, ranges), not the model.
@@ -12,11 +15,12 @@ import subprocess
 import sys
 
 import pytest
+from rosbags.highlevel import AnyReader
 
+from vlm_nav.bringup.profiles import default_params_file, NodeSpec
+from vlm_nav.bringup.supervisor import Stack
 from vlm_nav.cli import evaluate_bag
 from vlm_nav.models import load_backend
-from vlm_nav.bringup.supervisor import Stack
-from vlm_nav.bringup.profiles import default_params_file, NodeSpec
 
 BAG = Path(__file__).resolve().parents[1] / 'data' / 'sim_turn'
 
@@ -89,7 +93,7 @@ def test_evaluate_bag_cli_writes_json_and_markdown(tiny_llava_dir, tmp_path):
 def test_evaluator_refuses_a_bag_without_ground_truth(tmp_path):
     from sensor_msgs.msg import Image
 
-    from vlm_nav.testing.bags import write_bag
+    from vlm_nav.testing.bags import write_bag   # imports rclpy
     bag = tmp_path / 'no_truth'
     image = Image(height=1, width=1, encoding='rgb8', step=3, data=bytes(3))
     write_bag(str(bag), [('/camera/image_raw', 1, image)])
@@ -100,7 +104,6 @@ def test_evaluator_refuses_a_bag_without_ground_truth(tmp_path):
 @pytest.mark.ros
 def test_record_cli_writes_a_sqlite3_bag(ros_domain, probe, tmp_path):
     from rclpy.qos import qos_profile_sensor_data
-    from rosbags.highlevel import AnyReader
     from sensor_msgs.msg import Image
     bag = tmp_path / 'camera'
     camera = NodeSpec('camera_node', 'camera_node', {'width': 32, 'height': 32})

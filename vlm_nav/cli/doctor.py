@@ -1,4 +1,5 @@
-"""`vlm-nav doctor`: is this machine ready to run vlm_nav, and will this model fit?
+"""
+`vlm-nav doctor`: check that this machine can run vlm_nav and that a model fits.
 
 Each check gives ok / warn / fail, what was found, and for a problem a one-line fix.
 Checks: Python, packages (torch, transformers, ...), CUDA/GPU and its memory, RAM, ROS
@@ -9,10 +10,14 @@ questions on a simulator frame), reporting load time, peak memory and latency.
 ``--json`` prints the same as JSON. The exit code is 1 when any check fails.
 """
 
+# Only the standard library and the pure-Python vocabulary are imported here: each check
+# imports what it checks (torch, psutil, rclpy, vlm_nav_interfaces, transformers, and
+# vlm_nav.models with numpy and pillow), so a missing package is a finding, not a crash.
 import argparse
 from dataclasses import asdict, dataclass, field
 import glob
-import importlib
+from importlib.metadata import PackageNotFoundError, version
+import importlib.util
 import json
 import os
 import platform
@@ -21,6 +26,8 @@ import resource
 import sys
 import time
 from typing import Any, Callable, Dict, List, Optional
+
+from vlm_nav.perception import vocabulary
 
 OK, WARN, FAIL = 'ok', 'warn', 'fail'
 GIB = 2 ** 30
@@ -77,7 +84,6 @@ REQUIRED = {'torch', 'transformers', 'tokenizers', 'safetensors', 'numpy', 'PIL'
 
 
 def check_packages() -> Check:
-    from importlib.metadata import PackageNotFoundError, version
     found, missing = {}, []
     for module, dist, purpose in PACKAGES:
         try:
@@ -102,7 +108,7 @@ def check_packages() -> Check:
 
 
 def gpu_info() -> Dict[str, Any]:
-    """CUDA devices with their free/total memory; {'available': False} without one."""
+    """Return the CUDA devices with their free/total memory; {'available': False} without one."""
     try:
         import torch
     except ImportError:
@@ -247,6 +253,7 @@ def check_camera() -> Check:
 
 def check_interfaces() -> Check:
     try:
+        import vlm_nav_interfaces
         from vlm_nav_interfaces import msg, srv
         names = ('Ask', 'Describe', 'Observe', 'SetTarget')
         missing = [n for n in names if not hasattr(srv, n)]
@@ -256,10 +263,9 @@ def check_interfaces() -> Check:
         return Check('interfaces', FAIL, f'vlm_nav_interfaces cannot be imported ({err})',
                      'colcon build --base-paths src src/vlm_nav/vlm_nav_interfaces && source '
                      'install/setup.bash (pip path: bash scripts/setup_env.sh)')
-    import vlm_nav_interfaces
     where = os.path.dirname(vlm_nav_interfaces.__file__)
     if missing:
-        return Check('interfaces', FAIL, f"vlm_nav_interfaces at {where} lacks "
+        return Check('interfaces', FAIL, f'vlm_nav_interfaces at {where} lacks '
                      f"{', '.join(missing)} (stale build)",
                      'rebuild it (colcon build, or bash scripts/setup_env.sh)', {'path': where})
     return Check('interfaces', OK, f'vlm_nav_interfaces ({where})', data={'path': where})
@@ -292,8 +298,8 @@ def _memory_estimates(config) -> Dict[str, Dict[str, int]]:
 
 def check_model(model: str, device: str, dtype: str, gpu: Dict[str, Any],
                 allow_download: bool = False) -> Check:
+    from vlm_nav.models import registry, resolve_model
     from vlm_nav.models.served import is_served_spec
-    from vlm_nav.models import resolve_model
     path = resolve_model(model)
     label = model or "'' (embedded)"
     if is_served_spec(path):
@@ -317,7 +323,6 @@ def check_model(model: str, device: str, dtype: str, gpu: Dict[str, Any],
                if not folder else 'repair or re-save the folder with save_pretrained')
         return Check('model', FAIL, f'{label}: config unreadable ({str(err)[:200]})', fix,
                      data)
-    from vlm_nav.models import registry
     data['model_type'] = getattr(config, 'model_type', None)
     try:
         family = registry.family_for(config)
@@ -374,15 +379,12 @@ def _check_served(spec: str) -> Check:
                      'check the spec and the server', {'model': spec})
     data = {'model': spec, 'served_model': backend.model, 'server': backend.base_url}
     return Check('model', OK, f'server {backend.base_url} serves {backend.model!r} (memory '
-                 'is the server\'s; --profile measures latency and the scoring mode)', data=data)
+                 "is the server's; --profile measures latency and the scoring mode)", data=data)
 
 
 def profile_model(model: str, device: str, dtype: str, decisions: int = 3) -> Check:
     """Load the model, run one cold and a few warm decisions; time and memory."""
-    from vlm_nav.perception import vocabulary
-    from vlm_nav.models import load_backend
-    from vlm_nav.models.base import ModelLoadError
-    from vlm_nav.models import resolve_model
+    from vlm_nav.models import load_backend, ModelLoadError, resolve_model
     path = resolve_model(model)
     cuda = device.startswith('cuda')
     if cuda:
@@ -474,7 +476,7 @@ def format_human(checks: List[Check]) -> str:
         if c.fix and c.status != OK:
             lines.append(f"  {'':6} {'':<{width}}  fix: {c.fix}")
     counts = report(checks)['counts']
-    lines.append(f"{counts[OK]} ok, {counts[WARN]} warn, {counts[FAIL]} fail")
+    lines.append(f'{counts[OK]} ok, {counts[WARN]} warn, {counts[FAIL]} fail')
     return '\n'.join(lines)
 
 

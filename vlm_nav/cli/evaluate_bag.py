@@ -1,5 +1,7 @@
-"""Offline evaluation: replay a recorded bag's frames through a model and score the answers
-against the simulator's ground truth recorded beside them.
+"""
+Offline evaluation: replay a recorded bag's frames through a model and score the answers.
+
+Answers are scored against the simulator's ground truth, recorded beside the frames.
 
     vlm-nav evaluate-bag BAG [--model PATH_OR_ID] [--out DIR] [--max-frames N]
 
@@ -7,8 +9,8 @@ The bag needs camera frames (sensor_msgs/Image or CompressedImage) and sim/groun
 (the JSON sim_node publishes with the same stamp as each frame); `vlm-nav record` with
 `--topics camera/image_raw sim/ground_truth` records one. Every frame is asked exactly the
 closed-set questions the vlm_node asks (vlm_nav.perception.vocabulary) for every object of the
-layout, through the same backend class (HFBackend), so the numbers describe what the
-navigator would get. Scores: visible / bearing / near-far / path-clear accuracy,
+layout, through the backend the vlm_node loads (vlm_nav.models.load_backend), so the numbers
+describe what the navigator would get. Scores: visible / bearing / near-far / path-clear accuracy,
 agreement of the navigation policy's decision on the model's answers with its decision on
 the truth, and latency, each with its chance or majority baseline. No ROS graph is needed.
 """
@@ -23,11 +25,13 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from rosbags.highlevel import AnyReader
 
-from vlm_nav.perception import vocabulary
-from vlm_nav.nav.policy import Decision, NavigationPolicy
-from vlm_nav.perception.vocabulary import BEARINGS, DISTANCES, Observation, YES_NO
 from vlm_nav.models import load_backend
+from vlm_nav.nav.policy import Decision, NavigationPolicy
+from vlm_nav.perception import vocabulary
+from vlm_nav.perception.vocabulary import BEARINGS, DISTANCES, Observation, YES_NO
+from vlm_nav.ros.bag_types import message_class
 
 IMAGE_TOPIC = '/camera/image_raw'
 TRUTH_TOPIC = '/sim/ground_truth'
@@ -43,11 +47,9 @@ class LabelledFrame:
 def read_labelled_frames(bag: str, image_topic: str = IMAGE_TOPIC,
                          truth_topic: str = TRUTH_TOPIC, tolerance_s: float = 0.005,
                          max_frames: Optional[int] = None) -> List[LabelledFrame]:
-    """Frames of the bag paired with the ground truth of the same stamp (unpaired are dropped)."""
+    """Return the bag's frames paired with the ground truth of their stamp (unpaired dropped)."""
     from rclpy.serialization import deserialize_message
-    from rosbags.highlevel import AnyReader
 
-    from vlm_nav.ros.bag_types import message_class
     from vlm_nav.ros.image import compressed_to_rgb, image_to_rgb
     images, truths = [], []
     with AnyReader([Path(bag)]) as reader:
@@ -80,7 +82,7 @@ def read_labelled_frames(bag: str, image_topic: str = IMAGE_TOPIC,
 
 
 def action(decision: Decision) -> str:
-    """What a decision makes the robot do, coarsely: the unit decision agreement counts."""
+    """Return what a decision makes the robot do, coarsely: the unit decision agreement counts."""
     if decision.arrived:
         return 'arrive'
     if decision.linear > 0.05:
