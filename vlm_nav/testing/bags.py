@@ -1,4 +1,5 @@
-"""Writing rosbag2 files (mcap or sqlite3) on the pip path with the `rosbags` library.
+"""
+Writing rosbag2 files (mcap or sqlite3) on the pip path with the `rosbags` library.
 
 Messages are serialized with rclpy (the same CDR bytes `ros2 bag record` stores), and
 the connection's type definition comes from rosbags' Kilted typestore, so the bags
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Dict, Iterable, Tuple
 
 from rclpy.serialization import serialize_message
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import get_typestore, Stores
 
 STORAGES = ('mcap', 'sqlite3')
 
@@ -16,8 +19,6 @@ STORAGES = ('mcap', 'sqlite3')
 def write_bag(path: str, messages: Iterable[Tuple[str, int, object]],
               storage: str = 'mcap') -> Dict[str, int]:
     """Write (topic, time_ns, rclpy message) triples to a new rosbag2 folder; counts per topic."""
-    from rosbags.rosbag2 import StoragePlugin, Writer
-    from rosbags.typesys import get_typestore, Stores
     if storage not in STORAGES:
         raise ValueError(f'storage must be one of {STORAGES}, not {storage!r}')
     plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3

@@ -1,4 +1,5 @@
-"""Small random-weight models of real transformers classes, for tests and benchmarks.
+"""
+Small random-weight models of real transformers classes, for tests and benchmarks.
 
 Each builder writes a folder with ``save_pretrained`` (config, safetensors weights,
 tokenizer, processor with a chat template, generation config), so the folder loads
@@ -10,7 +11,10 @@ from pathlib import Path
 from typing import Iterator, Union
 
 from vlm_nav.models.embedded import set_generation_defaults
-from vlm_nav.perception.vocabulary import BEARINGS, DESCRIBE_PROMPT, DISTANCES, PATH_QUESTION, YES_NO
+from vlm_nav.models.prompting import chat_template_for
+from vlm_nav.models.registry import BAKLLAVA, LLAVA_PHI3
+from vlm_nav.perception.vocabulary import (BEARINGS, DESCRIBE_PROMPT, DISTANCES, PATH_QUESTION,
+                                           YES_NO)
 
 PathLike = Union[str, Path]
 
@@ -61,7 +65,8 @@ def _corpus() -> Iterator[str]:
 def build_tokenizer(extra_special: tuple = (), vocab_size: int = 400,
                     add_bos_eos: bool = False, specials: tuple = tuple(SPECIAL_TOKENS),
                     image_token_attribute: bool = True):
-    """Byte-level BPE (no <unk>: any typed target can be spelled) as a fast tokenizer.
+    """
+    Build a byte-level BPE fast tokenizer (no <unk>: any typed target can be spelled).
 
     :param add_bos_eos: wrap every sequence in <s> ... </s> (text encoders such as CLIP's
         pool at the end token).
@@ -125,7 +130,7 @@ def build_tiny_llava(save_dir: PathLike, seed: int = 0, image_size: int = 96,
         size={'shortest_edge': image_size}, crop_size={'height': image_size, 'width': image_size},
         do_center_crop=True)
     # CLIP has a CLS token that the 'default' strategy drops: one extra token per image,
-    # else the processor expands one <image> too few (see notes/vlm-facts.md).
+    # else the processor expands one <image> too few.
     processor = LlavaProcessor(
         image_processor=image_processor, tokenizer=tokenizer, patch_size=patch_size,
         vision_feature_select_strategy='default', chat_template=LLAVA_CHAT_TEMPLATE,
@@ -137,7 +142,8 @@ def build_tiny_llava(save_dir: PathLike, seed: int = 0, image_size: int = 96,
 
 def build_tiny_generic(save_dir: PathLike, seed: int = 0, image_size: int = 64,
                        patch_size: int = 8) -> str:
-    """Save a small Idefics3ForConditionalGeneration (SmolVLM's shape) to save_dir.
+    """
+    Save a small Idefics3ForConditionalGeneration (SmolVLM's shape) to save_dir.
 
     model_type 'idefics3' is not 'llava', so it loads through AutoModelForImageTextToText;
     its processor works without torchvision (Idefics3ImageProcessorPil).
@@ -185,12 +191,13 @@ def build_tiny_generic(save_dir: PathLike, seed: int = 0, image_size: int = 64,
 # ---- one small model per registry family ----------------------------------------------------
 
 def _text_kwargs(tokenizer, hidden: int = 128, layers: int = 2) -> dict:
-    """Decoder LM sizes shared by the small families (Llama, Mistral, Phi-3 configs)."""
-    return dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
-                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                tie_word_embeddings=False, initializer_range=0.2)
+    """Return the decoder LM sizes shared by the small families (Llama, Mistral, Phi-3)."""
+    return {'vocab_size': len(tokenizer), 'hidden_size': hidden,
+            'intermediate_size': 2 * hidden, 'num_hidden_layers': layers,
+            'num_attention_heads': 4, 'num_key_value_heads': 2, 'max_position_embeddings': 512,
+            'pad_token_id': tokenizer.pad_token_id, 'bos_token_id': tokenizer.bos_token_id,
+            'eos_token_id': tokenizer.eos_token_id, 'tie_word_embeddings': False,
+            'initializer_range': 0.2}
 
 
 def _save(save_dir: PathLike, model, processor, tokenizer) -> str:
@@ -203,12 +210,11 @@ def _save(save_dir: PathLike, model, processor, tokenizer) -> str:
 def _build_llava_variant(save_dir: PathLike, family, text_config_class: str,
                          extra_special: tuple, seed: int, image_size: int = 48,
                          patch_size: int = 12) -> str:
-    """A LLaVA whose language model is ``text_config_class``, prompted as ``family`` is."""
+    """Build a LLaVA whose language model is ``text_config_class``, prompted as ``family`` is."""
     import torch
     import transformers
     from transformers import (CLIPImageProcessorPil, CLIPVisionConfig, LlavaConfig,
                               LlavaForConditionalGeneration, LlavaProcessor)
-    from vlm_nav.models.prompting import chat_template_for
 
     tokenizer = build_tokenizer(extra_special=extra_special)
     vision = CLIPVisionConfig(
@@ -234,15 +240,13 @@ def _build_llava_variant(save_dir: PathLike, family, text_config_class: str,
 
 
 def build_tiny_llava_phi3(save_dir: PathLike, seed: int = 0) -> str:
-    """LLaVA-Phi-3-mini's shape: CLIP tower + Phi-3 language model, Phi-3 chat turns."""
-    from vlm_nav.models.registry import LLAVA_PHI3
+    """Save a model of LLaVA-Phi-3-mini's shape: CLIP + Phi-3 language model, Phi-3 turns."""
     return _build_llava_variant(save_dir, LLAVA_PHI3, 'Phi3Config',
                                 ('<|user|>', '<|end|>', '<|assistant|>'), seed)
 
 
 def build_tiny_bakllava(save_dir: PathLike, seed: int = 0) -> str:
-    """BakLLaVA's shape: CLIP tower + Mistral language model."""
-    from vlm_nav.models.registry import BAKLLAVA
+    """Save a model of BakLLaVA's shape: CLIP tower + Mistral language model."""
     return _build_llava_variant(save_dir, BAKLLAVA, 'MistralConfig', (), seed)
 
 
@@ -276,7 +280,7 @@ def _blip2_config(tokenizer, qformer_vocab: int, image_size: int, query_tokens: 
 
 def build_tiny_blip2(save_dir: PathLike, seed: int = 0, image_size: int = 32,
                      query_tokens: int = 8) -> str:
-    """BLIP-2's generative shape (blip2-opt): ViT + Q-Former + OPT; no chat template."""
+    """Save a model of BLIP-2's generative shape (blip2-opt): ViT + Q-Former + OPT, no template."""
     import torch
     from transformers import Blip2ForConditionalGeneration, Blip2Processor
 
@@ -292,7 +296,7 @@ def build_tiny_blip2(save_dir: PathLike, seed: int = 0, image_size: int = 32,
 
 def build_tiny_blip2_itm(save_dir: PathLike, seed: int = 0, image_size: int = 32,
                          query_tokens: int = 8) -> str:
-    """BLIP-2's retrieval shape (blip2-itm-vit-g): Q-Former text side + ITM head, no LM."""
+    """Save a model of BLIP-2's retrieval shape (blip2-itm-vit-g): Q-Former + ITM head, no LM."""
     import torch
     from transformers import Blip2ForImageTextRetrieval, Blip2Processor
 
@@ -312,7 +316,7 @@ def build_tiny_blip2_itm(save_dir: PathLike, seed: int = 0, image_size: int = 32
 
 def build_tiny_instructblip(save_dir: PathLike, seed: int = 0, image_size: int = 32,
                             query_tokens: int = 8) -> str:
-    """InstructBLIP's shape (instructblip-vicuna): the Q-Former reads the instruction too."""
+    """Save an InstructBLIP-shaped model (instructblip-vicuna): the Q-Former reads the prompt."""
     import torch
     from transformers import (InstructBlipConfig, InstructBlipForConditionalGeneration,
                               InstructBlipProcessor, InstructBlipQFormerConfig,
@@ -341,7 +345,7 @@ def build_tiny_instructblip(save_dir: PathLike, seed: int = 0, image_size: int =
 
 
 def build_tiny_clip(save_dir: PathLike, seed: int = 0, image_size: int = 32) -> str:
-    """CLIPModel (ViT + text transformer, contrastive): the zero-shot closed-set scorer."""
+    """Save a small contrastive CLIPModel (ViT + text transformer): the zero-shot scorer."""
     import torch
     from transformers import (CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor,
                               CLIPTextConfig, CLIPVisionConfig)
