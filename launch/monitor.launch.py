@@ -1,4 +1,5 @@
-"""Security monitor: a camera, the VLM service and monitor_node (no navigation).
+"""
+Security monitor: a camera, the VLM service and monitor_node (no navigation).
 
 Alerts go to vlm_nav/alerts and <alert_dir>/alerts.jsonl. For the simulator or a bag, add
 monitor:=true to sim.launch.py or replay.launch.py instead.

@@ -13,8 +13,11 @@
 # limitations under the License.
 
 
-"""Oracle perception for benchmarks: the vlm_node's Observe service answered from the
-simulator's ground truth (sim/ground_truth), not from a model.
+"""
+Oracle perception for benchmarks: Observe answered from the ground truth, not a model.
+
+The node serves the vlm_node's Observe service from the simulator's ground truth
+(sim/ground_truth).
 
 BENCHMARK ONLY. It never runs on a robot: a robot has no ground truth, and nothing in a
 bringup profile or launch file starts it. `vlm-nav bench nav` uses it to measure the
@@ -32,15 +35,15 @@ from typing import Optional
 import rclpy
 from rclpy.node import Node
 from std_msgs.msg import String
-from vlm_nav_interfaces.msg import TargetObservation
-from vlm_nav_interfaces.srv import Observe
 
 from vlm_nav.perception.vocabulary import BEARINGS, DISTANCES
 from vlm_nav.ros.session import ros_session
+from vlm_nav_interfaces.msg import TargetObservation
+from vlm_nav_interfaces.srv import Observe
 
 
 def oracle_observation(truth: dict, target: str) -> TargetObservation:
-    """A TargetObservation with certain answers from one ground-truth message."""
+    """Build a TargetObservation with certain answers from one ground-truth message."""
     obs = TargetObservation(target=target, model_name='oracle (ground truth)')
     stamp = float(truth['stamp'])
     obs.header.stamp.sec = int(stamp)
