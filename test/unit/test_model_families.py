@@ -396,9 +396,9 @@ def test_hub_id_loads_through_the_same_path_as_a_folder(family_model_dir, backen
         np.testing.assert_allclose(probs, expected, atol=1e-5)
 
 
-def test_readme_table_is_the_registry():
-    readme = (Path(__file__).resolve().parents[2] / 'README.md').read_text()
-    assert registry.markdown_table() in readme
+def test_models_doc_table_is_the_registry():
+    models_doc = (Path(__file__).resolve().parents[2] / 'docs' / 'models.md').read_text()
+    assert registry.markdown_table() in models_doc
 
 
 def test_encoder_decoder_language_model_is_refused(tmp_path):
