@@ -21,13 +21,12 @@ looking along +x, at the layout's camera height, pitched down by its pitch.
 
 import json
 import math
-from typing import List, Optional
+from typing import Optional
 
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 import numpy as np
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
@@ -38,89 +37,75 @@ from sensor_msgs.msg import CameraInfo, Image, LaserScan
 from std_msgs.msg import String, UInt32
 
 from vlm_nav.ros.diagnostics import DiagnosticsPublisher, OK
+from vlm_nav.ros.params import declare
 from vlm_nav.ros.session import ros_session
 from vlm_nav.sim.layout import make_layout
 from vlm_nav.sim.world import SCAN_BEAMS, SCAN_RANGE_M, World
-
-
-def _range(lo: float, hi: float) -> List[FloatingPointRange]:
-    return [FloatingPointRange(from_value=lo, to_value=hi, step=0.0)]
 
 
 class SimNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__('sim_node', **kwargs)
-        ro = {'read_only': True}
-        self.declare_parameter('seed', 0, ParameterDescriptor(
-            description='Layout seed (vlm_nav.sim.make_layout); also picks a random start.',
-            **ro))
-        self.declare_parameter('image_size', 96, ParameterDescriptor(
-            description='Square camera image side, pixels.',
-            integer_range=[IntegerRange(from_value=16, to_value=1024, step=1)], **ro))
-        self.declare_parameter('hfov_deg', 60.0, ParameterDescriptor(
-            description='Camera horizontal field of view, degrees.',
-            floating_point_range=_range(10.0, 150.0), **ro))
-        self.declare_parameter('rate_hz', 10.0, ParameterDescriptor(
-            description='Camera (and ground truth) rate, Hz of simulated time.',
-            floating_point_range=_range(0.1, 100.0), **ro))
-        self.declare_parameter('physics_rate_hz', 30.0, ParameterDescriptor(
-            description='Kinematics and odom rate, Hz of simulated time.',
-            floating_point_range=_range(1.0, 1000.0), **ro))
-        self.declare_parameter('real_time_factor', 1.0, ParameterDescriptor(
-            description='Simulated seconds per wall second (>1: faster than real time; '
-                        'use with publish_clock so other nodes follow).',
-            floating_point_range=_range(0.01, 100.0), **ro))
-        self.declare_parameter('publish_clock', False, ParameterDescriptor(
-            description='Publish /clock (simulated time, from start_time_s) and stamp '
-                        'with it.', **ro))
-        self.declare_parameter('start_time_s', 0.0, ParameterDescriptor(
-            description='Simulated time at start (with publish_clock): lets a benchmark run '
-                        'episodes one after another without the clock going backwards.',
-            floating_point_range=_range(0.0, 1.0e9), **ro))
-        self.declare_parameter('frame_id', 'camera', ParameterDescriptor(
-            description='frame_id of image and camera_info.', **ro))
-        self.declare_parameter('odom_frame_id', 'odom', ParameterDescriptor(
-            description='Odometry frame (equal to the world frame).', **ro))
-        self.declare_parameter('base_frame_id', 'base_link', ParameterDescriptor(
-            description='Robot frame, child of odom.', **ro))
+        seed = declare(
+            self, 'seed', 0,
+            'Layout seed (vlm_nav.sim.make_layout); also picks a random start.', read_only=True)
+        self._image_size = declare(
+            self, 'image_size', 96, 'Square camera image side, pixels.', 16, 1024,
+            read_only=True)
+        self._hfov = math.radians(declare(
+            self, 'hfov_deg', 60.0, 'Camera horizontal field of view, degrees.', 10.0, 150.0,
+            read_only=True))
+        self._camera_dt = 1.0 / declare(
+            self, 'rate_hz', 10.0, 'Camera (and ground truth) rate, Hz of simulated time.',
+            0.1, 100.0, read_only=True)
+        self._physics_dt = 1.0 / declare(
+            self, 'physics_rate_hz', 30.0, 'Kinematics and odom rate, Hz of simulated time.',
+            1.0, 1000.0, read_only=True)
+        rtf = declare(
+            self, 'real_time_factor', 1.0,
+            'Simulated seconds per wall second (>1: faster than real time; use with '
+            'publish_clock so other nodes follow).', 0.01, 100.0, read_only=True)
+        self._publish_clock = declare(
+            self, 'publish_clock', False,
+            'Publish /clock (simulated time, from start_time_s) and stamp with it.',
+            read_only=True)
+        self._sim_time = float(declare(
+            self, 'start_time_s', 0.0,
+            'Simulated time at start (with publish_clock): lets a benchmark run episodes one '
+            'after another without the clock going backwards.', 0.0, 1.0e9, read_only=True))
+        self._frame_id = declare(
+            self, 'frame_id', 'camera', 'frame_id of image and camera_info.', read_only=True)
+        self._odom_frame = declare(
+            self, 'odom_frame_id', 'odom', 'Odometry frame (equal to the world frame).',
+            read_only=True)
+        self._base_frame = declare(
+            self, 'base_frame_id', 'base_link', 'Robot frame, child of odom.', read_only=True)
         # An empty default would be typed as a byte array; declare the type instead
         # (unset = random start). Give floats on the command line: [1.0, 2.0, 0.0].
-        self.declare_parameter('start_pose', Parameter.Type.DOUBLE_ARRAY, ParameterDescriptor(
-            description='[x, y, yaw] start in the world frame; unset or empty: a random '
-                        'free pose facing open space, chosen from seed.', **ro))
-        self.declare_parameter('cmd_vel_timeout_s', 0.5, ParameterDescriptor(
-            description='Stop the robot when no cmd_vel came for this long (sim time).',
-            floating_point_range=_range(0.0, 60.0)))
-        self.declare_parameter('publish_scan', True, ParameterDescriptor(
-            description='Publish scan (sensor_msgs/LaserScan) with every camera frame: a '
-                        'planar lidar at base_link, beams all round.', **ro))
-        self.declare_parameter('scan_beams', SCAN_BEAMS, ParameterDescriptor(
-            description='Beams per scan, evenly spaced from -pi.',
-            integer_range=[IntegerRange(from_value=8, to_value=4096, step=1)], **ro))
-        self.declare_parameter('scan_range_max', SCAN_RANGE_M, ParameterDescriptor(
-            description='Lidar range, metres; farther: no return (inf, REP 117).',
-            floating_point_range=_range(0.5, 100.0), **ro))
-        self.declare_parameter('publish_ground_truth', True, ParameterDescriptor(
-            description='Publish sim/ground_truth (tests and benchmarks only).', **ro))
-
-        seed = self.get_parameter('seed').value
-        self._image_size = self.get_parameter('image_size').value
-        self._hfov = math.radians(self.get_parameter('hfov_deg').value)
-        self._physics_dt = 1.0 / self.get_parameter('physics_rate_hz').value
-        self._camera_dt = 1.0 / self.get_parameter('rate_hz').value
-        rtf = self.get_parameter('real_time_factor').value
-        self._publish_clock = self.get_parameter('publish_clock').value
-        self._frame_id = self.get_parameter('frame_id').value
-        self._odom_frame = self.get_parameter('odom_frame_id').value
-        self._base_frame = self.get_parameter('base_frame_id').value
-        self._publish_truth = self.get_parameter('publish_ground_truth').value
-        self._scan_beams = self.get_parameter('scan_beams').value
-        self._scan_range = self.get_parameter('scan_range_max').value
+        start = declare(
+            self, 'start_pose', Parameter.Type.DOUBLE_ARRAY,
+            '[x, y, yaw] start in the world frame; unset or empty: a random free pose facing '
+            'open space, chosen from seed.', read_only=True)
+        declare(self, 'cmd_vel_timeout_s', 0.5,
+                'Stop the robot when no cmd_vel came for this long (sim time).', 0.0, 60.0)
+        publish_scan = declare(
+            self, 'publish_scan', True,
+            'Publish scan (sensor_msgs/LaserScan) with every camera frame: a planar lidar at '
+            'base_link, beams all round.', read_only=True)
+        self._scan_beams = declare(
+            self, 'scan_beams', SCAN_BEAMS, 'Beams per scan, evenly spaced from -pi.', 8, 4096,
+            read_only=True)
+        self._scan_range = declare(
+            self, 'scan_range_max', SCAN_RANGE_M,
+            'Lidar range, metres; farther: no return (inf, REP 117).', 0.5, 100.0,
+            read_only=True)
+        self._publish_truth = declare(
+            self, 'publish_ground_truth', True,
+            'Publish sim/ground_truth (tests and benchmarks only).', read_only=True)
 
         self._world = World(make_layout(seed), image_size=self._image_size,
                             hfov_deg=math.degrees(self._hfov))
-        start = self.get_parameter_or('start_pose', Parameter('start_pose', value=[])).value
         if start is not None and len(start) > 0:
             if len(start) != 3:
                 raise ValueError(f'start_pose must be [x, y, yaw], got {list(start)}')
@@ -131,7 +116,6 @@ class SimNode(Node):
         if self._world.collides_at(*self._world.robot_pose[:2]):
             self.get_logger().warning('start_pose overlaps geometry; the robot may be stuck')
 
-        self._sim_time = float(self.get_parameter('start_time_s').value)
         self._next_camera = self._sim_time
         self._cmd = (0.0, 0.0)
         self._last_cmd_time: Optional[float] = None
@@ -143,7 +127,7 @@ class SimNode(Node):
                                                qos_profile_sensor_data)
         self._odom_pub = self.create_publisher(Odometry, 'odom', 10)
         self._scan_pub = None
-        if self.get_parameter('publish_scan').value:
+        if publish_scan:
             self._scan_pub = self.create_publisher(LaserScan, 'scan', qos_profile_sensor_data)
         self._collisions_pub = self.create_publisher(UInt32, 'sim/collisions', 10)
         self._truth_pub = self.create_publisher(String, 'sim/ground_truth', 10)
