@@ -7,7 +7,8 @@ frame the model saw, which is what lets the navigator stop on stale vocabulary.
 """
 
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError as FutureTimeout
+from concurrent.futures import (FIRST_COMPLETED, Future, ThreadPoolExecutor,
+                                TimeoutError as FutureTimeout, wait as wait_futures)
 from functools import partial
 import threading
 import time
@@ -30,11 +31,12 @@ from vlm_nav.models import is_served_spec, load_backend, ModelLoadError, resolve
 from vlm_nav.models.hf_backend import RUNTIMES
 from vlm_nav.ros.image import compressed_to_rgb, image_to_rgb, ImageError
 from vlm_nav.ros.params import declare
-from vlm_nav.ros.session import ros_session
+from vlm_nav.ros.session import ros_session, spin_until_shutdown
 
 MAX_QUESTION_CHARS = 500
 MAX_CHOICES = 32
 SAME_STAMP_NS = 1000          # Observe newer_than: stamps closer than this are one frame
+STOPPING = 'vlm_node is shutting down'
 
 
 class Frame:
@@ -126,6 +128,7 @@ class VlmNode(Node):
         self._busy_since: Optional[float] = None
         self._abandoned: Optional[Future] = None    # timed out but still running
         self._queued = 0                              # submitted, not finished (diagnostics)
+        self._stopping: Future = Future()             # done once stop_serving() was called
 
         frames = MutuallyExclusiveCallbackGroup()
         services = ReentrantCallbackGroup()
@@ -222,9 +225,11 @@ class VlmNode(Node):
 
         with self._lock:
             if newer_than_ns:
-                self._new_frame.wait_for(arrived_since, timeout=wait)
+                self._new_frame.wait_for(lambda: arrived_since() or self._stopping.done(),
+                                         timeout=wait)
             frame = self._frames.get(camera)
             fresh = not newer_than_ns or arrived_since()
+        self._raise_if_stopping()
         if not fresh:
             raise RuntimeError(f'no frame after the requested one within {wait:.2f} s '
                                '(frame_wait_s)')
@@ -239,8 +244,9 @@ class VlmNode(Node):
     # ---- inference --------------------------------------------------------------------------
     def _cached_or_ready(self, key: Optional[Tuple]):
         """The answer already computed for key (frame stamp + question); else None once
-        the model can take new work (raises if it is not loaded or still held by an
-        abandoned inference)."""
+        the model can take new work (raises if it is not loaded, still held by an
+        abandoned inference, or the node is stopping)."""
+        self._raise_if_stopping()
         self._require_model()
         if key is not None:
             with self._lock:
@@ -276,7 +282,7 @@ class VlmNode(Node):
         future.add_done_callback(self._job_done)
         deadline = self.get_parameter('inference_timeout_s').value
         try:
-            result = future.result(timeout=deadline)
+            result = self._result(future, deadline)
         except FutureTimeout:
             if not future.cancel():     # still queued: dropped; already running: abandoned
                 self._abandoned = future
@@ -303,7 +309,7 @@ class VlmNode(Node):
         self._worker.submit(self._timed, self._drain)
         deadline = self.get_parameter('inference_timeout_s').value
         try:
-            result = request.future.result(timeout=deadline)
+            result = self._result(request.future, deadline)
         except FutureTimeout:
             with self._lock:
                 dropped = request in self._pending
@@ -315,6 +321,15 @@ class VlmNode(Node):
             raise self._deadline_exceeded(deadline)
         self._cache_put(key, result)
         return result, time.monotonic() - started
+
+    def _result(self, future: Future, deadline: float):
+        """future's result; FutureTimeout past deadline, RuntimeError once the node stops
+        (a service call in flight must not hold the shutdown)."""
+        wait_futures((future, self._stopping), timeout=deadline, return_when=FIRST_COMPLETED)
+        if future.done():
+            return future.result()
+        self._raise_if_stopping()
+        raise FutureTimeout()
 
     def _drain(self, backend: VLMBackend) -> None:
         """Worker side: answer the pending closed-set requests, one batch."""
@@ -356,12 +371,15 @@ class VlmNode(Node):
         if self.get_parameter('answer_during_generation').value:
             return [backend.generate(image, vocabulary.DESCRIBE_PROMPT, budget,
                                      between_steps=self._answer_waiting) for image in images]
-        return backend.generate_batch(images, vocabulary.DESCRIBE_PROMPT, budget)
+        return backend.generate_batch(images, vocabulary.DESCRIBE_PROMPT, budget,
+                                      between_steps=self._raise_if_stopping)
 
     def _answer_waiting(self) -> None:
         """Worker side, between two decoding steps of a generation (a description, a
         free-text Ask): answer the closed-set requests waiting meanwhile, so a navigator's
-        Observe waits one decoding step, not a whole description."""
+        Observe waits one decoding step, not a whole description. A stop ends the
+        generation here."""
+        self._raise_if_stopping()
         if self._pending and self.get_parameter('answer_during_generation').value:
             self._stats['answered_mid_generation'] += 1
             self._drain(self._backend)
@@ -374,6 +392,10 @@ class VlmNode(Node):
             busy = time.monotonic() - (self._busy_since or time.monotonic())
             raise RuntimeError(f'model busy: an abandoned inference has been running for '
                                f'{busy:.1f} s')
+
+    def _raise_if_stopping(self) -> None:
+        if self._stopping.done():
+            raise RuntimeError(STOPPING)
 
     def _job_done(self, _future: Future) -> None:
         with self._lock:
@@ -537,8 +559,18 @@ class VlmNode(Node):
             level, message = OK, 'ready'
         self._diagnostics.publish(level, message, values)
 
-    def destroy_node(self):
+    def stop_serving(self) -> None:
+        """End the work of service calls in flight at once: waits for a newer frame or for
+        an inference return, queued inference is dropped, a generation stops at its next
+        decoding step; each call answers success=false. Idempotent."""
+        with self._lock:
+            if not self._stopping.done():
+                self._stopping.set_result(None)
+            self._new_frame.notify_all()
         self._worker.shutdown(wait=False, cancel_futures=True)
+
+    def destroy_node(self):
+        self.stop_serving()
         return super().destroy_node()
 
 
@@ -549,9 +581,8 @@ def main(args=None):
         # full batch of waiting requests never starves frame intake (an old frame) or
         # the next requests.
         threads = 4 + 2 * node.get_parameter('max_batch').value
-        executor = MultiThreadedExecutor(num_threads=threads)
-        executor.add_node(node)
-        executor.spin()
+        spin_until_shutdown(node, MultiThreadedExecutor(num_threads=threads),
+                            stop=node.stop_serving)
 
 
 if __name__ == '__main__':

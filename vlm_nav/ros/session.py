@@ -1,11 +1,12 @@
 """The rclpy session of a node's main(): Ctrl-C and `ros2 launch` shutdown end it cleanly."""
 
 from contextlib import contextmanager
-from typing import Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional
 
 import rclpy
 from rclpy._rclpy_pybind11 import RCLError
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import Executor, ExternalShutdownException
+from rclpy.node import Node
 
 
 @contextmanager
@@ -27,3 +28,26 @@ def ros_session(args: Optional[List[str]] = None) -> Iterator[None]:
                     raise
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+
+
+def spin_until_shutdown(node: Node, executor: Executor,
+                        stop: Optional[Callable[[], None]] = None) -> None:
+    """Spin node on executor until shutdown; then end its callbacks, then destroy it.
+
+    For executors that run callbacks on threads of their own (MultiThreadedExecutor): when
+    the spin ends, callbacks may still be running there. The session's end destroys every
+    node of the context; a callback finishing after that sends its response through a
+    destroyed service, and the error, kept in the executor's task, is printed at exit as
+    'The following exception was never retrieved: cannot use Destroyable because
+    destruction was requested'. So, in this order: stop() tells the node to end the work
+    in flight (wake its waits, drop queued work), executor.shutdown() waits for the
+    callbacks, and the node is destroyed while none runs.
+    """
+    executor.add_node(node)
+    try:
+        executor.spin()
+    finally:
+        if stop is not None:
+            stop()
+        executor.shutdown()
+        node.destroy_node()
