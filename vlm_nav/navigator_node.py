@@ -34,7 +34,7 @@ from vlm_nav.perception.checks import observation_problem
 from vlm_nav.nav.limits import VelocityLimiter
 from vlm_nav.nav.free_text import Answer, FreeTextPolicy
 from vlm_nav.nav.policy import (config_from_parameters, Decision, MODES,
-                                NavigationPolicy, POLICY_PARAMS, PolicyConfig)
+                                NavigationPolicy, POLICY_PARAMETERS, POLICY_PARAMS)
 from vlm_nav.nav.scan_map import Scan
 from vlm_nav.perception.vocabulary import clean_text, Observation
 from vlm_nav.ros.params import check_choices, declare
@@ -74,16 +74,9 @@ class NavigatorNode(Node):
                 'vlm_nav/debug_image (frame + answers + decision) and vlm_nav/markers (what '
                 'was seen where, odom frame), each drawn only while someone subscribes; '
                 '0 = off', 0.0, 30.0, read_only=True)
-        defaults = PolicyConfig()
-        ranges = {'max_linear_speed': (0.0, 2.0), 'max_angular_speed': (0.0, 5.0),
-                  'turn_gain': (0.0, 10.0), 'scan_angular_speed': (0.0, 5.0),
-                  'lost_memory_s': (0.0, 60.0), 'relocate_s': (0.0, 60.0),
-                  'explore_linear_speed': (0.0, 2.0), 'robot_radius': (0.05, 2.0),
-                  'view_range_m': (0.5, 30.0), 'clear_lookahead_m': (0.1, 5.0)}
-        for name, field_name in POLICY_PARAMS.items():
-            low, high = ranges.get(name, (0.0, 1.0))
-            declare(self, name, float(getattr(defaults, field_name)),
-                    f'policy: {field_name}', low, high)
+        for name, parameter in POLICY_PARAMETERS.items():
+            declare(self, name, float(parameter.default), parameter.description,
+                    parameter.low, parameter.high)
         declare(self, 'use_scan', True, 'map the planar lidar on scan (when one publishes) '
                 'for the path ahead and for exploring', read_only=True)
         declare(self, 'scan_timeout_s', 0.5, 'a scan older than this is not used', 0.05, 10.0)

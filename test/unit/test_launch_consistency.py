@@ -54,7 +54,7 @@ def declared_parameters(executable: str):
     source = (REPO / 'vlm_nav' / f'{executable}.py').read_text()
     names = set(re.findall(r"declare(?:_parameter)?\(\s*(?:self,\s*)?'(\w+)'", source))
     if executable == 'navigator_node':   # policy parameters are declared in a loop
-        from vlm_nav.navigator_node import POLICY_PARAMS
+        from vlm_nav.nav.policy import POLICY_PARAMS
         names |= set(POLICY_PARAMS)
     return names
 
@@ -108,3 +108,16 @@ def test_policy_defaults_are_the_config_file_values():
     differ = {k: (defaults[k], from_yaml[k]) for k in defaults
               if abs(defaults[k] - from_yaml[k]) > 1e-9}
     assert not differ, f'PolicyConfig default vs config/vlm_nav.yaml: {differ}'
+
+
+def test_policy_parameters_and_config_file_values_lie_in_their_ranges():
+    """Each policy parameter's range sits beside its PolicyConfig default; a default or a
+    config/vlm_nav.yaml value outside it would stop navigator_node at start."""
+    from vlm_nav.nav.policy import POLICY_PARAMETERS, PolicyConfig
+    from vlm_nav.bringup.profiles import node_parameters
+    defaults, in_yaml = PolicyConfig(), node_parameters('navigator_node')
+    for name, parameter in POLICY_PARAMETERS.items():
+        assert parameter.default == getattr(defaults, parameter.field_name)
+        assert parameter.low <= parameter.default <= parameter.high, name
+        assert parameter.low <= in_yaml[name] <= parameter.high, (name, in_yaml[name])
+        assert parameter.description.startswith(f'policy: {parameter.field_name}; ')

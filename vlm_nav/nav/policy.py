@@ -29,9 +29,9 @@ answer, and exploring follows a map of it (nav/scan_map.py): turn to what the ca
 not looked at yet, else plan the shortest path to a viewpoint of the nearest of it.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 import math
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from vlm_nav.nav.scan_map import lookahead_point, Scan, ScanMap
 from vlm_nav.perception.vocabulary import DEFAULT_HFOV_RAD, Observation
@@ -46,21 +46,41 @@ def wrap(angle: float) -> float:
     return (angle + math.pi) % (2.0 * math.pi) - math.pi
 
 
+def _parameter(default: float, name: str, low: float, high: float, description: str):
+    """A PolicyConfig field that navigator_node declares as parameter `name`, in [low, high]."""
+    return field(default=default, metadata={'parameter': name, 'range': (low, high),
+                                            'description': description})
+
+
 @dataclass
 class PolicyConfig:
-    max_linear: float = 0.3          # m/s
-    max_angular: float = 1.0         # rad/s
-    turn_gain: float = 2.0           # rad/s per rad of bearing error
-    visible_threshold: float = 0.6   # P(visible) to start tracking a target
-    lost_threshold: float = 0.4      # ... and to stop tracking it (hysteresis)
-    near_threshold: float = 0.6      # P(near) that counts as arrived when centred
-    center_threshold: float = 0.6    # P(center) that counts as facing the target
-    blocked_threshold: float = 0.5   # P(path clear) below this: don't drive forward
-    scan_angular: float = 0.8        # rad/s while scanning or turning in place
-    lost_memory_s: float = 3.0       # a target lost this recently: turn to where it was
+    """The policy's settings; those made with _parameter are navigator_node parameters."""
+
+    max_linear: float = _parameter(0.3, 'max_linear_speed', 0.0, 2.0,
+                                   'fastest forward speed, m/s')
+    max_angular: float = _parameter(1.0, 'max_angular_speed', 0.0, 5.0, 'fastest turn, rad/s')
+    turn_gain: float = _parameter(2.0, 'turn_gain', 0.0, 10.0,
+                                  'rad/s per rad of bearing error')
+    visible_threshold: float = _parameter(0.6, 'visible_threshold', 0.0, 1.0,
+                                          'P(visible) to start tracking a target')
+    lost_threshold: float = _parameter(0.4, 'lost_threshold', 0.0, 1.0,
+                                       'P(visible) below which a tracked target is lost '
+                                       '(hysteresis)')
+    near_threshold: float = _parameter(0.6, 'near_threshold', 0.0, 1.0,
+                                       'P(near) that counts as arrived when centred')
+    center_threshold: float = _parameter(0.6, 'center_threshold', 0.0, 1.0,
+                                         'P(center) that counts as facing the target')
+    blocked_threshold: float = _parameter(0.5, 'blocked_threshold', 0.0, 1.0,
+                                          "P(path clear) below this: don't drive forward")
+    scan_angular: float = _parameter(0.8, 'scan_angular_speed', 0.0, 5.0,
+                                     'rad/s while scanning or turning in place')
+    lost_memory_s: float = _parameter(3.0, 'lost_memory_s', 0.0, 60.0,
+                                      'a target lost this recently (s): turn to where it was')
     target_memory_s: float = 30.0    # a detour turns back to a target seen this recently
     scan_spacing_m: float = 2.5      # scan all round again after this much travel
-    relocate_s: float = 15.0         # ... or after this long
+    relocate_s: float = _parameter(15.0, 'relocate_s', 0.0, 60.0,
+                                   'scan all round again after this long (s), or after '
+                                   'scan_spacing_m of travel')
     wall_probe_m: float = 0.7        # along a wall: turn toward it after this much travel
     wall_probe_rad: float = 1.2      # ... this far; still clear = a corner or an opening
     loop_m: float = 2.0              # along a wall back within spot_radius_m of where it was
@@ -69,7 +89,8 @@ class PolicyConfig:
     #                                  one heading: it is there but too small to see when
     #                                  centred (far), or hidden by what is in front ...
     approach_m: float = 1.5          # ... so drive this far that way instead of turning on
-    explore_linear: float = 0.25     # m/s while relocating, exploring and detouring
+    explore_linear: float = _parameter(0.25, 'explore_linear_speed', 0.0, 2.0,
+                                       'm/s while relocating, exploring and detouring')
     follow_deadband_rad: float = 0.12  # follow: start turning beyond this bearing
     follow_release: float = 0.35     # follow: drive again when P(near) drops below this
     creep_linear: float = 0.08       # m/s toward a centred target while the path is blocked
@@ -86,24 +107,38 @@ class PolicyConfig:
     spot_radius_m: float = 0.5       # headings looked at within this distance count as here
     hfov_rad: float = DEFAULT_HFOV_RAD
     # With a range scan:
-    robot_radius: float = 0.2        # m; the corridor ahead is this plus clear_margin_m wide
+    robot_radius: float = _parameter(0.2, 'robot_radius', 0.05, 2.0,
+                                     'robot radius, m: with a scan the corridor ahead is this '
+                                     'plus clear_margin_m wide each side')
     clear_margin_m: float = 0.05     # ... each side
-    clear_lookahead_m: float = 0.8   # m of corridor that must be free to drive on
-    view_range_m: float = 3.5        # the camera has looked at what was in view this near
+    clear_lookahead_m: float = _parameter(0.8, 'clear_lookahead_m', 0.1, 5.0,
+                                          'm of corridor that must be free to drive on (with '
+                                          'a scan)')
+    view_range_m: float = _parameter(3.5, 'view_range_m', 0.5, 30.0,
+                                     'with a scan, what was in view this near counts as '
+                                     'looked at, m')
     replan_s: float = 2.0            # exploring: plan a new path this often
 
 
-# navigator_node parameter (config/vlm_nav.yaml) -> PolicyConfig field
-POLICY_PARAMS = {
-    'max_linear_speed': 'max_linear', 'max_angular_speed': 'max_angular',
-    'turn_gain': 'turn_gain', 'visible_threshold': 'visible_threshold',
-    'lost_threshold': 'lost_threshold', 'near_threshold': 'near_threshold',
-    'center_threshold': 'center_threshold', 'blocked_threshold': 'blocked_threshold',
-    'scan_angular_speed': 'scan_angular', 'lost_memory_s': 'lost_memory_s',
-    'relocate_s': 'relocate_s', 'explore_linear_speed': 'explore_linear',
-    'robot_radius': 'robot_radius', 'view_range_m': 'view_range_m',
-    'clear_lookahead_m': 'clear_lookahead_m',
-}
+@dataclass(frozen=True)
+class PolicyParameter:
+    """A navigator_node parameter that sets a PolicyConfig field."""
+
+    field_name: str
+    default: float
+    low: float
+    high: float
+    description: str      # for the parameter's descriptor (`ros2 param describe`)
+
+
+# navigator_node parameter (config/vlm_nav.yaml) -> what it sets, its default and range
+POLICY_PARAMETERS: Dict[str, PolicyParameter] = {
+    f.metadata['parameter']: PolicyParameter(
+        f.name, f.default, *f.metadata['range'],
+        f'policy: {f.name}; {f.metadata["description"]}')
+    for f in fields(PolicyConfig) if 'parameter' in f.metadata}
+# navigator_node parameter -> PolicyConfig field
+POLICY_PARAMS = {name: parameter.field_name for name, parameter in POLICY_PARAMETERS.items()}
 
 
 def config_from_parameters(values: dict) -> PolicyConfig:
