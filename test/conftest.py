@@ -1,5 +1,8 @@
-"""Shared fixtures: a private DDS domain per test module, a probe node that spins in a
-thread, and stacks of real vlm_nav node processes started the way `vlm-nav bringup` does.
+"""
+Shared fixtures: a private DDS domain, a probe node, stacks of real node processes.
+
+Each test module gets its own DDS domain; the probe node spins in a thread; stacks of real
+vlm_nav node processes start the way `vlm-nav bringup` starts them.
 """
 
 from contextlib import contextmanager
@@ -12,14 +15,16 @@ from typing import Callable, Dict, List
 
 import pytest
 
+from vlm_nav.bringup.profiles import default_params_file
+from vlm_nav.bringup.supervisor import Stack
+from vlm_nav.testing.tiny import build_tiny_llava, BUILDERS
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
 def running_stack(specs, log_dir: Path):
-    """Node processes as `vlm-nav bringup` starts them; their log tails printed afterwards."""
-    from vlm_nav.bringup.supervisor import Stack
-    from vlm_nav.bringup.profiles import default_params_file
+    """Run node processes as `vlm-nav bringup` starts them; print their log tails afterwards."""
     with Stack(specs, default_params_file(), echo=False, log_dir=str(log_dir)) as running:
         yield running
     for spec in specs:
@@ -29,8 +34,11 @@ def running_stack(specs, log_dir: Path):
 
 @pytest.fixture(scope='module')
 def one_torch_thread():
-    """In-process models on one torch thread: two threads on 2 cores shared with other
-    processes spin and run ~10x slower."""
+    """
+    Run in-process models on one torch thread.
+
+    Two threads on 2 cores shared with other processes spin and run ~10x slower.
+    """
     import torch
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -40,8 +48,7 @@ def one_torch_thread():
 
 @pytest.fixture(scope='session')
 def tiny_llava_dir(tmp_path_factory) -> str:
-    """A small LlavaForConditionalGeneration (real classes, random weights) saved to disk."""
-    from vlm_nav.testing.tiny import build_tiny_llava
+    """Save a small LlavaForConditionalGeneration (real classes, random weights) to disk."""
     path = tmp_path_factory.mktemp('tiny_llava')
     build_tiny_llava(path)
     return str(path)
@@ -49,9 +56,12 @@ def tiny_llava_dir(tmp_path_factory) -> str:
 
 @pytest.fixture(scope='session')
 def family_model_dir(tmp_path_factory) -> Callable[[str], str]:
-    """name -> folder of a small model of that registry family (models.tiny.BUILDERS),
-    each built on first use and kept for the session."""
-    from vlm_nav.testing.tiny import BUILDERS
+    """
+    Map a registry family's name to the folder of a small model of that family.
+
+    The builders are vlm_nav.testing.tiny.BUILDERS; each model is built on first use and
+    kept for the session.
+    """
     root = tmp_path_factory.mktemp('families')
     built: Dict[str, str] = {}
 
@@ -68,7 +78,7 @@ _claimed_domains = set()
 
 
 def claim_domain() -> int:
-    """A random domain id no other fixture of this session holds; release_domain() it."""
+    """Return a random domain id no other fixture of this session holds; release_domain() it."""
     domain = random.choice([d for d in range(1, 102) if d not in _claimed_domains])
     _claimed_domains.add(domain)
     return domain
@@ -80,7 +90,7 @@ def release_domain(domain: int) -> None:
 
 @pytest.fixture(scope='module')
 def ros_domain():
-    """A random ROS_DOMAIN_ID for this module's processes and probes; localhost only."""
+    """Set a random ROS_DOMAIN_ID for this module's processes and probes; localhost only."""
     saved = {k: os.environ.get(k) for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE')}
     domain = claim_domain()
     os.environ['ROS_DOMAIN_ID'] = str(domain)
@@ -95,22 +105,25 @@ def ros_domain():
 
 
 def time_s(t) -> float:
-    """A builtin_interfaces/Time in seconds."""
+    """Return a builtin_interfaces/Time in seconds."""
     return t.sec + t.nanosec * 1e-9
 
 
 def stamp_s(msg) -> float:
-    """A message's `stamp` (NavigatorState) in seconds."""
+    """Return a message's `stamp` (NavigatorState) in seconds."""
     return time_s(msg.stamp)
 
 
 def held_up_s(states: List, stop, period: float, since_s: float) -> float:
-    """How long the navigator's process was held up between the fault at `since_s` and
-    `stop` (states: NavigatorStates as received, `stop` one of them): the sum of every gap
-    between consecutive states beyond a tick and a half. Such gaps are the scheduler on a
-    loaded machine (a full-suite run showed one of 1.03 s a tick before the stop), not the
-    watchdog being late, so a stop deadline is extended by them; a watchdog that is late
-    while ticking at its rate gets nothing."""
+    """
+    Return how long the navigator's process was held up between a fault and a stop.
+
+    The fault is at `since_s`; states are NavigatorStates as received, `stop` one of them.
+    The result is the sum of every gap between consecutive states beyond a tick and a half.
+    Such gaps are the scheduler on a loaded machine (a full-suite run can show one of 1.03 s
+    a tick before the stop), not the watchdog being late, so a stop deadline is extended by
+    them; a watchdog that is late while ticking at its rate gets nothing.
+    """
     index = next(i for i, s in enumerate(states) if s is stop)
     first = max((i for i in range(index) if stamp_s(states[i]) <= since_s), default=0)
     stamps = [stamp_s(s) for s in states[first:index + 1]]
@@ -160,8 +173,12 @@ class Probe:
         return predicate()
 
     def diagnostics(self, node: str, since: float = 0.0):
-        """Newest /diagnostics values of a vlm_nav node received after `since` (monotonic),
-        with the status level and message as `_level` / `_message`; None if none yet."""
+        """
+        Return the newest /diagnostics values of a vlm_nav node received after `since`.
+
+        `since` is monotonic time; the status level and message come as `_level` /
+        `_message`; None if none yet.
+        """
         for t, array in reversed(self.timed('/diagnostics')):
             if t < since:
                 break
@@ -172,7 +189,7 @@ class Probe:
         return None
 
     def next_diagnostics(self, node: str, timeout: float = 5.0) -> Dict[str, str]:
-        """The first /diagnostics of node published after now (counters up to date)."""
+        """Wait for the first /diagnostics of node published after now (counters up to date)."""
         since = time.monotonic()
         assert self.wait_for(lambda: self.diagnostics(node, since) is not None, timeout), \
             f'no /diagnostics from {node} within {timeout} s'
@@ -201,9 +218,13 @@ def probe(ros_domain):
 
 
 class AheadObserve:
-    """A real Observe service (vlm_nav/observe on node) that answers, on a fresh frame, that
-    the target is ahead and far with the path clear (center_prob, 1 - center_prob split
-    over the sides), until alive is set False (the camera died)."""
+    """
+    A real Observe service (vlm_nav/observe on node) that sees the target ahead.
+
+    On a fresh frame it answers that the target is ahead and far with the path clear
+    (center_prob, 1 - center_prob split over the sides), until alive is set False (the
+    camera died).
+    """
 
     def __init__(self, node, center_prob: float = 0.9):
         from vlm_nav_interfaces.srv import Observe
@@ -229,8 +250,11 @@ class AheadObserve:
 
 @contextmanager
 def spinning(context, *nodes):
-    """Spin nodes of their own rclpy context on a thread; on the way out destroy them and
-    shut the context down."""
+    """
+    Spin nodes of their own rclpy context on a thread.
+
+    On the way out, destroy them and shut the context down.
+    """
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     executor = SingleThreadedExecutor(context=context)

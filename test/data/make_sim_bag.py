@@ -1,4 +1,5 @@
-"""Record the small labelled bag the offline-evaluation test replays (test/data/sim_turn).
+"""
+Record the small labelled bag the offline-evaluation test replays (test/data/sim_turn).
 
     python test/data/make_sim_bag.py [--out test/data/sim_turn]
 
@@ -18,8 +19,8 @@ import time
 from geometry_msgs.msg import Twist
 import rclpy
 
-from vlm_nav.bringup.supervisor import Stack
 from vlm_nav.bringup.profiles import default_params_file, NodeSpec
+from vlm_nav.bringup.supervisor import Stack
 
 TOPICS = ['camera/image_raw', 'sim/ground_truth', 'cmd_vel']
 

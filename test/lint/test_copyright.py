@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Every Python file opens with the Apache-2.0 header that ament_copyright checks.
+"""
+Every Python file opens with the Apache-2.0 header that ament_copyright checks.
 
 ament_copyright has no wheel, so on the pip path this test checks the same two things
 it does for an apache2 header: a copyright line, then the license's notice.

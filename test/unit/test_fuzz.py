@@ -1,4 +1,5 @@
-"""Property-based fuzzing (hypothesis) of everything that touches untrusted perception input.
+"""
+Property-based fuzzing (hypothesis) of everything that touches untrusted perception input.
 
 Image conversion, prompt text, the observation sanity check, the policy and the velocity
 limiter get arbitrary values (NaN/inf, garbage bytes, any unicode); the properties are the
@@ -8,6 +9,7 @@ within limits. About 10 500 cases in all; the counts are set per test below.
 
 import math
 import struct
+import unicodedata
 import zlib
 
 import cv2
@@ -16,11 +18,11 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import CompressedImage, Image
 
-from vlm_nav.perception.checks import observation_problem
 from vlm_nav.nav.limits import VelocityLimiter
 from vlm_nav.nav.policy import MODES, NavigationPolicy, PolicyConfig
+from vlm_nav.perception.checks import observation_problem
 from vlm_nav.perception.vocabulary import (BEARINGS, clean_text, DISTANCES, Observation,
-                                visible_question)
+                                           visible_question)
 from vlm_nav.ros.image import compressed_to_rgb, ENCODINGS, image_to_rgb, ImageError
 
 # database=None: no .hypothesis folder in the checkout; derandomize: CI runs are repeatable.
@@ -95,7 +97,7 @@ def test_image_to_rgb_gives_a_valid_frame_or_image_error(msg):
 
 # ---- sensor_msgs/CompressedImage -------------------------------------------------------------
 def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG that declares any size but carries almost no data (decompression bomb shape)."""
+    """Build a PNG that declares any size but carries almost no data (a decompression bomb)."""
     def chunk(kind: bytes, body: bytes) -> bytes:
         return (struct.pack('>I', len(body)) + kind + body +
                 struct.pack('>I', zlib.crc32(kind + body) & 0xffffffff))
@@ -153,7 +155,6 @@ INJECTIONS = [
 
 
 def _is_refused_char(c: str, multiline: bool) -> bool:
-    import unicodedata
     if multiline and c in '\t\n':
         return False
     return unicodedata.category(c) in ('Cc', 'Cf', 'Cs', 'Co', 'Cn', 'Zl', 'Zp')

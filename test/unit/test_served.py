@@ -1,30 +1,36 @@
-"""The served backend against a real `transformers serve` on loopback (the embedded model),
-directly and behind the real vlm_node over ROS; an unreachable or silent server fails fast
-with a clear message. The first-token logprob arithmetic (used with vLLM, SGLang and
+"""
+The served backend against a real `transformers serve` on loopback (the embedded model).
+
+It answers directly and behind the real vlm_node over ROS; an unreachable or silent server
+fails fast with a clear message. The first-token logprob arithmetic (used with vLLM, SGLang and
 llama.cpp, whose logprobs `transformers serve` 5.24 does not return) is tested on its own.
 """
 
+import json
 import math
 import socket
+import subprocess
+import sys
 import threading
 import time
 
+from conftest import Probe, running_stack
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import pytest
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
-from vlm_nav_interfaces.srv import Ask, Observe
 
-from conftest import Probe, running_stack
-from vlm_nav.perception import vocabulary
 from vlm_nav.bench.served import free_port, local_server
+from vlm_nav.bringup.profiles import NodeSpec
 from vlm_nav.models.base import ModelLoadError
 from vlm_nav.models.embedded import EMBEDDED_MODEL_DIR
+from vlm_nav.models.hf_backend import HFBackend
 from vlm_nav.models.served import (choice_probs_from_top_logprobs, match_choice, parse_spec,
                                    SCORING_MATCH, ServedBackend, ServedError)
+from vlm_nav.perception import vocabulary
 from vlm_nav.ros.image import rgb_to_image
 from vlm_nav.sim.dataset import sample_view
-from vlm_nav.bringup.profiles import NodeSpec
+from vlm_nav_interfaces.srv import Ask, Observe
 
 TARGET = 'red ball'
 
@@ -84,7 +90,6 @@ def test_generated_reply_matches_a_choice():
 
 # ---- against a real server --------------------------------------------------------------
 def test_served_answers_match_the_local_model(server, views):
-    from vlm_nav.models.hf_backend import HFBackend
     served = ServedBackend(server)
     served.load()
     assert served.model == str(EMBEDDED_MODEL_DIR)
@@ -231,11 +236,9 @@ def test_vlm_node_reports_an_unreachable_server(ros_domain, tmp_path):
 
 
 def test_doctor_checks_and_profiles_a_served_model(server):
-    import json
-    import subprocess
-    import sys
-    run = subprocess.run([sys.executable, '-m', 'vlm_nav.cli.main', 'doctor', '--json', '--profile',
-                          '--model', server], capture_output=True, text=True, timeout=240)
+    run = subprocess.run([sys.executable, '-m', 'vlm_nav.cli.main', 'doctor', '--json',
+                          '--profile', '--model', server],
+                         capture_output=True, text=True, timeout=240)
     checks = {c['name']: c for c in json.loads(run.stdout)['checks']}
     assert checks['model']['status'] == 'ok', checks['model']
     assert checks['model']['data']['served_model'] == str(EMBEDDED_MODEL_DIR)

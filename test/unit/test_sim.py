@@ -28,7 +28,7 @@ HALF = 4.0   # half size of the hand-made test arena
 
 
 def _arena(objects, floor=(0.5, 0.5, 0.5)) -> Layout:
-    """An 8 m x 8 m room, no interior walls, fixed light and camera."""
+    """Build an 8 m x 8 m room, no interior walls, fixed light and camera."""
     t = WALL_THICKNESS / 2
     grey = (0.7, 0.7, 0.7)
     walls = [Rect(0.0, -HALF - t, HALF + 2 * t, t, 1.8, grey),
