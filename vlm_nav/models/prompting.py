@@ -24,7 +24,7 @@ def chat_template_for(template: str) -> str:
     """
     Build a Jinja chat template that renders one user turn exactly as ``template`` does.
 
-    Used to give small test models the chat template of the family they imitate, so
+    It gives small test models the chat template of the family they imitate, so
     the processor path (apply_chat_template) is the one real checkpoints take.
     """
     head, tail = template.split('{question}')
