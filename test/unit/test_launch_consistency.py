@@ -121,3 +121,13 @@ def test_policy_parameters_and_config_file_values_lie_in_their_ranges():
         assert parameter.low <= parameter.default <= parameter.high, name
         assert parameter.low <= in_yaml[name] <= parameter.high, (name, in_yaml[name])
         assert parameter.description.startswith(f'policy: {parameter.field_name}; ')
+
+
+def test_bringup_runs_each_executable_from_its_setup_py_module():
+    from vlm_nav.bringup.supervisor import node_module
+    text = (REPO / 'setup.py').read_text()
+    scripts = dict(re.findall(r"'([\w-]+) = (vlm_nav\.[\w.]+):main'", text))
+    nodes = {name: module for name, module in scripts.items() if name != 'vlm-nav'}
+    assert len(nodes) >= 9, nodes
+    for executable, module in nodes.items():
+        assert node_module(executable) == module, executable

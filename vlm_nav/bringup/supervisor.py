@@ -27,8 +27,17 @@ def ros_value(value: object) -> str:
     return repr(value)
 
 
+# executable -> its module, where that is not vlm_nav.<executable> (setup.py's console_scripts)
+MODULES = {'oracle_node': 'vlm_nav.bench.oracle_node'}
+
+
+def node_module(executable: str) -> str:
+    """The module whose main() an executable runs."""
+    return MODULES.get(executable, f'vlm_nav.{executable}')
+
+
 def node_command(spec: NodeSpec, params_file: str, extra: Sequence[str] = ()) -> List[str]:
-    command = [sys.executable, '-m', f'vlm_nav.{spec.executable}', '--ros-args',
+    command = [sys.executable, '-m', node_module(spec.executable), '--ros-args',
                '-r', f'__node:={spec.name}', '--params-file', params_file]
     for name, value in spec.parameters.items():
         command += ['-p', f'{name}:={ros_value(value)}']
