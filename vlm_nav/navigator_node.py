@@ -16,7 +16,7 @@ import math
 import time
 from typing import Optional, Tuple, Union
 
-from geometry_msgs.msg import Point, Twist
+from geometry_msgs.msg import Twist
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
@@ -25,18 +25,21 @@ from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 import numpy as np
 from sensor_msgs.msg import Image, LaserScan
-from visualization_msgs.msg import Marker, MarkerArray
+from visualization_msgs.msg import MarkerArray
 from vlm_nav_interfaces.msg import NavigatorState
 from vlm_nav_interfaces.srv import Ask, Observe, SetTarget
 
-from vlm_nav.ros.diagnostics import DiagnosticsPublisher, OK, WARN
-from vlm_nav.perception.checks import observation_problem
-from vlm_nav.nav.limits import VelocityLimiter
+from vlm_nav.nav.debug_view import draw_debug
 from vlm_nav.nav.free_text import Answer, FreeTextPolicy
+from vlm_nav.nav.limits import VelocityLimiter
 from vlm_nav.nav.policy import (config_from_parameters, Decision, MODES,
                                 NavigationPolicy, POLICY_PARAMETERS, POLICY_PARAMS)
 from vlm_nav.nav.scan_map import Scan
+from vlm_nav.perception.checks import observation_problem
 from vlm_nav.perception.vocabulary import clean_text, Observation
+from vlm_nav.ros.diagnostics import DiagnosticsPublisher, OK, WARN
+from vlm_nav.ros.image import image_to_rgb, rgb_to_image
+from vlm_nav.ros.markers import policy_markers, scan_map_grid
 from vlm_nav.ros.params import check_choices, declare
 from vlm_nav.ros.session import ros_session
 
@@ -413,16 +416,17 @@ class NavigatorNode(Node):
     def _publish_visualization(self) -> None:
         if self._debug_pub.get_subscription_count() > 0 and self._frame is not None:
             self._publish_debug_image()
+        now = self.get_clock().now()
         if self._marker_pub.get_subscription_count() > 0:
-            self._marker_pub.publish(self._markers())
+            self._marker_pub.publish(policy_markers(
+                None if self._free_text else self._policy, self._observation,
+                self._odom_frame, now.to_msg(), now.nanoseconds * 1e-9))
         if self._grid_pub is not None and self._grid_pub.get_subscription_count() > 0:
-            grid = self._scan_grid()
+            grid = scan_map_grid(self._policy.scan_map, self._odom_frame, now.to_msg())
             if grid is not None:
                 self._grid_pub.publish(grid)
 
     def _publish_debug_image(self) -> None:
-        from vlm_nav.nav.debug_view import draw_debug
-        from vlm_nav.ros.image import image_to_rgb, rgb_to_image
         try:
             rgb = image_to_rgb(self._frame)
         except ValueError as error:
@@ -435,100 +439,6 @@ class NavigatorNode(Node):
                              math.radians(self.get_parameter('hfov_deg').value))
         self._debug_pub.publish(rgb_to_image(picture, self._frame.header.stamp,
                                              self._frame.header.frame_id))
-
-    def _markers(self) -> MarkerArray:
-        """The policy's memory in the odom frame: the path, where the target was seen, the
-        headings looked at from here (green clear, red blocked) and the current bearing."""
-        stamp = self.get_clock().now().to_msg()
-        markers = MarkerArray()
-
-        def marker(ident: int, kind: int, ns: str, rgba) -> Marker:
-            m = Marker(ns=ns, id=ident, type=kind, action=Marker.ADD)
-            m.header.frame_id, m.header.stamp = self._odom_frame, stamp
-            m.pose.orientation.w = 1.0
-            m.color.r, m.color.g, m.color.b, m.color.a = rgba
-            return m
-
-        clear_all = Marker(action=Marker.DELETEALL)
-        clear_all.header.frame_id, clear_all.header.stamp = self._odom_frame, stamp
-        markers.markers.append(clear_all)
-        if self._free_text:
-            return markers
-        policy = self._policy
-        path = marker(0, Marker.LINE_STRIP, 'path', (0.1, 0.1, 0.1, 0.8))
-        path.scale.x = 0.03
-        path.points = [Point(x=float(x), y=float(y)) for x, y in policy.visited]
-        if len(path.points) >= 2:
-            markers.markers.append(path)
-        pose = policy.pose
-        if pose is not None:
-            x, y, yaw = pose
-            for i, (heading, clear) in enumerate(policy.headings_here()):
-                ray = marker(10 + i, Marker.LINE_LIST, 'headings looked at',
-                             (0.1, 0.8, 0.1, 0.8) if clear else (0.9, 0.1, 0.1, 0.8))
-                ray.scale.x = 0.02
-                ray.points = [Point(x=x, y=y), Point(x=x + 0.8 * math.cos(heading),
-                                                     y=y + 0.8 * math.sin(heading))]
-                markers.markers.append(ray)
-            obs = self._observation
-            if isinstance(obs, Observation) and policy.target and obs.visible_prob >= 0.4:
-                bearing = yaw + obs.expected_bearing(policy.config.hfov_rad)
-                arrow = marker(1, Marker.ARROW, 'bearing', (1.0, 0.8, 0.0, 0.9))
-                arrow.scale.x, arrow.scale.y, arrow.scale.z = 0.04, 0.08, 0.1
-                arrow.points = [Point(x=x, y=y), Point(x=x + 1.2 * math.cos(bearing),
-                                                       y=y + 1.2 * math.sin(bearing))]
-                markers.markers.append(arrow)
-        seen = policy.target_memory
-        if seen is not None:
-            age = self.get_clock().now().nanoseconds * 1e-9 - seen.seen_s
-            spot = marker(2, Marker.SPHERE, 'target seen', (0.9, 0.1, 0.9, 0.8))
-            spot.pose.position = Point(x=seen.x, y=seen.y, z=0.2)
-            spot.scale.x = spot.scale.y = spot.scale.z = 0.3
-            label = marker(3, Marker.TEXT_VIEW_FACING, 'target seen', (1.0, 1.0, 1.0, 1.0))
-            label.pose.position = Point(x=seen.x, y=seen.y, z=0.6)
-            label.scale.z = 0.2
-            label.text = f'{policy.target} (seen {age:.0f} s ago)'
-            markers.markers += [spot, label]
-        smap = policy.scan_map
-        if smap is not None and smap.origin is not None:
-            # With a scan: what the camera has looked at (green) or not yet (orange) of
-            # what the scan shows, and the planned way to the next viewpoint.
-            for ident, (name, cells, rgba) in enumerate((
-                    ('looked at', smap.occupied & smap.looked, (0.1, 0.8, 0.1, 0.9)),
-                    ('not looked at', smap.occupied & ~smap.looked & ~smap.dropped,
-                     (1.0, 0.5, 0.0, 0.9)))):
-                points = marker(20 + ident, Marker.POINTS, name, rgba)
-                points.scale.x = points.scale.y = smap.resolution
-                ci, cj = np.nonzero(cells)
-                cx, cy = smap.centre(ci, cj)
-                points.points = [Point(x=float(a), y=float(b)) for a, b in zip(cx, cy)]
-                if points.points:
-                    markers.markers.append(points)
-            plan = policy.planned_path
-            if plan:
-                line = marker(30, Marker.LINE_STRIP, 'plan', (0.2, 0.4, 1.0, 0.9))
-                line.scale.x = 0.04
-                line.points = [Point(x=float(a), y=float(b)) for a, b in plan]
-                markers.markers.append(line)
-        return markers
-
-    def _scan_grid(self) -> Optional[OccupancyGrid]:
-        """The policy's map of the scan as a nav_msgs/OccupancyGrid (odom frame)."""
-        smap = self._policy.scan_map
-        if smap is None or smap.origin is None:
-            return None
-        grid = OccupancyGrid()
-        grid.header.frame_id = self._odom_frame
-        grid.header.stamp = self.get_clock().now().to_msg()
-        grid.info.resolution = float(smap.resolution)
-        grid.info.width = grid.info.height = smap.n
-        grid.info.origin.position.x, grid.info.origin.position.y = map(float, smap.origin)
-        grid.info.origin.orientation.w = 1.0
-        cells = np.full(smap.logodds.shape, -1, dtype=np.int8)
-        cells[smap.free] = 0
-        cells[smap.occupied] = 100
-        grid.data = cells.T.ravel().tolist()     # row-major, x fastest: [j, i] order
-        return grid
 
     def _publish_diagnostics(self) -> None:
         values = dict(self._counts, mode=self._policy.mode, target=self._policy.target,

@@ -2,6 +2,8 @@
 
 Plain OpenCV + numpy, no ROS: the navigator node publishes what draw_debug returns as
 vlm_nav/debug_image, so someone watching in rviz or Foxglove sees why the robot turns.
+Its markers of what was seen where and its map of the scan are built beside this, in
+vlm_nav/ros/markers.py.
 """
 
 import math
