@@ -1,7 +1,25 @@
-"""vlm_node stops cleanly on SIGINT with service calls in flight: exit code 0, no exception
-'never retrieved' and no traceback on stderr, and no wait for the calls' own deadlines
-(a real vlm_node process over DDS: the embedded model, as the demo runs it, and a small
-LLaVA of real classes with random weights, whose descriptions run to their token budget)."""
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+vlm_node stops cleanly on SIGINT with service calls in flight.
+
+Exit code 0, no exception 'never retrieved' and no traceback on stderr, and no wait for
+the calls' own deadlines. A real vlm_node process over DDS: the embedded model, as the
+demo runs it, and a small LLaVA of real classes with random weights, whose descriptions
+run to their token budget.
+"""
 
 import os
 import signal
@@ -12,11 +30,10 @@ import numpy as np
 import pytest
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
-from vlm_nav_interfaces.srv import Ask, Describe, Observe
-
 from vlm_nav.bringup.profiles import default_params_file, NodeSpec
 from vlm_nav.bringup.supervisor import node_command
 from vlm_nav.ros.image import rgb_to_image
+from vlm_nav_interfaces.srv import Ask, Describe, Observe
 
 pytestmark = pytest.mark.ros
 
@@ -25,7 +42,7 @@ FRAME_WAIT_S = 10.0         # an Observe for a frame that never comes waits this
 
 @pytest.fixture(params=['embedded', 'tiny_llava'])
 def vlm_process(request, ros_domain, tmp_path):
-    """vlm_node as `vlm-nav bringup` starts it, with stderr in a file of its own."""
+    """Start vlm_node as `vlm-nav bringup` does, with stderr in a file of its own."""
     model = '' if request.param == 'embedded' else request.getfixturevalue('tiny_llava_dir')
     spec = NodeSpec('vlm_node', 'vlm_node', {'model': model, 'threads': 1,
                                              'frame_wait_s': FRAME_WAIT_S,

@@ -11,7 +11,8 @@ from rclpy.node import Node
 
 @contextmanager
 def ros_session(args: Optional[List[str]] = None) -> Iterator[None]:
-    """rclpy.init() for the body; a shutdown by signal exits it quietly (exit code 0).
+    """
+    rclpy.init() for the body; a shutdown by signal exits it quietly (exit code 0).
 
     rclpy's signal handler shuts the context down asynchronously, so an executor caught
     building its wait set at that moment raises RCLError 'the given context is not valid'
@@ -32,7 +33,8 @@ def ros_session(args: Optional[List[str]] = None) -> Iterator[None]:
 
 def spin_until_shutdown(node: Node, executor: Executor,
                         stop: Optional[Callable[[], None]] = None) -> None:
-    """Spin node on executor until shutdown; then end its callbacks, then destroy it.
+    """
+    Spin node on executor until shutdown; then end its callbacks, then destroy it.
 
     For executors that run callbacks on threads of their own (MultiThreadedExecutor): when
     the spin ends, callbacks may still be running there. The session's end destroys every
