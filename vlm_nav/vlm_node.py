@@ -581,7 +581,7 @@ def main(args=None):
         # full batch of waiting requests never starves frame intake (an old frame) or
         # the next requests.
         threads = 4 + 2 * node.get_parameter('max_batch').value
-        spin_until_shutdown(node, MultiThreadedExecutor(num_threads=threads),
+        spin_until_shutdown([node], MultiThreadedExecutor(num_threads=threads),
                             stop=node.stop_serving)
 
 

@@ -12,8 +12,8 @@ import sys
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
-from vlm_nav.ros.session import ros_session
 from vlm_nav.bringup.profiles import default_params_file, PROFILE_ARGUMENTS, profile_nodes
+from vlm_nav.ros.session import ros_session, spin_until_shutdown
 
 # executable -> class name in vlm_nav.<executable>
 NODE_CLASSES = {
@@ -49,10 +49,11 @@ def main(argv=None) -> int:
                           bag=args.bag)
     ros_args = ['--ros-args', '--params-file', args.params_file or default_params_file()]
     with ros_session(args=[sys.argv[0]] + ros_args):
-        executor = MultiThreadedExecutor(num_threads=6)
-        for node in build_nodes(specs):
-            executor.add_node(node)
-        executor.spin()
+        nodes = build_nodes(specs)
+        # vlm_node's calls in flight end at once on shutdown (VlmNode.stop_serving)
+        stops = [node.stop_serving for node in nodes if hasattr(node, 'stop_serving')]
+        spin_until_shutdown(nodes, MultiThreadedExecutor(num_threads=6),
+                            stop=lambda: [stop() for stop in stops])
     return 0
 
 

@@ -1,7 +1,21 @@
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The rclpy session of a node's main(): Ctrl-C and `ros2 launch` shutdown end it cleanly."""
 
 from contextlib import contextmanager
-from typing import Callable, Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional, Sequence
 
 import rclpy
 from rclpy._rclpy_pybind11 import RCLError
@@ -31,25 +45,27 @@ def ros_session(args: Optional[List[str]] = None) -> Iterator[None]:
         pass
 
 
-def spin_until_shutdown(node: Node, executor: Executor,
+def spin_until_shutdown(nodes: Sequence[Node], executor: Executor,
                         stop: Optional[Callable[[], None]] = None) -> None:
     """
-    Spin node on executor until shutdown; then end its callbacks, then destroy it.
+    Spin nodes on executor until shutdown; then end their callbacks, then destroy them.
 
     For executors that run callbacks on threads of their own (MultiThreadedExecutor): when
     the spin ends, callbacks may still be running there. The session's end destroys every
     node of the context; a callback finishing after that sends its response through a
     destroyed service, and the error, kept in the executor's task, is printed at exit as
     'The following exception was never retrieved: cannot use Destroyable because
-    destruction was requested'. So, in this order: stop() tells the node to end the work
-    in flight (wake its waits, drop queued work), executor.shutdown() waits for the
-    callbacks, and the node is destroyed while none runs.
+    destruction was requested'. So, in this order: stop() tells the nodes to end the work
+    in flight (wake their waits, drop queued work), executor.shutdown() waits for the
+    callbacks, and the nodes are destroyed while none runs.
     """
-    executor.add_node(node)
+    for node in nodes:
+        executor.add_node(node)
     try:
         executor.spin()
     finally:
         if stop is not None:
             stop()
         executor.shutdown()
-        node.destroy_node()
+        for node in nodes:
+            node.destroy_node()
