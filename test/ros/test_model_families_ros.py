@@ -18,7 +18,7 @@ from sensor_msgs.msg import Image
 from vlm_nav_interfaces.srv import Ask, Describe, Observe
 
 from conftest import claim_domain, Probe, release_domain
-from test_model_families import _into_hub_cache
+from unit.test_model_families import _into_hub_cache
 from vlm_nav.models import registry
 from vlm_nav.testing import tiny
 from vlm_nav.ros.image import rgb_to_image

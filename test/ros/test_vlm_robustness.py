@@ -22,7 +22,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from vlm_nav_interfaces.srv import Ask, Describe, Observe, SetTarget
 
 from conftest import claim_domain, Probe, release_domain, running_stack
-from test_fuzz import compressed_payloads, image_messages, INJECTIONS
+from unit.test_fuzz import compressed_payloads, image_messages, INJECTIONS
 from vlm_nav.bringup.supervisor import Stack
 from vlm_nav.nav.policy import MODES
 from vlm_nav.perception.vocabulary import clean_text
