@@ -1,4 +1,19 @@
-"""`vlm-nav bench nav`: closed-loop object search on held-out simulator layouts.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+`vlm-nav bench nav`: closed-loop object search on held-out simulator layouts.
 
 Every policy runs the same episodes (vlm_nav.sim.episodes: layouts, targets, starts,
 success, SPL) with the same model, over ROS (vlm_nav.bench.nav_ros: the real sim_node,
@@ -191,9 +206,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def rescore(rows: List[Dict], meta: Dict) -> Tuple[List[Dict], List[Episode]]:
-    """Rows with shortest_m and spl recomputed by the current shortest-path definition, for
-    results recorded under an earlier one (each row's episode is rebuilt from its seed),
-    and the rebuilt episodes."""
+    """
+    Recompute shortest_m and spl of rows by the current shortest-path definition.
+
+    For results recorded under an earlier one: each row's episode is rebuilt from its
+    seed. Returns the rows and the rebuilt episodes.
+    """
     distance = float(meta.get('success_distance_m', 1.3))
     first = min(int(r['seed']) - int(r['episode']) for r in rows)
     count = max(int(r['episode']) for r in rows) + 1
@@ -216,7 +234,7 @@ SHORTEST_PATH = (f'8-connected A* on a {GRID_M} m grid around walls and objects 
 
 
 def report(out: str, rescore_rows: bool = False) -> Dict[str, Dict]:
-    """Summary and plots from an episodes.csv, partial or complete."""
+    """Write the summary and plots of an episodes.csv, partial or complete."""
     with open(os.path.join(out, 'episodes.csv')) as f:
         reader = csv.DictReader(f)
         fields, rows = reader.fieldnames, list(reader)

@@ -1,4 +1,19 @@
-"""`vlm-nav bench nav` over ROS: the real nodes run each episode.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+`vlm-nav bench nav` over ROS: the real nodes run each episode.
 
 The real sim_node, vlm_node (or oracle_node) and navigator_node talk over ROS topics and
 services (the composed runner's arrangement), on simulated time: sim_node publishes
@@ -68,10 +83,14 @@ class _Watcher:
 
 
 class Runner:
-    """One ROS context for the whole run. The vlm_node (model) is its own process, loaded
-    once, as on a robot: in this process its forward pass (Python-heavy for a small model)
-    would hold the GIL and starve the simulator and navigator; the simulator, navigator and
-    oracle are fresh nodes in this process for every episode."""
+    """
+    Run episodes over ROS: one ROS context for the whole run.
+
+    The vlm_node (model) is its own process, loaded once, as on a robot: in this process
+    its forward pass (Python-heavy for a small model) would hold the GIL and starve the
+    simulator and navigator. The simulator, navigator and oracle are fresh nodes in this
+    process for every episode.
+    """
 
     def __init__(self, args):
         self.args = args
@@ -112,8 +131,12 @@ class Runner:
                 self.vlm_stats = {kv.key: kv.value for kv in status.values}
 
     def _next_vlm_counts(self) -> Tuple[int, int]:
-        """(requests answered or failed, cache hits) so far, from vlm_node's next
-        /diagnostics (published every simulated second; up to 10 s wall is waited)."""
+        """
+        Return (requests answered or failed, cache hits) so far.
+
+        From vlm_node's next /diagnostics (published every simulated second; up to 10 s
+        wall is waited).
+        """
         self.vlm_stats = {}
         deadline = time.monotonic() + 10.0
         while not self.vlm_stats and time.monotonic() < deadline:

@@ -1,4 +1,19 @@
-"""The packed sequence: one image's questions in one row of one forward pass.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The packed sequence: one image's questions in one row of one forward pass.
 
 A packed row is the shared prefix (role token, image tokens, the prompt's start), then one
 block per question (the rest of its prompt; in training its answer too). Every block
@@ -16,9 +31,12 @@ PADDING = -1
 
 
 def block_layout(prefix: int, lengths: Sequence[int]) -> Tuple[List[int], List[int]]:
-    """(segment ids, position ids) of one packed row: ``prefix`` tokens of segment 0 at
-    positions 0.., then block k (1, 2, ...) of ``lengths[k - 1]`` tokens, segment k, at
-    positions prefix.., as in its own prompt."""
+    """
+    Return (segment ids, position ids) of one packed row.
+
+    ``prefix`` tokens of segment 0 at positions 0.., then block k (1, 2, ...) of
+    ``lengths[k - 1]`` tokens, segment k, at positions prefix.., as in its own prompt.
+    """
     segments, positions = [PREFIX] * prefix, list(range(prefix))
     for k, n in enumerate(lengths, 1):
         segments += [k] * n
@@ -27,17 +45,21 @@ def block_layout(prefix: int, lengths: Sequence[int]) -> Tuple[List[int], List[i
 
 
 def eager_attention(config: Any) -> bool:
-    """Whether the model's language model adds its attention mask to the scores (eager
-    attention: the mask must be additive floats) rather than taking a boolean one."""
+    """
+    Tell whether the model's language model adds its attention mask to the scores.
+
+    Eager attention does: its mask must be additive floats, not booleans.
+    """
     return getattr(config.get_text_config(), '_attn_implementation', '') == 'eager'
 
 
 def block_mask(segments, additive: bool = False, dtype: Optional[Any] = None):
-    """(B, 1, W, W) attention mask of packed rows from their (B, W) segment ids (a torch
-    tensor; -1 pads a row): causal, and a block sees only the prefix and itself. A
-    padding query sees the first key alone, so its softmax has no NaN.
+    """
+    Return the (B, 1, W, W) attention mask of packed rows from their (B, W) segment ids.
 
-    Boolean (True: attend) unless ``additive``: then 0 where allowed and the most
+    ``segments`` is a torch tensor; -1 pads a row. Causal, and a block sees only the
+    prefix and itself. A padding query sees the first key alone, so its softmax has no
+    NaN. Boolean (True: attend) unless ``additive``: then 0 where allowed and the most
     negative value of ``dtype`` (default float32) elsewhere, for eager attention.
     """
     import torch

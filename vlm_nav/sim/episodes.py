@@ -1,6 +1,22 @@
-"""Search episodes without ROS: the held-out episodes, the shortest path, SPL, and one
-episode's closed loop in simulated time (for policy development, the product's tests and
-the no-ROS navigation benchmark).
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Search episodes without ROS: the held-out episodes, shortest paths, SPL, one episode's loop.
+
+The closed loop runs in simulated time, for policy development, the product's tests and
+the no-ROS navigation benchmark.
 
 Episode i: layout seed first_seed + i (3 000 000.. by default; training used 0..5999,
 validation 1 000 000.., held-out evaluation 2 000 000..), a target drawn from the
@@ -65,8 +81,12 @@ def free_grid(world, resolution: float = GRID_M):
 def shortest_path_m(world, start_xy: Tuple[float, float], goal_xy: Tuple[float, float],
                     goal_radius: float, resolution: float = GRID_M,
                     need_view: bool = True) -> float:
-    """A* length from start to the nearest free cell within goal_radius of goal with no
-    wall between it and goal (a viewpoint; any cell with need_view=False); inf if none."""
+    """
+    Return the A* length from start to the nearest viewpoint of goal; inf if none.
+
+    A viewpoint is a free cell within goal_radius of goal with no wall between it and goal
+    (with need_view=False: any free cell within goal_radius).
+    """
     free, xs, ys = free_grid(world, resolution)
     nx, ny = free.shape
 
@@ -107,7 +127,7 @@ def shortest_path_m(world, start_xy: Tuple[float, float], goal_xy: Tuple[float, 
 
 def make_episodes(count: int, first_seed: int = FIRST_SEED, success_distance_m: float = 1.3,
                   min_start_m: float = 2.0) -> List[Episode]:
-    """The benchmark's episodes: same arguments, same episodes on any machine."""
+    """Make the benchmark's episodes: same arguments, same episodes on any machine."""
     episodes = []
     for i in range(count):
         seed = first_seed + i
@@ -151,8 +171,11 @@ def truth_observation(truths, target: str, stamp_s: float, path_clear: bool):
 
 
 def model_observer(backend):
-    """perceive(world, target, stamp) -> Observation from a VLMBackend (the vlm_node's
-    questions and reading of the answers)."""
+    """
+    Return perceive(world, target, stamp) -> Observation from a VLMBackend.
+
+    The questions and the reading of the answers are the vlm_node's.
+    """
 
     def perceive(world, target: str, stamp_s: float):
         image = world.render()
@@ -166,7 +189,7 @@ def model_observer(backend):
 
 
 def free_text_answerer(backend):
-    """perceive(...) -> Answer: the original design's free-text question, generated."""
+    """Return perceive(...) -> Answer: the original design's free-text question, generated."""
 
     def perceive(world, target: str, stamp_s: float):
         prompt, budget = free_text_prompt('search', target)
@@ -184,14 +207,17 @@ def simulate_episode(episode: Episode, perceive=oracle_observer, timeout_s: floa
                      latency_s: float = 0.1, camera_hz: float = 10.0,
                      use_odometry: bool = True, policy=None,
                      navigator: Optional[Dict] = None, use_scan: bool = False) -> Dict:
-    """One search episode in simulated time with the navigator's policy and limiter but no
-    ROS: camera frames at camera_hz; one perception request in flight at a time, on the
-    newest frame, answered latency_s later (the model's time, as the navigator's
-    call_async to the vlm_node); control at 20 Hz, kinematics at 30 Hz as in sim_node.
-    Independent of the machine's load. navigator: navigator_node's parameters (default:
-    config/vlm_nav.yaml's), for the policy's configuration and the velocity limits.
-    use_scan: the simulator's range scan (sim_node's defaults), taken with each frame, goes
-    to the policy too. Returns the benchmark's row."""
+    """
+    Run one search episode in simulated time; return the benchmark's row.
+
+    The navigator's policy and limiter without ROS: camera frames at camera_hz; one
+    perception request in flight at a time, on the newest frame, answered latency_s later
+    (the model's time, as the navigator's call_async to the vlm_node); control at 20 Hz,
+    kinematics at 30 Hz as in sim_node. Independent of the machine's load.
+    navigator: navigator_node's parameters (default: config/vlm_nav.yaml's), for the
+    policy's configuration and the velocity limits. use_scan: the simulator's range scan
+    (sim_node's defaults), taken with each frame, goes to the policy too.
+    """
     navigator = node_parameters('navigator_node') if navigator is None else navigator
     config = config_from_parameters(navigator)
     if policy is None:
