@@ -32,7 +32,7 @@ CLOSE_UP_PROB = 0.4        # of those, views taken from 0.4-1.6 m of the object
 
 
 def get_world(layout_seed: int, image_size: int = 96, hfov_deg: float = 60.0) -> World:
-    """A cached World for the layout seed (LRU, closes the evicted client)."""
+    """Return a cached World for the layout seed (LRU, closes the evicted client)."""
     key = (int(layout_seed), int(image_size), float(hfov_deg))
     world = _worlds.pop(key, None)
     if world is None:
@@ -67,7 +67,8 @@ def _view_pose(world: World, rng: np.random.Generator) -> Pose2D:
 
 def sample_view(layout_seed: int, view_seed: int, image_size: int = 96,
                 hfov_deg: float = 60.0) -> Tuple[np.ndarray, List[ObjectTruth], bool]:
-    """Image, per-object truth and path-clear flag for one reproducible view.
+    """
+    Return the image, per-object truth and path-clear flag for one reproducible view.
 
     The same (layout_seed, view_seed) always gives the same view. Object
     visibility is occlusion-aware; see World.ground_truth.

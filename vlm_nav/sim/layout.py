@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Seeded indoor layouts: an arena, interior walls with openings, labelled objects.
+"""
+Seeded indoor layouts: an arena, interior walls with openings, labelled objects.
 
 Pure Python + numpy (no pybullet, no ROS). Every number in a Layout comes from
 ``numpy.random.default_rng(seed)``, so a seed reproduces the same world.
@@ -100,7 +101,7 @@ class Layout:
     def labels(self) -> List[str]:
         return [o.label for o in self.objects]
 
-    def object(self, label: str) -> ObjectSpec:
+    def object(self, label: str) -> ObjectSpec:  # noqa: A003 - callers spell it so
         for obj in self.objects:
             if obj.label == label:
                 return obj
@@ -108,7 +109,7 @@ class Layout:
 
 
 def _muted(rng: np.random.Generator, lo: float, hi: float, sat: float) -> Color:
-    """A desaturated colour so walls/floors never look like a target colour."""
+    """Return a desaturated colour, so walls and floors never look like a target colour."""
     base = rng.uniform(lo, hi)
     tint = rng.uniform(-sat, sat, size=3)
     return tuple(float(np.clip(base + t, 0.0, 1.0)) for t in tint)
@@ -117,7 +118,8 @@ def _muted(rng: np.random.Generator, lo: float, hi: float, sat: float) -> Color:
 def _interior_walls(rng: np.random.Generator, hw: float, hd: float, color: Color,
                     height: float, count: int
                     ) -> Tuple[List[Rect], List[Tuple[float, float]]]:
-    """0-2 interior walls, each with one opening, that never seal off a room.
+    """
+    Make 0-2 interior walls, each with one opening, that never seal off a room.
 
     The first spans the arena; the second is perpendicular, runs from the first
     to the outer wall on one side, and is kept away from the first one's gap.
@@ -168,7 +170,7 @@ def _free_of_walls(x: float, y: float, r: float, walls: Sequence[Rect]) -> bool:
 
 def _place_door(rng: np.random.Generator, hw: float, hd: float,
                 walls: Sequence[Rect]) -> ObjectSpec:
-    """A brown panel on the inner face of an outer wall, away from corners and joints."""
+    """Place a brown panel on the inner face of an outer wall, away from corners and joints."""
     color = tuple(float(c) for c in np.clip(
         np.array([0.45, 0.27, 0.12]) + rng.uniform(-0.06, 0.06, 3), 0, 1))
     for _ in range(200):

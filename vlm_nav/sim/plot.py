@@ -23,7 +23,8 @@ from vlm_nav.sim.layout import Layout
 def top_down_figure(layout: Layout, trajectory: Sequence[Sequence[float]] = (),
                     target: Optional[str] = None, title: Optional[str] = None,
                     robot_radius: float = 0.2):
-    """Draw walls, objects (in their colours), the trajectory, its start and stop.
+    """
+    Draw walls, objects (in their colours), the trajectory, its start and stop.
 
     :param trajectory: (x, y) or (x, y, yaw) points in world coordinates.
     :param target: label of the object to circle, if any.

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""A headless pybullet world for one Layout: diff-drive robot, camera, ground truth.
+"""
+A headless pybullet world for one Layout: diff-drive robot, camera, ground truth.
 
 pybullet is only the renderer (p.DIRECT + ER_TINY_RENDERER, CPU): bodies have
 visual shapes and no collision shapes, and the robot is never rendered (the
@@ -96,7 +97,7 @@ def bearing_label(bearing_rad: float, hfov_rad: float) -> str:
 
 
 def describe(truths: Sequence[ObjectTruth]) -> str:
-    """The description grammar of vlm_nav.perception.vocabulary for the visible objects."""
+    """Describe the visible objects in the grammar of vlm_nav.perception.vocabulary."""
     return format_description([SeenObject(t.label, t.image_bearing, t.distance)
                                for t in truths if t.visible])
 
@@ -225,13 +226,16 @@ class World:
         self._in_contact = False
 
     def collides_at(self, x: float, y: float, margin: float = 0.0) -> bool:
-        """True if the robot disc (radius + margin) at (x, y) overlaps any geometry."""
+        """Tell whether the robot disc (radius + margin) at (x, y) overlaps any geometry."""
         return bool(self._hits(np.array([[x, y]], dtype=float),
                                self.robot_radius + margin)[0])
 
     def _hits(self, pts: np.ndarray, r: float, objects: bool = True) -> np.ndarray:
-        """Which of pts lie within r of walls and door panels (and, with objects, of the
-        other objects' footprints)."""
+        """
+        Tell which of pts lie within r of walls and door panels.
+
+        With objects, of the other objects' footprints too.
+        """
         hit = np.zeros(len(pts), dtype=bool)
         if len(self._rect_c):
             d = np.maximum(np.abs(pts[:, None, :] - self._rect_c[None]) - self._rect_h[None], 0)
@@ -243,7 +247,7 @@ class World:
 
     def random_free_pose(self, rng: np.random.Generator, margin: float = 0.05,
                          clear_ahead_m: float = 0.0, max_tries: int = 2000) -> Pose2D:
-        """A uniformly random collision-free pose; with clear_ahead_m, facing free space."""
+        """Draw a uniformly random collision-free pose; with clear_ahead_m, facing free space."""
         hw, hd = self.layout.width / 2, self.layout.depth / 2
         r = self.robot_radius
         for _ in range(max_tries):
@@ -258,7 +262,8 @@ class World:
         raise RuntimeError('no free pose found')
 
     def step(self, linear_x: float, angular_z: float, dt: float) -> bool:
-        """Integrate unicycle kinematics for dt. Returns True if blocked (collision).
+        """
+        Integrate unicycle kinematics for dt. Returns True if blocked (collision).
 
         A blocked step still turns (a disc can always rotate in place) but keeps
         its position, so the robot never enters geometry.
@@ -290,8 +295,11 @@ class World:
 
     def wall_between(self, a: Tuple[float, float], b: Tuple[float, float],
                      step: float = 0.05) -> bool:
-        """Whether a wall (or a door panel) crosses the segment from a to just short of b
-        (b may be a door's face, on its own panel). Objects do not count."""
+        """
+        Tell whether a wall (or a door panel) crosses the segment from a to just short of b.
+
+        b may be a door's face, on its own panel. Objects do not count.
+        """
         length = math.hypot(b[0] - a[0], b[1] - a[1])
         if length <= 2 * step:
             return False
@@ -300,10 +308,13 @@ class World:
         return bool(self._hits(pts, 1e-3, objects=False).any())
 
     def scan(self, beams: int = SCAN_BEAMS, range_max: float = SCAN_RANGE_M) -> np.ndarray:
-        """A planar range scan from the robot centre, as a 2-D lidar on the base gives:
+        """
+        Return a planar range scan from the robot centre, as a 2-D lidar on the base gives.
+
         beams ranges (metres) at angles -pi + i * 2pi / beams from the robot heading, to
         the collision geometry (walls, door panels, objects' footprint circles); inf where
-        nothing lies within range_max (REP 117's 'no return')."""
+        nothing lies within range_max (REP 117's 'no return').
+        """
         x, y, yaw = self._pose
         angles = yaw - math.pi + np.arange(beams) * (2.0 * math.pi / beams)
         d = np.stack([np.cos(angles), np.sin(angles)], axis=1)          # (B, 2)
@@ -332,8 +343,11 @@ class World:
         return np.where(best <= range_max, best, np.inf)
 
     def path_clear(self, lookahead_m: float = 0.8) -> bool:
-        """True if the robot disc can drive lookahead_m straight ahead without touching
-        anything (a corridor of robot width, rounded at the far end)."""
+        """
+        Tell whether the robot disc can drive lookahead_m straight ahead untouched.
+
+        The corridor is of robot width, rounded at the far end.
+        """
         x, y, yaw = self._pose
         return self._sweep_clear(x, y, yaw, lookahead_m)
 
@@ -398,7 +412,7 @@ class World:
 
     # ---------------------------------------------------------------- misc
     def top_down(self, path: Optional[Sequence[Sequence[float]]] = None, **kwargs):
-        """A matplotlib Figure of the layout, the robot and an optional trajectory."""
+        """Return a matplotlib Figure of the layout, the robot and an optional trajectory."""
         from vlm_nav.sim.plot import top_down_figure
         trajectory = list(path) if path is not None else [tuple(self._pose)]
         return top_down_figure(self.layout, trajectory, robot_radius=self.robot_radius,
