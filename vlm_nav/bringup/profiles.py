@@ -1,10 +1,34 @@
-"""Which nodes each bringup profile starts, with which parameters: the pip-path twin of
-launch/*.launch.py (a test checks that both name the same nodes and arguments).
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Which nodes each bringup profile starts, with which parameters.
+
+The pip-path twin of launch/*.launch.py (a test checks that both name the same nodes and
+arguments).
 """
 
 from dataclasses import dataclass, field
 import os
 from typing import Dict, List
+
+import yaml
+
+try:
+    from ament_index_python.packages import get_package_share_directory
+except ImportError:     # no ament index on this path: the source tree's config/ only
+    get_package_share_directory = None
 
 PACKAGE = 'vlm_nav'
 
@@ -27,14 +51,15 @@ PROFILE_ARGUMENTS: Dict[str, List[str]] = {
 
 
 def default_params_file(name: str = 'vlm_nav.yaml') -> str:
-    """config/<name>: from the source tree, else from the installed share folder."""
+    """Return the path of config/<name>: from the source tree, else from the share folder."""
     here = os.path.dirname(os.path.abspath(__file__))
     candidates = [os.path.join(here, '..', '..', 'config', name)]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        candidates.append(os.path.join(get_package_share_directory(PACKAGE), 'config', name))
-    except Exception:  # noqa: B902 - not installed through ament: the source tree only
-        pass
+    if get_package_share_directory is not None:
+        try:
+            candidates.append(os.path.join(get_package_share_directory(PACKAGE), 'config',
+                                           name))
+        except Exception:  # noqa: B902 - not installed through ament: the source tree only
+            pass
     for path in candidates:
         if os.path.isfile(path):
             return os.path.normpath(path)
@@ -42,9 +67,11 @@ def default_params_file(name: str = 'vlm_nav.yaml') -> str:
 
 
 def node_parameters(node: str, params_file: str = '') -> Dict[str, object]:
-    """A node's ros__parameters from a parameters file (default: config/vlm_nav.yaml), for
-    code that runs a node's logic without the node (the no-ROS benchmark)."""
-    import yaml
+    """
+    Return a node's ros__parameters from a parameters file (default: config/vlm_nav.yaml).
+
+    For code that runs a node's logic without the node (the no-ROS benchmark).
+    """
     with open(params_file or default_params_file()) as f:
         document = yaml.safe_load(f) or {}
     return dict((document.get(node) or {}).get('ros__parameters') or {})
@@ -54,7 +81,8 @@ def profile_nodes(profile: str, model: str = '', target: str = '',
                   seed: int = 0, bag: str = '', record: str = '', monitor: bool = False,
                   scenario_file: str = '', scenarios: str = '',
                   alert_dir: str = '') -> List[NodeSpec]:
-    """The nodes of a profile; arguments become parameter overrides, as in the launch files.
+    """
+    Return the nodes of a profile; arguments become parameter overrides, as in launch files.
 
     monitor adds monitor_node to sim and replay (the monitor profile always has it: a
     fixed camera, the VLM and the monitor, no navigation).

@@ -1,4 +1,19 @@
-"""Start a profile's nodes as processes with the shared YAML: `ros2 launch` for the pip path.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Start a profile's nodes as processes with the shared YAML: `ros2 launch` for the pip path.
 
 `launch`/`launch_ros` are not installable without a ROS distro, so this does the part of
 them vlm_nav needs: one process per node, --params-file plus overrides, prefixed output,
@@ -17,7 +32,7 @@ from vlm_nav.bringup.profiles import NodeSpec
 
 
 def ros_value(value: object) -> str:
-    """A parameter override as `-p name:=value` wants it (YAML syntax)."""
+    """Format a parameter override as `-p name:=value` wants it (YAML syntax)."""
     if isinstance(value, bool):
         return 'true' if value else 'false'
     if isinstance(value, str):
@@ -32,7 +47,7 @@ MODULES = {'oracle_node': 'vlm_nav.bench.oracle_node'}
 
 
 def node_module(executable: str) -> str:
-    """The module whose main() an executable runs."""
+    """Return the module whose main() an executable runs."""
     return MODULES.get(executable, f'vlm_nav.{executable}')
 
 
@@ -84,8 +99,13 @@ class Stack:
             log.close()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """SIGINT to every node; SIGTERM to those still running after timeout, SIGKILL after
-        another (ros2 launch's escalation: a recorder finishing its bag gets both)."""
+        """
+        Stop the nodes: SIGINT to each, then SIGTERM and SIGKILL to those still running.
+
+        SIGTERM goes to the nodes still running after timeout, SIGKILL to those still
+        running after another (ros2 launch's escalation: a recorder finishing its bag gets
+        both).
+        """
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
             running = {n: p for n, p in self.processes.items() if p.poll() is None}
             if not running:

@@ -1,4 +1,19 @@
-"""sensor_msgs image <-> numpy RGB, with the checks that keep bad frames out.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Convert sensor_msgs images to and from numpy RGB, with the checks that keep bad frames out.
 
 cv_bridge is not available on the pip path (the PyPI `cv-bridge` is the ROS 1 one and
 breaks with numpy 2), so conversion is done here with numpy/OpenCV for the few
@@ -27,7 +42,7 @@ class ImageError(ValueError):
 
 
 def image_to_rgb(msg: Image) -> np.ndarray:
-    """Validated HxWx3 uint8 RGB view/copy of an Image message."""
+    """Return a validated HxWx3 uint8 RGB view/copy of an Image message."""
     encoding = msg.encoding.lower()
     if encoding not in ENCODINGS:
         raise ImageError(f'unsupported encoding {msg.encoding!r} '
@@ -73,7 +88,7 @@ def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
 
 
 def rgb_to_image(rgb: np.ndarray, stamp, frame_id: str) -> Image:
-    """Image message (rgb8) from an RGB array; data assigned as bytes (fast path)."""
+    """Build an Image message (rgb8) from an RGB array; data assigned as bytes (fast path)."""
     msg = Image()
     msg.header.stamp = stamp
     msg.header.frame_id = frame_id

@@ -26,12 +26,12 @@ from rclpy.node import Node
 @contextmanager
 def ros_session(args: Optional[List[str]] = None) -> Iterator[None]:
     """
-    rclpy.init() for the body; a shutdown by signal exits it quietly (exit code 0).
+    Run the body in rclpy.init(); a shutdown by signal exits it quietly (exit code 0).
 
     rclpy's signal handler shuts the context down asynchronously, so an executor caught
     building its wait set at that moment raises RCLError 'the given context is not valid'
     instead of ExternalShutdownException (the race ros2cli#854 describes; a recorder
-    exited 1 on SIGINT this way, with its bag finished). That is a shutdown too. With the
+    would exit 1 on SIGINT this way, with its bag finished). That is a shutdown too. With the
     context still valid, an RCLError is a real failure and propagates.
     """
     try:
