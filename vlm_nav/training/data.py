@@ -1,4 +1,19 @@
-"""Simulator views and the question/answer samples built from their ground truth.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Simulator views and the question/answer samples built from their ground truth.
 
 Views (image + per-object truth) are rendered in worker processes, in shards of
 layouts, and cached as .npz under data_cache/ (gitignored), keyed by a fingerprint of
@@ -51,7 +66,7 @@ MAX_OBJECTS = 8
 
 @functools.lru_cache(maxsize=1)
 def sim_labels() -> Tuple[str, ...]:
-    """The simulator's object labels (read from layout.py alone where pybullet is missing)."""
+    """Return the simulator's object labels (from layout.py alone where pybullet is missing)."""
     try:
         from vlm_nav.sim import OBJECT_LABELS
     except ImportError:     # vlm_nav.sim imports pybullet; layout.py needs only numpy
@@ -103,7 +118,7 @@ class Views:
         return Views(**{k: v[idx] for k, v in self.arrays().items()})
 
     def truth(self, i: int) -> List[vocabulary.SeenObject]:
-        """The visible objects of view i, as the description grammar sees them."""
+        """Return the visible objects of view i, as the description grammar sees them."""
         labels = sim_labels()
         return [vocabulary.SeenObject(labels[lab], vocabulary.BEARINGS[b],
                                       vocabulary.DISTANCES[0 if n else 1])
@@ -162,8 +177,12 @@ def _render_shard(args: Tuple[str, int, int, int, int]) -> str:
 
 
 def _save(views: Views, path: Path) -> None:
-    """npz with the images xz-compressed: flat-shaded frames shrink ~100x (~290 B each),
-    so a whole training set travels to a machine that cannot render it."""
+    """
+    Save views as an npz with the images xz-compressed.
+
+    Flat-shaded frames shrink ~100x (~290 B each), so a whole training set travels to a
+    machine that cannot render it.
+    """
     arrays = views.arrays()
     images = arrays.pop('images')
     arrays['images_xz'] = np.frombuffer(lzma.compress(images.tobytes(), preset=6), np.uint8)
@@ -182,15 +201,18 @@ def _pybullet_available() -> bool:
 
 
 def _foreign_shard(path: Path) -> Optional[Path]:
-    """The same shard cached under another simulator fingerprint, if any."""
+    """Find the same shard cached under another simulator fingerprint, if any."""
     spec = path.name.split('_', 2)[2]
     found = sorted(path.parent.glob(f'views_*_{spec}'))
     return found[-1] if found else None
 
 
 def adopt_shards(cache: Path = DEFAULT_CACHE, check_layouts: int = 2, log=print) -> int:
-    """Rename shards of an older simulator fingerprint whose views the current simulator
-    still renders identically (first check_layouts layouts compared); returns how many."""
+    """
+    Rename shards of an older simulator fingerprint that the current one renders alike.
+
+    The first check_layouts layouts are compared; returns how many shards were renamed.
+    """
     current = sim_fingerprint()
     adopted = 0
     for path in sorted(Path(cache).glob('views_*.npz')):
@@ -248,7 +270,8 @@ def recompress_cache(cache: Path = DEFAULT_CACHE, log=print) -> None:
 def load_views(first_seed: int, n_layouts: int, views_per_layout: int,
                image_size: int = 96, workers: int = 0,
                cache: Optional[Path] = DEFAULT_CACHE, log=print) -> Views:
-    """Views of layouts first_seed..first_seed+n_layouts-1, rendered or read from cache.
+    """
+    Load views of layouts first_seed..first_seed+n_layouts-1, rendered or from the cache.
 
     Rendering runs in `workers` processes (0: all cores), one shard of layouts each.
     """
@@ -309,8 +332,10 @@ class Sample:
 
 def _target_label(view: Views, i: int, rng: np.random.Generator, labels: Sequence[str],
                   positive: Optional[bool] = None) -> Tuple[str, bool]:
-    """A target for 'Is there a ...?': positives (70 % where something is in view; or as
-    forced by `positive`), hard negatives for the rest.
+    """
+    Draw a target for 'Is there a ...?': positives, and hard negatives for the rest.
+
+    Positives: 70 % where something is in view, or as forced by `positive`.
 
     Of the negatives, half are objects in the room but not in view (behind the camera,
     occluded, or too few pixels); the rest are absent from the layout, a third of those
@@ -342,7 +367,8 @@ def _target_label(view: Views, i: int, rng: np.random.Generator, labels: Sequenc
 
 def make_sample(view: Views, i: int, qtype: str, rng: np.random.Generator,
                 positive: Optional[bool] = None) -> Sample:
-    """One question of type qtype about view i, with its ground-truth answer.
+    """
+    Make one question of type qtype about view i, with its ground-truth answer.
 
     bearing/distance need a visible object; without one they become 'describe' (whose
     'nothing.' is then the answer): a 'visible' fallback could only ever be 'no'.
@@ -404,7 +430,8 @@ def draw_samples(view: Views, images: Sequence[int], per_image: int,
 
 
 def fixed_eval_samples(view: Views, per_type: int, seed: int = 0) -> List[Sample]:
-    """A reproducible evaluation set: per_type questions of each type over the views.
+    """
+    Make a reproducible evaluation set: per_type questions of each type over the views.
 
     Visible questions: half positives, half negatives (out of view or absent, drawn as in
     training).

@@ -1,4 +1,19 @@
-"""Evaluate a save_pretrained VLM folder on held-out simulator layouts.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Evaluate a save_pretrained VLM folder on held-out simulator layouts.
 
     python -m vlm_nav.training.evaluate [--model DIR] [--layouts N] [--out DIR]
 
@@ -88,7 +103,7 @@ def _closed_scores(samples: Sequence[data.Sample], best: Sequence[str]) -> Dict[
 @torch.no_grad()
 def fast_metrics(model, encoder, views: data.Views, samples: Sequence[data.Sample],
                  device: torch.device, bf16: bool = False, batch: int = 64) -> Dict[str, float]:
-    """Validation during training: the training forward, argmax over the choices' tokens."""
+    """Validate during training: the training forward, argmax over the choices' tokens."""
     closed = [s for s in samples if s.qtype in CLOSED]
     best = []
     for start in range(0, len(closed), batch):
@@ -134,7 +149,8 @@ def generate_descriptions(model, processor, images: np.ndarray, device: torch.de
 def score_choices(model, processor, images: Sequence[np.ndarray], questions: Sequence[str],
                   choices: Sequence[Sequence[str]], device: torch.device
                   ) -> List[np.ndarray]:
-    """Softmax over each question's choices of their log-likelihood after the chat prompt.
+    """
+    Softmax over each question's choices of their log-likelihood after the chat prompt.
 
     One forward per batch when every choice is one token (the embedded tokenizer);
     otherwise each choice's tokens are scored by their own forward passes.
@@ -171,9 +187,12 @@ def evaluate(model, processor, views: data.Views, samples: Sequence[data.Sample]
              device: torch.device, batch: int = 32,
              describe_views: Sequence[str] = multiview.VIEWS,
              describe_min_votes: int = multiview.DEFAULT_MIN_VOTES) -> Dict[str, float]:
-    """Per-question-type accuracies and description recall/precision, public path;
-    descriptions as vlm_node's describer makes them (multiview.describe's views and
-    votes), and from the first view alone."""
+    """
+    Measure per-question-type accuracies and description recall/precision, public path.
+
+    Descriptions as vlm_node's describer makes them (multiview.describe's views and
+    votes), and from the first view alone.
+    """
     closed = [s for s in samples if s.qtype in CLOSED]
     best = []
     for start in range(0, len(closed), batch):
@@ -241,8 +260,12 @@ def markdown_table(metrics: Dict[str, float]) -> str:
 def latency(model, processor, image: np.ndarray, device: torch.device, repeats: int = 20,
             describe_views: Sequence[str] = multiview.VIEWS,
             describe_min_votes: int = multiview.DEFAULT_MIN_VOTES) -> Dict[str, float]:
-    """Median ms, batch 1: one closed-set decision (processor + forward), one greedy
-    description, and the describer's description from all its views."""
+    """
+    Time batch 1 inference: median ms of three operations.
+
+    One closed-set decision (processor + forward), one greedy description, and the
+    describer's description from all its views.
+    """
     def timed(fn) -> float:
         fn()
         times = []
@@ -269,7 +292,7 @@ def latency(model, processor, image: np.ndarray, device: torch.device, repeats: 
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
     parser.add_argument('--model', type=Path, default=embedded.EMBEDDED_MODEL_DIR)
     parser.add_argument('--first-seed', type=int, default=data.TEST_SEED_BASE,
                         help='first held-out layout seed (training uses 0..)')

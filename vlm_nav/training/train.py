@@ -1,4 +1,19 @@
-"""Train the embedded tiny LLaVA from scratch on simulator views.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Train the embedded tiny LLaVA from scratch on simulator views.
 
     python -m vlm_nav.training.train --out DIR --steps N --device cpu|cuda --seed S
 
@@ -59,8 +74,10 @@ class PackSpec:
         return {k: v for k, v in self.__dict__.items() if k != '_tok'}
 
     def pack(self, groups: Sequence[Sequence[data.Sample]]) -> Dict[str, np.ndarray]:
-        """One row per image: prefix, then each question block (prompt suffix + answer),
-        laid out by vlm_nav.models.packing.block_layout.
+        """
+        Pack one row per image: prefix, then each question block (prompt suffix + answer).
+
+        Laid out by vlm_nav.models.packing.block_layout.
 
         seg: 0 prefix, k question block k, -1 padding. Targets are given as flat
         positions (row * width + t) whose logits predict target_ids, per question.
@@ -119,7 +136,7 @@ class Encoder:
         self._answers: Dict[str, List[int]] = {}
 
     def prompt_ids(self, question: str) -> List[int]:
-        """The processor's ids for chat_prompt(question) (image token expanded)."""
+        """Return the processor's ids for chat_prompt(question) (image token expanded)."""
         ids = self._prompts.get(question)
         if ids is None:
             text = chat_prompt(self.processor, question)
@@ -164,8 +181,12 @@ class Encoder:
 
     def batch(self, samples: Sequence[data.Sample], with_answers: bool = True
               ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Unpacked: input_ids, attention_mask, labels (-100 outside answers), last prompt
-        index; right padding (a causal model's real tokens never see it)."""
+        """
+        Make an unpacked batch: input_ids, attention_mask, labels, last prompt index.
+
+        labels are -100 outside answers; right padding (a causal model's real tokens
+        never see it).
+        """
         seqs, labels, last = [], [], []
         for s in samples:
             p = self.prompt_ids(s.question)
@@ -304,7 +325,7 @@ def parse_mix(text: str) -> Optional[Dict[str, float]]:
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
     parser.add_argument('--out', type=Path, required=True, help='save_pretrained folder')
     parser.add_argument('--steps', type=int, default=3000)
     parser.add_argument('--device', default='cpu')
