@@ -1,4 +1,19 @@
-"""Replay camera frames from a rosbag2 file (sqlite3 or mcap) into the stack.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Replay camera frames from a rosbag2 file (sqlite3 or mcap) into the stack.
 
 Reads with the `rosbags` library (rosbag2_py is not on PyPI). Keeps the original
 timing (scaled by `rate`) or plays as fast as possible (`rate` 0). Frames are
@@ -20,6 +35,7 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import deserialize_message, serialize_message
 from rclpy.task import Future
+from rosbags.highlevel import AnyReader
 
 from vlm_nav.ros.bag_types import message_class
 from vlm_nav.ros.params import declare
@@ -59,8 +75,7 @@ class BagPlayerNode(Node):
         self._worker.start()
 
     def _connections(self) -> dict:
-        """topic -> message type of the replayed topics in the bag."""
-        from rosbags.highlevel import AnyReader
+        """Return topic -> message type of the replayed topics in the bag."""
         with AnyReader([Path(self.bag)]) as reader:
             found = {c.topic: c.msgtype for c in reader.connections if c.topic in self.topics}
             if not found:
@@ -89,7 +104,6 @@ class BagPlayerNode(Node):
                 'playing anyway')
 
     def _play(self) -> None:
-        from rosbags.highlevel import AnyReader
         while self.context.ok():
             with AnyReader([Path(self.bag)]) as reader:
                 wanted = [c for c in reader.connections if c.topic in self._outputs]

@@ -1,4 +1,19 @@
-"""Camera ingest: V4L2/USB device, video file, image folder, topic relay or a test pattern.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Camera ingest: V4L2/USB device, video file, image folder, topic relay or a test pattern.
 
 Publishes camera/image_raw (rgb8) + camera/camera_info with sensor-data QoS at a set
 rate, resolution and frame_id. In relay mode the newest input frame (Image or
@@ -52,7 +67,7 @@ class FrameSource:
             raise RuntimeError(f'OpenCV could not open {kind} {location!r}')
 
     def read(self) -> Optional[np.ndarray]:
-        """Next RGB frame, or None when the source is exhausted / unreadable."""
+        """Return the next RGB frame, or None when the source is exhausted / unreadable."""
         if self.kind == 'folder':
             if self._index >= len(self._files):
                 if not self.loop:
@@ -76,7 +91,7 @@ class FrameSource:
 
 
 def test_pattern(index: int, width: int, height: int) -> np.ndarray:
-    """Moving coloured shapes (like image_tools' burger mode): no hardware needed."""
+    """Draw moving coloured shapes (like image_tools' burger mode): no hardware needed."""
     frame = np.full((height, width, 3), 40, np.uint8)
     x = int((index * 4) % width)
     cv2.circle(frame, (x, height // 2), max(4, height // 8), (220, 30, 30), -1)

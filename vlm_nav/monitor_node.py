@@ -1,9 +1,24 @@
-"""Security monitor: watches scenarios on the newest camera frame and raises alerts.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Security monitor: watches scenarios on the newest camera frame and raises alerts.
 
 Every check_period_s (or every check_every_n_frames frames) the newest frame is sent
 with each scenario's question and choices to the vlm_node's Ask service, one request
 at a time, so one model process serves the whole stack and the frame scored is the
-frame saved. The probabilities go through the pure policy (vlm_nav/monitor/scenarios.py:
+frame saved. The probabilities go through the pure policy (vlm_nav/monitor/alerts.py:
 threshold, debounce, event end, cooldown); an alert is published on vlm_nav/alerts,
 appended to <alert_dir>/alerts.jsonl and its frame saved under <alert_dir>/frames.
 
@@ -25,16 +40,16 @@ import rclpy
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
-from vlm_nav_interfaces.msg import Alert
-from vlm_nav_interfaces.srv import Ask
 
-from vlm_nav.ros.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
+from vlm_nav.bringup.profiles import default_params_file
 from vlm_nav.monitor.alerts import AlertPolicy, Decision
 from vlm_nav.monitor.scenarios import load_scenarios, Scenario, ScenarioError, select
+from vlm_nav.ros.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
 from vlm_nav.ros.image import image_to_rgb, ImageError
 from vlm_nav.ros.params import declare
 from vlm_nav.ros.session import ros_session
-from vlm_nav.bringup.profiles import default_params_file
+from vlm_nav_interfaces.msg import Alert
+from vlm_nav_interfaces.srv import Ask
 
 LOG_NAME = 'alerts.jsonl'
 DEFAULT_ALERT_DIR = 'vlm_nav_alerts'

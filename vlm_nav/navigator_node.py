@@ -1,4 +1,19 @@
-"""Navigator: asks the VLM node about the target on the newest frame and drives.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Navigator: asks the VLM node about the target on the newest frame and drives.
 
 Perception arrives asynchronously (Observe service, call_async, one request in
 flight); a control timer turns the newest observation into a Twist through the
@@ -18,16 +33,14 @@ from typing import Optional, Tuple, Union
 
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import OccupancyGrid, Odometry
+import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
-import numpy as np
 from sensor_msgs.msg import Image, LaserScan
 from visualization_msgs.msg import MarkerArray
-from vlm_nav_interfaces.msg import NavigatorState
-from vlm_nav_interfaces.srv import Ask, Observe, SetTarget
 
 from vlm_nav.nav.debug_view import draw_debug
 from vlm_nav.nav.free_text import Answer, FreeTextPolicy
@@ -42,6 +55,8 @@ from vlm_nav.ros.image import image_to_rgb, rgb_to_image
 from vlm_nav.ros.markers import policy_markers, scan_map_grid
 from vlm_nav.ros.params import check_choices, declare
 from vlm_nav.ros.session import ros_session
+from vlm_nav_interfaces.msg import NavigatorState
+from vlm_nav_interfaces.srv import Ask, Observe, SetTarget
 
 # A frame stamp may lead the navigator's clock by this much (clock skew between
 # machines); further ahead it would look fresh for too long and is refused.
@@ -64,7 +79,8 @@ class NavigatorNode(Node):
         declare(self, 'target', '', 'initial target (free text)')
         declare(self, 'policy', 'scored', 'scored: closed-set probabilities (Observe); '
                 'free_text (or original): the free-text baseline, one free-text Ask per '
-                'decision searched for words (the benchmark baseline)', choices=POLICIES, read_only=True)
+                'decision searched for words (the benchmark baseline)', choices=POLICIES,
+                read_only=True)
         declare(self, 'control_rate_hz', 20.0, 'control loop rate', 1.0, 200.0, read_only=True)
         declare(self, 'perception_timeout_s', 1.0,
                 'stop when the newest observation is older than this', 0.05, 30.0)
@@ -150,7 +166,7 @@ class NavigatorNode(Node):
         self._limiter.max_angular_accel = self.get_parameter('max_angular_accel').value
 
     def _validate_parameters(self, params) -> SetParametersResult:
-        """mode and target set as parameters get the checks SetTarget applies."""
+        """Check mode and target set as parameters the way SetTarget checks them."""
         result = check_choices(params, {'mode': MODES})
         new = {p.name: p.value for p in params if p.name in ('mode', 'target')}
         if not result.successful or not new:
@@ -209,8 +225,11 @@ class NavigatorNode(Node):
                 (Time.from_msg(msg.header.stamp).nanoseconds * 1e-9, (p.x, p.y, yaw)))
 
     def _on_scan(self, msg: LaserScan) -> None:
-        """Keep the newest usable scan, with the odometry pose at its stamp (the map needs
-        where it was taken; the robot may have turned since)."""
+        """
+        Keep the newest usable scan, with the odometry pose at its stamp.
+
+        The map needs where the scan was taken; the robot may have turned since.
+        """
         self._scans['received'] += 1
         ranges = np.asarray(msg.ranges, dtype=float)
         stamp = Time.from_msg(msg.header.stamp).nanoseconds * 1e-9
@@ -242,7 +261,7 @@ class NavigatorNode(Node):
         self._frame = msg                 # converted only when someone watches
 
     def _pose(self, now: float):
-        """The newest odometry pose if it is fresh, else None (the policy dead-reckons)."""
+        """Return the newest odometry pose if fresh, else None (the policy dead-reckons)."""
         if self._odom is None or now - self._odom[0] > ODOM_TIMEOUT_S:
             return None
         return self._odom[1]
@@ -271,7 +290,7 @@ class NavigatorNode(Node):
         future.add_done_callback(lambda f, t=target: self._on_observation(f, t))
 
     def _request_answer(self, now: float) -> None:
-        """Policy free_text: one free-text Ask with the baseline's prompt per decision."""
+        """Send one free-text Ask with the baseline's prompt per decision (policy free_text)."""
         if not self._ask.service_is_ready():
             return
         prompt, budget = self._policy.prompt()
@@ -281,13 +300,13 @@ class NavigatorNode(Node):
         future.add_done_callback(lambda f, k=key: self._on_answer(f, k))
 
     def _response(self, future):
-        """The successful response of the call in flight, else None (failure counted)."""
+        """Return the successful response of the call in flight, else None (failure counted)."""
         if future is not self._pending:
             return None                   # abandoned or superseded
         self._pending = None
         try:
             response = future.result()
-        except Exception as error:  # noqa: B902
+        except Exception as error:  # noqa: B902 - any failed call is a perception failure
             self._perception_failed(str(error))
             return None
         if not response.success:
@@ -301,7 +320,8 @@ class NavigatorNode(Node):
         self.get_logger().warning(f'perception call failed: {why}', throttle_duration_sec=5.0)
 
     def _accept(self, perception, stamp, problem: str, latency: float) -> None:
-        """Keep perception unless it is unfit (problem) or not newer than what we have.
+        """
+        Keep perception unless it is unfit (problem) or not newer than what we have.
 
         Unfit perception (NaN, a stamp from the future) is no perception at all: not
         acting on it lets the stale-perception stop apply.

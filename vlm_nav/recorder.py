@@ -1,4 +1,19 @@
-"""Record the stack's topics to a rosbag2 (mcap or sqlite3): `ros2 bag record` for the pip path.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Record the stack's topics to a rosbag2 (mcap or sqlite3): `ros2 bag record` for the pip path.
 
 Messages are stored as the raw CDR bytes received (raw subscriptions: nothing is
 deserialized), stamped with the receive time, as `ros2 bag record` does. Topic types are
@@ -15,6 +30,7 @@ import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.task import Future
+from rosbags.rosbag2 import StoragePlugin, Writer
 
 from vlm_nav.ros.bag_types import message_class, typestore_for
 from vlm_nav.ros.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
@@ -59,7 +75,6 @@ class Recorder(Node):
         self._first_write: Optional[float] = None
         self.done = Future()             # set when max_duration_s is reached
 
-        from rosbags.rosbag2 import StoragePlugin, Writer
         plugin = StoragePlugin.MCAP if self.storage == 'mcap' else StoragePlugin.SQLITE3
         self._writer: Optional[Writer] = Writer(Path(self.output), version=9,
                                                 storage_plugin=plugin)

@@ -1,6 +1,21 @@
-"""Scene describer: at a set rate, asks the VLM node to describe the newest frame.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-Publishes scene_description (std_msgs/String, as the original design did) and the
+"""
+Scene describer: at a set rate, asks the VLM node to describe the newest frame.
+
+Publishes scene_description (std_msgs/String, the text alone) and the
 structured scene_description/structured (SceneDescription). One request in flight
 at a time; a slow model lowers the rate instead of queueing work.
 """
@@ -10,12 +25,12 @@ import time
 import rclpy
 from rclpy.node import Node
 from std_msgs.msg import String
-from vlm_nav_interfaces.msg import SceneDescription
-from vlm_nav_interfaces.srv import Describe
 
 from vlm_nav.ros.diagnostics import DiagnosticsPublisher, OK, WARN
 from vlm_nav.ros.params import declare
 from vlm_nav.ros.session import ros_session
+from vlm_nav_interfaces.msg import SceneDescription
+from vlm_nav_interfaces.srv import Describe
 
 
 class SceneDescriberNode(Node):
@@ -68,7 +83,7 @@ class SceneDescriberNode(Node):
             return
         try:
             response = future.result()
-        except Exception as error:  # noqa: B902
+        except Exception as error:  # noqa: B902 - any failed call is a missed description
             self._fail(str(error))
             return
         if not response.success:

@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""ROS 2 node around vlm_nav.sim: cmd_vel in; camera, scan, odom, collisions, truth out.
+"""
+ROS 2 node around vlm_nav.sim: cmd_vel in; camera, scan, odom, collisions, truth out.
 
 No TF is published: tf2_msgs is not on PyPI. odom carries the robot pose
 (odom == world frame, perfect odometry); the camera sits at base_link's origin,

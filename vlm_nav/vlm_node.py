@@ -1,4 +1,19 @@
-"""The VLM inference service: keeps the newest camera frame and answers questions about it.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The VLM inference service: keeps the newest camera frame and answers questions about it.
 
 Inference runs on one worker thread, never in a subscription callback; service
 callbacks wait for it with a deadline on a reentrant group, so frames keep arriving
@@ -21,17 +36,17 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
-from vlm_nav_interfaces.msg import DetectedObject, SceneDescription, TargetObservation
-from vlm_nav_interfaces.srv import Ask, Describe, Observe
 
+from vlm_nav.models import is_served_spec, load_backend, ModelLoadError, resolve_model, VLMBackend
+from vlm_nav.models.hf_backend import RUNTIMES
 from vlm_nav.perception import multiview, vocabulary
 from vlm_nav.perception.vocabulary import clean_text
 from vlm_nav.ros.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
-from vlm_nav.models import is_served_spec, load_backend, ModelLoadError, resolve_model, VLMBackend
-from vlm_nav.models.hf_backend import RUNTIMES
 from vlm_nav.ros.image import compressed_to_rgb, image_to_rgb, ImageError
 from vlm_nav.ros.params import declare
 from vlm_nav.ros.session import ros_session, spin_until_shutdown
+from vlm_nav_interfaces.msg import DetectedObject, SceneDescription, TargetObservation
+from vlm_nav_interfaces.srv import Ask, Describe, Observe
 
 MAX_QUESTION_CHARS = 500
 MAX_CHOICES = 32
@@ -50,8 +65,11 @@ class Frame:
 
 
 class ScoreRequest:
-    """One image's closed-set questions waiting for the worker; requests queued together
-    run as one batch (VLMBackend.score_batch)."""
+    """
+    One image's closed-set questions waiting for the worker.
+
+    Requests queued together run as one batch (VLMBackend.score_batch).
+    """
 
     def __init__(self, rgb: np.ndarray, questions: Sequence):
         self.rgb = rgb
@@ -162,7 +180,7 @@ class VlmNode(Node):
         try:
             threads = self.get_parameter('threads').value
             if threads and not is_served_spec(path):
-                import torch
+                import torch    # deferred: heavy, and a served model runs without it
                 torch.set_num_threads(threads)
             backend = load_backend(path, device=self.device, dtype=self.dtype,
                                    runtime=self.runtime)
@@ -210,10 +228,14 @@ class VlmNode(Node):
         self.get_logger().warning(f'frame skipped: {reason}', throttle_duration_sec=5.0)
 
     def _fresh_frame(self, newer_than_ns: int = 0, camera: str = '') -> Frame:
-        """The camera's newest frame; with newer_than_ns (the stamp of the frame the caller
-        already has), wait up to frame_wait_s for one that arrived after it. Arrival, not
-        the stamp's value, decides: a camera clock stepping back must not starve callers
-        (judging old stamps is the navigator's job)."""
+        """
+        Return the camera's newest frame.
+
+        With newer_than_ns (the stamp of the frame the caller already has), wait up to
+        frame_wait_s for one that arrived after it. Arrival, not the stamp's value,
+        decides: a camera clock stepping back must not starve callers (judging old stamps
+        is the navigator's job).
+        """
         wait = self.get_parameter('frame_wait_s').value
 
         def arrived_since() -> bool:
@@ -243,9 +265,12 @@ class VlmNode(Node):
 
     # ---- inference --------------------------------------------------------------------------
     def _cached_or_ready(self, key: Optional[Tuple]):
-        """The answer already computed for key (frame stamp + question); else None once
-        the model can take new work (raises if it is not loaded, still held by an
-        abandoned inference, or the node is stopping)."""
+        """
+        Return the answer already computed for key (frame stamp + question), else None.
+
+        None comes back once the model can take new work; this raises if the model is not
+        loaded, is still held by an abandoned inference, or the node is stopping.
+        """
         self._raise_if_stopping()
         self._require_model()
         if key is not None:
@@ -291,7 +316,8 @@ class VlmNode(Node):
         return result, time.monotonic() - started
 
     def _infer_scores(self, key: Optional[Tuple], rgb: np.ndarray, questions: Sequence):
-        """Closed-set questions about one image, batched with whatever else is queued.
+        """
+        Score closed-set questions about one image, batched with whatever else is queued.
 
         The request joins the pending list and a drain job is submitted; the first drain
         the worker runs takes every pending request (up to max_batch) into one
@@ -323,8 +349,12 @@ class VlmNode(Node):
         return result, time.monotonic() - started
 
     def _result(self, future: Future, deadline: float):
-        """future's result; FutureTimeout past deadline, RuntimeError once the node stops
-        (a service call in flight must not hold the shutdown)."""
+        """
+        Return future's result.
+
+        Raises FutureTimeout past deadline, RuntimeError once the node stops (a service
+        call in flight must not hold the shutdown).
+        """
         wait_futures((future, self._stopping), timeout=deadline, return_when=FIRST_COMPLETED)
         if future.done():
             return future.result()
@@ -332,7 +362,7 @@ class VlmNode(Node):
         raise FutureTimeout()
 
     def _drain(self, backend: VLMBackend) -> None:
-        """Worker side: answer the pending closed-set requests, one batch."""
+        """Answer the pending closed-set requests, one batch (worker side)."""
         with self._lock:
             batch = self._pending[:self.get_parameter('max_batch').value]
             del self._pending[:len(batch)]
@@ -349,12 +379,12 @@ class VlmNode(Node):
                 for request in batch:
                     try:
                         request.future.set_result(backend.score(request.rgb, request.questions))
-                    except Exception as error:  # noqa: B902
+                    except Exception as error:  # noqa: B902 - the request's own failure
                         request.future.set_exception(error)
             else:
                 for request, result in zip(batch, results):
                     request.future.set_result(result)
-        except Exception as error:  # noqa: B902
+        except Exception as error:  # noqa: B902 - reported to the caller, not the worker
             batch[0].future.set_exception(error)
         finally:
             with self._lock:
@@ -365,9 +395,13 @@ class VlmNode(Node):
 
     def _generate_views(self, backend: VLMBackend, budget: int,
                         images: List[np.ndarray]) -> List[str]:
-        """The describer's views: one batch, or with answers between decoding steps one
-        image at a time, since a waiting decision waits out the current step and a batch
-        of three views' prefill is 2.3x one image's (48 vs 21 ms, embedded model, CPU)."""
+        """
+        Generate the describer's views: one batch, or one image at a time.
+
+        One image at a time when answers run between decoding steps, since a waiting
+        decision waits out the current step and a batch of three views' prefill is 2.3x
+        one image's (48 vs 21 ms, embedded model, CPU).
+        """
         if self.get_parameter('answer_during_generation').value:
             return [backend.generate(image, vocabulary.DESCRIBE_PROMPT, budget,
                                      between_steps=self._answer_waiting) for image in images]
@@ -375,10 +409,13 @@ class VlmNode(Node):
                                       between_steps=self._raise_if_stopping)
 
     def _answer_waiting(self) -> None:
-        """Worker side, between two decoding steps of a generation (a description, a
-        free-text Ask): answer the closed-set requests waiting meanwhile, so a navigator's
+        """
+        Answer the closed-set requests waiting, between two decoding steps of a generation.
+
+        Worker side, during a generation (a description, a free-text Ask): a navigator's
         Observe waits one decoding step, not a whole description. A stop ends the
-        generation here."""
+        generation here.
+        """
         self._raise_if_stopping()
         if self._pending and self.get_parameter('answer_during_generation').value:
             self._stats['answered_mid_generation'] += 1
@@ -415,7 +452,7 @@ class VlmNode(Node):
             self._busy_since = None
 
     def _serve(self, response, work: Callable[[], None]):
-        """Common error handling: any failure -> success=false with the reason."""
+        """Run work with the common error handling: any failure -> success=false, reason."""
         try:
             self._require_model()       # the model's state first: it's the cause to report
             work()
@@ -560,9 +597,12 @@ class VlmNode(Node):
         self._diagnostics.publish(level, message, values)
 
     def stop_serving(self) -> None:
-        """End the work of service calls in flight at once: waits for a newer frame or for
-        an inference return, queued inference is dropped, a generation stops at its next
-        decoding step; each call answers success=false. Idempotent."""
+        """
+        End the work of service calls in flight at once; idempotent.
+
+        Waits for a newer frame or for an inference return, queued inference is dropped,
+        a generation stops at its next decoding step; each call answers success=false.
+        """
         with self._lock:
             if not self._stopping.done():
                 self._stopping.set_result(None)
