@@ -1,4 +1,19 @@
-"""VLMBackend over Hugging Face transformers image-text-to-text models. No ROS imports.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+VLMBackend over Hugging Face transformers image-text-to-text models. No ROS imports.
 
 A hub id and a local folder load through the same ``from_pretrained`` path. Closed-set
 questions are scored by the log-likelihood of each choice's tokens after
@@ -32,7 +47,8 @@ RUNTIMES = ('auto', 'torch', 'onnxruntime', 'onnxruntime_int8')
 
 
 def answer_text(prompt: str, answer: str, tokenizer: Any = None) -> str:
-    r"""Prompt followed by an answer, as the model should see it.
+    r"""
+    Return the prompt followed by an answer, as the model should see it.
 
     Templates that end in text ('ASSISTANT:', 'Assistant:') expect ' yes'; ones that
     end in whitespace or a special token ('<|assistant|>', 'assistant\\n') expect 'yes'.
@@ -73,16 +89,20 @@ def _softmax(logps: Sequence[float]) -> List[float]:
 
 
 class HFBackend(VLMBackend):
-    """Generative transformers VLMs: the LLaVA family, BLIP-2, InstructBLIP, SmolVLM and any
-    AutoModelForImageTextToText. ``load_backend`` picks this or ContrastiveBackend from
-    the registry family of the model's config."""
+    """
+    Generative transformers VLMs: the LLaVA family, BLIP-2, InstructBLIP, SmolVLM and more.
+
+    Any AutoModelForImageTextToText too. ``load_backend`` picks this or ContrastiveBackend
+    from the registry family of the model's config.
+    """
 
     kind = registry.GENERATIVE
 
     def __init__(self, model: str, device: str = 'cpu', dtype: str = 'float32',
                  max_new_tokens: int = 32, allow_download: bool = False,
                  runtime: str = 'auto') -> None:
-        """Store settings only; load() does the work.
+        """
+        Store settings only; load() does the work.
 
         :param model: hub id ('owner/name') or a folder written by save_pretrained.
         :param allow_download: fetch a hub id that is not cached; off by default so a
@@ -183,8 +203,11 @@ class HFBackend(VLMBackend):
             self.model = quantize_linear_int8(model)
 
     def export_scoring(self, quantize: bool = False, log=None) -> None:
-        """Export the packed scoring pass to ONNX Runtime (int8-quantized by it with
-        ``quantize``), on a sample of the navigator's questions about a blank frame."""
+        """
+        Export the packed scoring pass to ONNX Runtime (int8-quantized by it with ``quantize``).
+
+        On a sample of the navigator's questions about a blank frame.
+        """
         import torch
         if self.model.device.type != 'cpu':
             raise ModelLoadError('runtime onnxruntime runs on the CPU here, not '
@@ -214,7 +237,7 @@ class HFBackend(VLMBackend):
         return out
 
     def _packed_sample(self, pil, questions):
-        """The packed pass's inputs for these questions, or None where there is none."""
+        """Return the packed pass's inputs for these questions, or None where there is none."""
         prompt_ids, image, rows, targets = self._plan(pil, questions)
         keep, prefix = self._keep_and_prefix(prompt_ids, rows, targets)
         return self._packed_inputs(rows, prefix, image, keep) if prefix > 0 else None
@@ -226,7 +249,7 @@ class HFBackend(VLMBackend):
             raise ModelLoadError(f"'{self.model_id}' is {err}") from None
 
     def read_family(self) -> registry.Family:
-        """The registry family of the model's config, without loading weights."""
+        """Return the registry family of the model's config, without loading weights."""
         config, _ = self._load_config(self._resolve_source())
         return self._family(config)
 
@@ -279,7 +302,8 @@ class HFBackend(VLMBackend):
         return getattr(transformers, cls_name).from_pretrained(source, local_files_only=local_only)
 
     def _load_config(self, source: str):
-        """Return (config, local_only), trying the cache first.
+        """
+        Return (config, local_only), trying the cache first.
 
         A cached model never touches the network; the hub is tried only with
         allow_download and without HF_HUB_OFFLINE.
@@ -339,7 +363,8 @@ class HFBackend(VLMBackend):
         return {'ids': ids, 'image': dict(enc)}
 
     def _encode_prompts(self, pil, prompts: Sequence[str]):
-        """(input ids per prompt, image tensors), the image preprocessed once.
+        """
+        Return (input ids per prompt, image tensors), the image preprocessed once.
 
         Expanded prompt ids depend on the image only through its size, so they are
         cached per (prompt, size); choice ids per (prompt, choice).
@@ -401,7 +426,8 @@ class HFBackend(VLMBackend):
     # ------------------------------------------------------------------ scoring
 
     def score(self, image: Image, questions: Sequence[Question]) -> List[ScoredAnswer]:
-        """Probabilities over each question's choices (softmax of choice log-likelihoods).
+        """
+        Probabilities over each question's choices (softmax of choice log-likelihoods).
 
         All (question, choice) continuations become rows ``prompt + choice[:-1]``
         (deduplicated: single-token choices of one question share one row). With
@@ -429,8 +455,11 @@ class HFBackend(VLMBackend):
 
     def score_batch(self, requests: Sequence[Tuple[Image, Sequence[Question]]]
                     ) -> List[List[ScoredAnswer]]:
-        """Several images' questions in the same forward passes (rows of all requests in
-        one batch; with a shared prefix, one prefill row per image)."""
+        """
+        Score several images' questions in the same forward passes.
+
+        Rows of all requests in one batch; with a shared prefix, one prefill row per image.
+        """
         self._require_loaded()
         self.require(registry.SCORE)
         pils = [_to_pil(image) for image, _ in requests]
@@ -504,8 +533,12 @@ class HFBackend(VLMBackend):
         return out
 
     def _keep_and_prefix(self, prompt_ids, rows, targets) -> Tuple[int, int]:
-        """(logit positions kept per row: the longest choice, shared prefix length; 0 for
-        a single row, which is one pass anyway)."""
+        """
+        Return (logit positions kept per row, shared prefix length).
+
+        Positions kept: the longest choice. Prefix: 0 for a single row, which is one pass
+        anyway.
+        """
         keep = max(len(ids) for per in targets for _, ids in per)
         return keep, self._shared_prefix_len(prompt_ids, rows) if len(rows) > 1 else 0
 
@@ -558,10 +591,13 @@ class HFBackend(VLMBackend):
         return out.logits
 
     def _forward_packed(self, rows, prefix: int, image, keep: int):
-        """All rows in ONE forward pass of one sequence: the shared prefix, then each row's
-        tail, a tail attending to the prefix and to itself only, at the positions it has in
-        its own row (the layout the embedded model was trained with). As cheap as one
-        prefill plus the tail tokens: no second pass, no KV cache copied per row.
+        """
+        Run all rows in ONE forward pass of one sequence.
+
+        The shared prefix, then each row's tail, a tail attending to the prefix and to
+        itself only, at the positions it has in its own row (the layout the embedded model
+        was trained with). As cheap as one prefill plus the tail tokens: no second pass,
+        no KV cache copied per row.
 
         Returns (rows, keep, vocab) logits like the other paths, or None where the model
         refuses a 4-D attention mask (then the two-pass shared path runs instead).
@@ -579,8 +615,11 @@ class HFBackend(VLMBackend):
         return out.logits[0].reshape(len(rows), keep, -1)
 
     def _packed_inputs(self, rows, prefix: int, image, keep: int) -> Dict[str, Any]:
-        """The packed pass's model inputs (logits_to_keep as 'keep_index'): the shared
-        prefix, then each row's tail as a block (vlm_nav.models.packing)."""
+        """
+        Return the packed pass's model inputs (logits_to_keep as 'keep_index').
+
+        The shared prefix, then each row's tail as a block (vlm_nav.models.packing).
+        """
         import torch
         device = self.model.device
         tails = [r[prefix:] for r in rows]
@@ -639,9 +678,12 @@ class HFBackend(VLMBackend):
     def generate_ids(self, image: Image, prompt: str, max_new_tokens: Optional[int] = None,
                      min_new_tokens: int = 0,
                      between_steps: Optional[Callable[[], None]] = None) -> List[int]:
-        """Greedy new token ids (prompt excluded), at most max_new_tokens (and, for
-        benchmarks, at least min_new_tokens: end-of-text is held off until then);
-        between_steps as in VLMBackend.generate."""
+        """
+        Generate greedy new token ids (prompt excluded), at most max_new_tokens.
+
+        For benchmarks, at least min_new_tokens: end-of-text is held off until then;
+        between_steps as in VLMBackend.generate.
+        """
         return self.generate_ids_batch([image], prompt, max_new_tokens, min_new_tokens,
                                        between_steps)[0]
 
@@ -649,9 +691,13 @@ class HFBackend(VLMBackend):
                            max_new_tokens: Optional[int] = None, min_new_tokens: int = 0,
                            between_steps: Optional[Callable[[], None]] = None
                            ) -> List[List[int]]:
-        """generate_ids for several images of one size, decoded together: each row's ids
-        end at its end-of-text, as they would alone. Images whose prompts expand to
-        different lengths (a model that tiles by image size) run one after another."""
+        """
+        Run generate_ids for several images of one size, decoded together.
+
+        Each row's ids end at its end-of-text, as they would alone. Images whose prompts
+        expand to different lengths (a model that tiles by image size) run one after
+        another.
+        """
         self._require_loaded()
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
@@ -710,13 +756,14 @@ _THERE_IS = re.compile(r'^\s*is there (?:an? |any |the )?(?P<thing>[^?]+?)\s*\?\
 
 
 def match_caption(question: str, template: str) -> Optional[str]:
-    """'Is there a red ball?' -> template filled with 'red ball'; None for other questions."""
+    """Fill the template with the thing of 'Is there a {thing}?'; None for other questions."""
     found = _THERE_IS.match(question)
     return template.format(choice=found.group('thing')) if found else None
 
 
 class ContrastiveBackend(HFBackend):
-    """Image-text similarity models (CLIP, BLIP-2 retrieval): scores only, no text.
+    """
+    Image-text similarity models (CLIP, BLIP-2 retrieval): scores only, no text.
 
     Choices are names of things: each becomes ``family.choice_template`` ('a photo of a
     {choice}') and the probabilities are the softmax of the image's similarity logits
@@ -817,9 +864,13 @@ class ContrastiveBackend(HFBackend):
 
 
 def quantize_linear_int8(model):
-    """torch dynamic INT8: every Linear (int8 weights, activations quantized on the fly) and
-    every Embedding (8-bit rows, weight-only), then freed float pages handed back to the OS
-    so the resident set shows the saving."""
+    """
+    Quantize with torch dynamic INT8: every Linear and every Embedding.
+
+    Linear: int8 weights, activations quantized on the fly; Embedding: 8-bit rows,
+    weight-only. Then freed float pages go back to the OS, so the resident set shows the
+    saving.
+    """
     import torch
     from torch.ao.quantization import default_dynamic_qconfig, float_qparams_weight_only_qconfig
     # In place: the float modules are dropped now, not when the caller lets go.
@@ -836,8 +887,12 @@ def _is_embedded(source: str) -> bool:
 
 
 def release_memory() -> None:
-    """Collect garbage and give freed heap pages back to the OS, so the resident set
-    shows what is really held (glibc keeps small freed blocks otherwise)."""
+    """
+    Collect garbage and give freed heap pages back to the OS.
+
+    So the resident set shows what is really held (glibc keeps small freed blocks
+    otherwise).
+    """
     gc.collect()
     try:
         ctypes.CDLL('libc.so.6').malloc_trim(0)

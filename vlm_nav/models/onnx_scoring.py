@@ -1,4 +1,19 @@
-"""Closed-set scoring through ONNX Runtime: the packed scoring pass exported once.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Closed-set scoring through ONNX Runtime: the packed scoring pass exported once.
 
 HFBackend answers one image's closed-set questions in ONE forward pass (the shared
 image + prompt prefix, then every question's tail; see ``HFBackend._forward_packed``).
@@ -22,10 +37,12 @@ import math
 import os
 import shutil
 import tempfile
-import warnings
 from typing import Any, Dict, List, Optional, Sequence
+import warnings
 
 import numpy as np
+
+from vlm_nav.perception.vocabulary import target_questions
 
 # Fixed leading inputs of the packed pass; the image tensors the processor gives follow.
 TEXT_INPUTS = ('input_ids', 'attention_mask', 'position_ids', 'keep_index')
@@ -48,8 +65,11 @@ def cache_dir() -> Optional[str]:
 
 def cache_key(model, names: Sequence[str], image_shapes: Dict[str, tuple],
               quantize: bool) -> Optional[str]:
-    """A hash of everything the exported graph depends on, or None for a model too big
-    to cache: weights, config, input layout, int8 or not, the libraries and this file."""
+    """
+    Hash everything the exported graph depends on; None for a model too big to cache.
+
+    Weights, config, input layout, int8 or not, the libraries and this file.
+    """
     import onnxruntime
     import torch
     import transformers
@@ -97,8 +117,12 @@ class OnnxScorer:
     """An ONNX Runtime session for one model's packed scoring pass."""
 
     def __init__(self, session, image_shapes: Dict[str, tuple], quantized: bool) -> None:
-        """:param image_shapes: the image inputs in the graph's order, with the shapes
-            they were exported with (fixed: only the text side has dynamic axes)."""
+        """
+        Hold a session and what its graph was exported with.
+
+        :param image_shapes: the image inputs in the graph's order, with the shapes
+            they were exported with (fixed: only the text side has dynamic axes).
+        """
         self.session = session
         self.image_shapes = dict(image_shapes)
         self.image_keys = list(image_shapes)
@@ -108,8 +132,12 @@ class OnnxScorer:
     @classmethod
     def export(cls, model, inputs: Dict[str, Any], quantize: bool, threads: int,
                log=None) -> 'OnnxScorer':
-        """Export ``model``'s packed pass on sample ``inputs`` (the tensors
-        ``HFBackend._packed_inputs`` builds), check it, optionally quantize it to int8."""
+        """
+        Export ``model``'s packed pass on sample ``inputs``, check it, maybe quantize it.
+
+        ``inputs`` are the tensors ``HFBackend._packed_inputs`` builds; ``quantize``: to
+        int8.
+        """
         import torch
         try:
             import onnxruntime as ort
@@ -223,8 +251,11 @@ class OnnxScorer:
 
 
 def _keep(path: str, cached: str, output: Optional[np.ndarray], log=None) -> None:
-    """Copy an exported graph (and, for int8, its output on the export sample) into the
-    cache, whole or not at all: a concurrent start of the same model may write them too."""
+    """
+    Copy an exported graph (and, for int8, its output on the export sample) into the cache.
+
+    Whole or not at all: a concurrent start of the same model may write them too.
+    """
     try:
         os.makedirs(os.path.dirname(cached), exist_ok=True)
         partial = f'{cached}.{os.getpid()}.partial'
@@ -246,8 +277,7 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
 
 
 def sample_questions() -> List:
-    """The navigator's questions: the export sample covers the shapes used at run time."""
-    from vlm_nav.perception.vocabulary import target_questions
+    """Return the navigator's questions: the export sample covers the run-time shapes."""
     return target_questions('red ball')
 
 
