@@ -1,4 +1,19 @@
-"""The navigator's debug picture: the camera frame with the model's answers and the decision.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The navigator's debug picture: the camera frame with the model's answers and the decision.
 
 Plain OpenCV + numpy, no ROS: the navigator node publishes what draw_debug returns as
 vlm_nav/debug_image, so someone watching in rviz or Foxglove sees why the robot turns.
@@ -38,7 +53,8 @@ def _wrap(text: str, width: int):
 def draw_debug(rgb: np.ndarray, obs: Optional[Observation], phase: str, reason: str,
                linear: float, angular: float, target: str = '',
                hfov_rad: float = math.radians(60.0), size: int = 384) -> np.ndarray:
-    """An RGB picture (size x size + a text panel) of the frame, the answers and the decision.
+    """
+    Draw an RGB picture (size x size + a text panel): the frame, answers and decision.
 
     Drawn: the target's expected bearing as a vertical line (colour = P(visible)), the
     image thirds with their bearing probabilities, bars for P(visible), P(near) and

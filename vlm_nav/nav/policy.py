@@ -1,4 +1,19 @@
-"""Navigation policy: model probabilities (+ odometry) -> velocity command, with the reason.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Navigation policy: model probabilities (+ odometry) -> velocity command, with the reason.
 
 Plain Python, no ROS: the navigator node feeds it observations, the clock and the robot's
 pose from odometry, and publishes what it returns (after the velocity limiter). Without a
@@ -42,12 +57,12 @@ Pose = Tuple[float, float, float]        # x, y, yaw in the odometry frame
 
 
 def wrap(angle: float) -> float:
-    """Angle wrapped to [-pi, pi)."""
+    """Wrap an angle to [-pi, pi)."""
     return (angle + math.pi) % (2.0 * math.pi) - math.pi
 
 
 def _parameter(default: float, name: str, low: float, high: float, description: str):
-    """A PolicyConfig field that navigator_node declares as parameter `name`, in [low, high]."""
+    """Make a PolicyConfig field: navigator_node's parameter `name`, in [low, high]."""
     return field(default=default, metadata={'parameter': name, 'range': (low, high),
                                             'description': description})
 
@@ -142,8 +157,12 @@ POLICY_PARAMS = {name: parameter.field_name for name, parameter in POLICY_PARAME
 
 
 def config_from_parameters(values: dict) -> PolicyConfig:
-    """PolicyConfig from navigator_node's parameters (hfov_deg and POLICY_PARAMS; the
-    others keep their defaults): the node and the no-ROS benchmark read the same YAML."""
+    """
+    Build a PolicyConfig from navigator_node's parameters (hfov_deg and POLICY_PARAMS).
+
+    The other fields keep their defaults. The node and the no-ROS benchmark read the same
+    YAML this way.
+    """
     config = PolicyConfig()
     if 'hfov_deg' in values:
         config.hfov_rad = math.radians(float(values['hfov_deg']))
@@ -221,7 +240,7 @@ class _Memory:
     stalled_until: float = -math.inf           # odometry says stuck: blocked until then
     stalls: int = 0
     scan: Optional[Scan] = None                # the newest range scan (None: camera only)
-    map: Optional[ScanMap] = None              # ... and the map built from them
+    scan_map: Optional[ScanMap] = None         # ... and the map built from them
     views: List[Tuple[float, Pose, Scan]] = field(default_factory=list)  # (time, pose, scan)
     viewed_stamp: Optional[float] = None       # the observation last marked on the map
     path: Optional[List[Tuple[float, float]]] = None   # exploring: where to, on the map
@@ -250,7 +269,7 @@ class NavigationPolicy:
 
     @property
     def pose(self) -> Optional[Pose]:
-        """The pose the policy used last (odometry, or its own dead reckoning)."""
+        """Return the pose the policy used last (odometry, or its own dead reckoning)."""
         return self._m.pose
 
     @property
@@ -259,11 +278,11 @@ class NavigationPolicy:
 
     @property
     def visited(self) -> List[Tuple[float, float]]:
-        """Places visited (odometry frame, every 0.3 m)."""
+        """Return the places visited, one every 0.3 m, in the odometry frame."""
         return list(self._m.visited)
 
     def headings_here(self) -> List[Tuple[float, bool]]:
-        """(world heading, path clear) of the headings faced from the current spot."""
+        """Return (world heading, path clear) of the headings faced from the current spot."""
         spot = self._m.spot
         if spot is None:
             return []
@@ -271,7 +290,8 @@ class NavigationPolicy:
 
     def decide(self, obs: Optional[Observation], now_s: float,
                pose: Optional[Pose] = None, scan: Optional[Scan] = None) -> Decision:
-        """One decision for the newest (fresh) observation at time now_s.
+        """
+        Decide once for the newest (fresh) observation at time now_s.
 
         pose: the robot's (x, y, yaw) from odometry; None = dead-reckon from the commands.
         scan: the newest (fresh) range scan in the robot's frame, used with odometry only.
@@ -332,40 +352,48 @@ class NavigationPolicy:
 
     def _update_map(self, scan: Optional[Scan], obs: Optional[Observation],
                     now_s: float) -> None:
-        """Add the scan to the map; mark what the newest answer's frame showed as looked at
-        (from the pose and scan when that frame was taken: the answer comes later)."""
+        """
+        Add the scan to the map; mark what the newest answer's frame showed as looked at.
+
+        What the frame showed comes from the pose and scan when that frame was taken: the
+        answer comes later.
+        """
         c, m = self.config, self._m
         m.scan = scan
         if scan is None:
             return
-        if m.map is None:
-            m.map = ScanMap(robot_radius=c.robot_radius, hfov_rad=c.hfov_rad,
-                            view_range_m=c.view_range_m)
+        if m.scan_map is None:
+            m.scan_map = ScanMap(robot_radius=c.robot_radius, hfov_rad=c.hfov_rad,
+                                 view_range_m=c.view_range_m)
         if not m.views or m.views[-1][2] is not scan:
             pose = scan.pose or m.pose
-            m.map.integrate(pose, scan)
+            m.scan_map.integrate(pose, scan)
             m.views.append((now_s, pose, scan))
             del m.views[:-40]
         if obs is None or obs.stamp_s == m.viewed_stamp:
             return
         m.viewed_stamp = obs.stamp_s
         _, pose, shot = min(m.views, key=lambda v: abs(v[0] - obs.stamp_s))
-        m.map.mark_viewed(pose, shot)
+        m.scan_map.mark_viewed(pose, shot)
 
     @property
     def scan_map(self) -> Optional[ScanMap]:
-        """The map from the range scans (None without them)."""
-        return self._m.map
+        """Return the map from the range scans (None without them)."""
+        return self._m.scan_map
 
     @property
     def planned_path(self) -> Optional[List[Tuple[float, float]]]:
-        """Exploring with a scan: the path to the next viewpoint (odom frame), if any."""
+        """Return the path to the next viewpoint (odom frame) when exploring with a scan."""
         return list(self._m.path) if self._m.path else None
 
     def _check_stall(self, now_s: float) -> None:
-        """Commanded forward for stall_s and odometry barely moved: something the camera
-        doesn't show (an object beside the wheels, a corner below the view) holds the robot.
-        Only with odometry: dead-reckoned poses always move as commanded."""
+        """
+        Mark the robot stalled when commanded forward for stall_s and odometry barely moved.
+
+        Something the camera doesn't show (an object beside the wheels, a corner below the
+        view) holds the robot then. Only with odometry: dead-reckoned poses always move as
+        commanded.
+        """
         c, m = self.config, self._m
         if not m.on_odometry or m.last_cmd[0] <= 0.02:
             m.push_from = None
@@ -379,7 +407,7 @@ class NavigationPolicy:
 
     @property
     def stalls(self) -> int:
-        """Times odometry showed the robot stuck while driving forward."""
+        """Return how often odometry showed the robot stuck while driving forward."""
         return self._m.stalls
 
     def _bin(self, heading: float) -> int:
@@ -405,7 +433,7 @@ class NavigationPolicy:
         return obs.path_clear_prob >= c.blocked_threshold
 
     def _pclear(self, obs: Observation) -> str:
-        """What the reasons say about the path ahead."""
+        """Describe the path ahead, for the reasons."""
         if self._m.scan is not None:
             text = 'scan: ' + ('clear' if self._clear(obs) else 'blocked')
         else:
@@ -427,7 +455,7 @@ class NavigationPolicy:
             m.last_clear = m.pose
 
     def _travelled_since_clear(self) -> Optional[float]:
-        """Distance driven since a clear view in (nearly) this heading; None if none."""
+        """Return the distance driven since a clear view in (nearly) this heading, or None."""
         m = self._m
         if m.last_clear is None:
             return None
@@ -497,7 +525,7 @@ class NavigationPolicy:
         return Decision(linear, angular, phase, f'{self.target} seen: {where}')
 
     def _note_clear_run(self, linear: float) -> None:
-        """A long clear approach ends the obstacle: the next detour may pick a new side."""
+        """End the obstacle after a long clear approach: the next detour may pick a new side."""
         m = self._m
         if linear <= 0.05:
             return
@@ -509,8 +537,8 @@ class NavigationPolicy:
 
     def _blocked_approach(self, obs: Observation, now_s: float, linear: float,
                           angular: float, where: str) -> Decision:
-        """Something is in the way of a seen target: face it, creep (it may be the target),
-        then detour.
+        """
+        Face a seen target with something in the way, creep (it may be the target), detour.
 
         The path-clear answer covers the robot's width up to ~0.8 m ahead, so the target
         itself blocks it before it counts as near: an off-centre target is faced first,
@@ -536,9 +564,13 @@ class NavigationPolicy:
         return self._start_detour(obs, now_s, f'path to the {self.target} blocked')
 
     def _pick_side(self, now_s: float) -> Tuple[float, float]:
-        """(first side, sweep amplitude): keep going round the side of the recent detours
-        (a wall is walked along, not see-sawed); else the side of a remembered clear heading
-        closest to this one; else left. Either way the other side is tried next."""
+        """
+        Return a detour's (first side, sweep amplitude).
+
+        Keep going round the side of the recent detours (a wall is walked along, not
+        see-sawed); else the side of a remembered clear heading closest to this one; else
+        left. Either way the other side is tried next.
+        """
         c, m = self.config, self._m
         if m.side and now_s < m.side_until:
             return m.side, 2.0 * c.detour_sweep_rad
@@ -560,7 +592,7 @@ class NavigationPolicy:
                         f'{"left" if side > 0 else "right"} first')
 
     def _detour_step(self, obs: Observation, now_s: float) -> Optional[Decision]:
-        """The detour's next command, or None when it is over (search resumes)."""
+        """Return the detour's next command, or None when it is over (search resumes)."""
         c, m = self.config, self._m
         d = m.detour
         clear = self._clear(obs)
@@ -653,11 +685,14 @@ class NavigationPolicy:
         return self._look_around(obs, now_s, f'looking for the {self.target}')
 
     def _note_vanished(self, heading: float) -> None:
-        """The target was seen toward heading and is gone now it is faced. Seen at the
-        image edges but not centred is what a far target does (the edges of a rectilinear
-        image magnify, so it crosses the visibility limit there), and one peeking out
-        beside something in front. Turning back and forth cannot change either; after
-        vanish_repeats times from this spot, approach that way."""
+        """
+        Note that the target seen toward heading is gone now it is faced.
+
+        Seen at the image edges but not centred is what a far target does (the edges of a
+        rectilinear image magnify, so it crosses the visibility limit there), and one
+        peeking out beside something in front. Turning back and forth cannot change
+        either; after vanish_repeats times from this spot, approach that way.
+        """
         c, m = self.config, self._m
         x, y, _ = m.pose
         repeats = 1 + sum(1 for vx, vy, vh in m.vanished
@@ -669,11 +704,15 @@ class NavigationPolicy:
 
     # ---- scan the spot, then move to the least visited clear heading ------------------
     def _look_around(self, obs: Observation, now_s: float, why: str) -> Decision:
-        """Scan a spot all round, then walk the walls (left-hand or right-hand rule with a
-        forward 'clear?' only) to the next spot scan_spacing_m of travel further on: walls
-        lead through their openings into the other rooms."""
+        """
+        Scan a spot all round, then walk the walls to the next spot.
+
+        The walk follows the left-hand or right-hand rule with a forward 'clear?' only, to
+        the next spot scan_spacing_m of travel further on: walls lead through their
+        openings into the other rooms.
+        """
         c, m = self.config, self._m
-        if m.map is not None and m.scan is not None:
+        if m.scan_map is not None and m.scan is not None:
             return self._explore_map(obs, now_s, why)
         due = m.last_scan_odometer is None or \
             m.odometer - m.last_scan_odometer >= c.scan_spacing_m or \
@@ -695,7 +734,7 @@ class NavigationPolicy:
                 'trail': []}                 # (odometer, x, y) every 0.3 m along a wall
 
     def _pick_heading(self) -> Optional[float]:
-        """The clear heading from this spot whose end point is farthest from visited places."""
+        """Pick the clear heading from this spot whose end is farthest from visited places."""
         c, m = self.config, self._m
         x, y, _ = m.pose
         best, best_score = None, -math.inf
@@ -763,7 +802,7 @@ class NavigationPolicy:
     # ---- with a range scan: look at what the camera has not seen, go where it can -------
     def _explore_map(self, obs: Observation, now_s: float, why: str) -> Decision:
         c, m = self.config, self._m
-        smap, pose = m.map, m.pose
+        smap, pose = m.scan_map, m.pose
         if m.path is None:
             look = self._sweep(obs, why)
             if look is not None:
@@ -796,9 +835,13 @@ class NavigationPolicy:
         return decision
 
     def _follow_path(self, obs: Observation, path, why: str) -> Decision:
-        """Pure pursuit along a planned path: turn in place onto it, drive with
-        proportional steering; stop and turn when the scan shows the robot closer to
-        something than the map's clearance (a corner cut, a thing the map missed)."""
+        """
+        Follow a planned path by pure pursuit.
+
+        Turn in place onto the path, drive with proportional steering; stop and turn when
+        the scan shows the robot closer to something than the map's clearance (a corner
+        cut, a thing the map missed).
+        """
         c, m = self.config, self._m
         pose = m.pose
         target, left = lookahead_point(path, pose, 0.35)
@@ -816,10 +859,14 @@ class NavigationPolicy:
         return Decision(linear, angular, 'relocating', f'{why}, {left + 0.35:.1f} m of path')
 
     def _sweep(self, obs: Observation, why: str) -> Optional[Decision]:
-        """Turn over what is in sight and not looked at yet, one way while there is any
-        ahead that way (an answer per frame marks it), then the other; None when none."""
+        """
+        Turn over what is in sight and not looked at yet; None when there is none.
+
+        One way while there is any ahead that way (an answer per frame marks it), then the
+        other.
+        """
         c, m = self.config, self._m
-        bearings = m.map.unlooked_bearings(m.pose, m.scan)
+        bearings = m.scan_map.unlooked_bearings(m.pose, m.scan)
         if not len(bearings):
             return None
         in_view = c.hfov_rad / 2.0 - 0.15
