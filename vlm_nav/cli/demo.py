@@ -1,4 +1,19 @@
-"""The simulator demo: the whole stack over DDS, exploring and then finding a target.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The simulator demo: the whole stack over DDS, exploring and then finding a target.
 
 Starts sim_node, vlm_node, scene_describer_node and navigator_node as processes (the
 `sim` bringup profile), then drives the scenario from a small supervisor node: explore
@@ -20,11 +35,11 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import String, UInt32
+
+from vlm_nav.bringup.profiles import default_params_file, profile_nodes
+from vlm_nav.bringup.supervisor import Stack
 from vlm_nav_interfaces.msg import NavigatorState
 from vlm_nav_interfaces.srv import SetTarget
-
-from vlm_nav.bringup.supervisor import Stack
-from vlm_nav.bringup.profiles import default_params_file, profile_nodes
 
 DEFAULT_SEED = 5
 DEFAULT_TARGET = 'red ball'
@@ -105,6 +120,7 @@ def _target_truth(truth: dict, target: str) -> Optional[dict]:
 
 
 def run(args) -> int:
+    # Deferred: vlm_nav.sim loads pybullet (heavy); `vlm-nav demo --help` runs without it.
     from vlm_nav.sim import make_layout, save_top_down
     layout = make_layout(args.seed)
     if args.target not in layout.labels:

@@ -1,13 +1,49 @@
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """`vlm-nav`: bringup profiles, the simulator demo, training and evaluation on the pip path."""
 
 import argparse
+import importlib
 import sys
 import time
+from types import ModuleType
+from typing import Dict, Optional, Sequence
 
-from vlm_nav.bringup.supervisor import Stack
 from vlm_nav.bringup.profiles import default_params_file, PROFILE_ARGUMENTS, profile_nodes
+from vlm_nav.bringup.supervisor import ros_value, Stack
 
 REPLAY_DRAIN_S = 3.0    # after a replay ends, before the stack stops
+
+# The subcommands that live in modules of their own: name -> (module, help). A module is
+# imported only when its subcommand runs, not at the top: demo, evaluate-bag, record and
+# the benchmarks import numpy, rosbags or ROS messages, and `vlm-nav doctor` must be able
+# to report such a package missing rather than fail to start.
+COMMANDS = {
+    'demo': ('vlm_nav.cli.demo', 'explore, then search for a target in the simulator'),
+    'evaluate-bag': ('vlm_nav.cli.evaluate_bag', "score a model on a bag's ground truth"),
+    'doctor': ('vlm_nav.cli.doctor', 'check this machine and a model: what is wrong and how '
+               'to fix it'),
+}
+BENCHES = {
+    'nav': ('vlm_nav.bench.nav', 'closed-loop search on held-out layouts: original vs scored '
+            'vs oracle perception'),
+    'served': ('vlm_nav.bench.served', 'N robots sharing one model server: latency per robot '
+               'and throughput as N grows'),
+    'model': ('vlm_nav.bench.model', 'decision latency and memory per model and precision: '
+              'scoring vs generate-then-parse vs bare prefill'),
+}
 
 
 def _bringup(args) -> int:
@@ -38,8 +74,7 @@ def _bringup(args) -> int:
 
 
 def _record(args) -> int:
-    from vlm_nav import recorder
-    from vlm_nav.bringup.supervisor import ros_value
+    from vlm_nav import recorder     # deferred: rclpy and rosbags (see COMMANDS)
     overrides = {'output': args.output, 'storage': args.storage,
                  'max_duration_s': float(args.duration)}
     if args.topics:
@@ -51,7 +86,24 @@ def _record(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def _module_parser(sub, name: str, table: Dict[str, tuple],
+                   chosen: str) -> Optional[ModuleType]:
+    """Add subcommand name; import its module and add its arguments if it is the chosen one."""
+    module_name, text = table[name]
+    parser = sub.add_parser(name, help=text)
+    if name != chosen:
+        return None
+    module = importlib.import_module(module_name)
+    module.add_arguments(parser)
+    return module
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The subcommand, and the benchmark after `bench`: the first words that are no option
+    # (before the subcommand and between `bench` and its benchmark there is only -h).
+    words = [a for a in argv if not a.startswith('-')] + ['', '']
+    modules = {}
     parser = argparse.ArgumentParser(prog='vlm-nav', description=__doc__)
     sub = parser.add_subparsers(dest='command', required=True)
 
@@ -72,9 +124,7 @@ def main(argv=None) -> int:
     bringup.add_argument('--alert-dir', default='',
                          help="monitor: alerts.jsonl and frames/; '' = ./vlm_nav_alerts")
 
-    demo = sub.add_parser('demo', help='explore, then search for a target in the simulator')
-    from vlm_nav.cli import demo as demo_module
-    demo_module.add_arguments(demo)
+    modules['demo'] = _module_parser(sub, 'demo', COMMANDS, words[0])
 
     record = sub.add_parser('record', help='record topics to a rosbag2 (like ros2 bag record)')
     record.add_argument('--output', '-o', default='', help='bag folder to create')
@@ -85,45 +135,25 @@ def main(argv=None) -> int:
                         help='seconds from the first recorded message; 0 = until Ctrl-C')
     record.add_argument('--params-file', default=None)
 
-    evaluate = sub.add_parser('evaluate-bag', help="score a model on a bag's ground truth")
-    from vlm_nav.cli import evaluate_bag
-    evaluate_bag.add_arguments(evaluate)
+    modules['evaluate-bag'] = _module_parser(sub, 'evaluate-bag', COMMANDS, words[0])
 
     bench = sub.add_parser('bench', help='benchmarks').add_subparsers(dest='bench',
                                                                       required=True)
-    from vlm_nav.bench import model as bench_model
-    from vlm_nav.bench import nav as bench_nav
-    from vlm_nav.bench import served as bench_served
-    benches = {
-        'nav': (bench_nav, 'closed-loop search on held-out layouts: original vs scored vs '
-                'oracle perception'),
-        'served': (bench_served, 'N robots sharing one model server: latency per robot and '
-                   'throughput as N grows'),
-        'model': (bench_model, 'decision latency and memory per model and precision: '
-                  'scoring vs generate-then-parse vs bare prefill'),
-    }
-    for name, (module, text) in benches.items():
-        module.add_arguments(bench.add_parser(name, help=text))
+    benches = {name: _module_parser(bench, name, BENCHES,
+                                    words[1] if words[0] == 'bench' else '')
+               for name in BENCHES}
 
-    doctor = sub.add_parser('doctor', help='check this machine and a model: what is wrong '
-                            'and how to fix it')
-    from vlm_nav.cli import doctor as doctor_module
-    doctor_module.add_arguments(doctor)
+    modules['doctor'] = _module_parser(sub, 'doctor', COMMANDS, words[0])
 
     args = parser.parse_args(argv)
     if args.command == 'bringup':
         args.params_file = args.params_file or default_params_file()
         return _bringup(args)
-    if args.command == 'demo':
-        return demo_module.run(args)
     if args.command == 'record':
         return _record(args)
-    if args.command == 'evaluate-bag':
-        return evaluate_bag.run(args)
-    if args.command == 'doctor':
-        return doctor_module.run(args)
-    if args.command == 'bench':
-        return benches[args.bench][0].run(args)
+    module = benches.get(args.bench) if args.command == 'bench' else modules.get(args.command)
+    if module is not None:
+        return module.run(args)
     parser.error(f'unknown command {args.command}')
     return 2
 
