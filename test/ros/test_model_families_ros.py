@@ -1,7 +1,24 @@
-"""Every model family through the real vlm_node process over DDS: one node per family
-(a small model of the family's real classes, random weights), every operation through
-its service, and the unsupported ones answered success=false with the reason.
-CLIP is loaded by hub id from a Hugging Face cache laid out on disk, the rest from folders.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Every model family through the real vlm_node process over DDS.
+
+One node per family (a small model of the family's real classes, random weights), every
+operation through its service, and the unsupported ones answered success=false with the
+reason. CLIP is loaded by hub id from a Hugging Face cache laid out on disk, the rest
+from folders.
 """
 
 from contextlib import ExitStack
@@ -11,19 +28,19 @@ import signal
 import time
 from typing import Dict, List
 
+from conftest import claim_domain, Probe, release_domain
+from hub_cache import into_hub_cache
 import numpy as np
 import pytest
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
-from vlm_nav_interfaces.srv import Ask, Describe, Observe
 
-from conftest import claim_domain, Probe, release_domain
-from unit.test_model_families import _into_hub_cache
-from vlm_nav.models import registry
-from vlm_nav.testing import tiny
-from vlm_nav.ros.image import rgb_to_image
-from vlm_nav.bringup.supervisor import Stack
 from vlm_nav.bringup.profiles import default_params_file, NodeSpec
+from vlm_nav.bringup.supervisor import Stack
+from vlm_nav.models import registry
+from vlm_nav.ros.image import rgb_to_image
+from vlm_nav.testing import tiny
+from vlm_nav_interfaces.srv import Ask, Describe, Observe
 
 pytestmark = pytest.mark.ros
 
@@ -35,8 +52,12 @@ NODE_OPTIONS = {'llava-phi3': {'runtime': 'onnxruntime_int8', 'dtype': 'int8'}}
 
 
 def _camera_probe(domain: int, name: str) -> Probe:
-    """A probe in ``domain`` that publishes a random 64x48 frame at 10 Hz as
-    camera/image_raw (a Context reads ROS_DOMAIN_ID when it is initialised)."""
+    """
+    Make a probe in ``domain`` that publishes a random 64x48 frame at 10 Hz.
+
+    The frame goes out as camera/image_raw (a Context reads ROS_DOMAIN_ID when it is
+    initialised).
+    """
     saved = os.environ.get('ROS_DOMAIN_ID')
     os.environ['ROS_DOMAIN_ID'] = str(domain)
     try:
@@ -57,9 +78,12 @@ def _camera_probe(domain: int, name: str) -> Probe:
 
 @pytest.fixture(scope='module')
 def family_nodes(family_model_dir, tmp_path_factory):
-    """name -> probe talking to that family's vlm_node. All nodes start at once, each in a
-    ROS domain of its own (same service names, no crosstalk), so their slow imports
-    overlap instead of adding up."""
+    """
+    Map a family's name to a probe talking to that family's vlm_node.
+
+    All nodes start at once, each in a ROS domain of its own (same service names, no
+    crosstalk), so their slow imports overlap instead of adding up.
+    """
     root = tmp_path_factory.mktemp('family_nodes')
     with ExitStack() as stack:
         domains = [claim_domain() for _ in tiny.BUILDERS]
@@ -72,7 +96,7 @@ def family_nodes(family_model_dir, tmp_path_factory):
             env = {'ROS_DOMAIN_ID': str(domains[i]), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
             if name in HUB_ID:
                 # Same from_pretrained path as a downloaded hub model, offline.
-                _into_hub_cache(model, root / 'hub', HUB_ID[name])
+                into_hub_cache(model, root / 'hub', HUB_ID[name])
                 env.update(HF_HUB_CACHE=str(root / 'hub'), HF_HUB_OFFLINE='1')
                 model = HUB_ID[name]
             spec = NodeSpec('vlm_node', 'vlm_node', {'model': model, 'threads': 1,

@@ -1,28 +1,42 @@
-"""Every registry family, built small from its real transformers classes (random weights,
-tokenizer and processor made here, saved and loaded back with from_pretrained), driven
-through load_backend. Memory numbers are checked against built models and against
-published model shapes on the meta device. No ROS here; test_model_families_ros.py runs
-the same models through vlm_node.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Every registry family, built small from its real transformers classes, through load_backend.
+
+The small models have random weights; tokenizer and processor are made here, saved and
+loaded back with from_pretrained. Memory numbers are checked against built models and
+against published model shapes on the meta device. No ROS here;
+test_model_families_ros.py runs the same models through vlm_node.
 """
 
 import json
 import os
 from pathlib import Path
-import shutil
 import subprocess
 import sys
 
+from hub_cache import into_hub_cache
 import numpy as np
 import pytest
 
-from vlm_nav.models import load_backend, registry
-
-from vlm_nav.testing import tiny
+from vlm_nav.models import hf_backend, load_backend, make_backend, onnx_scoring, registry
 from vlm_nav.models.base import ModelLoadError, UnsupportedOperation
-from vlm_nav.models import make_backend
 from vlm_nav.models.hf_backend import _to_pil, ContrastiveBackend, HFBackend
 from vlm_nav.models.prompting import chat_prompt
 from vlm_nav.perception.vocabulary import DESCRIBE_PROMPT, target_questions
+from vlm_nav.testing import tiny
 
 GENERATIVE = [f.name for f in registry.FAMILIES
               if f.backend == registry.GENERATIVE and f.name in tiny.BUILDERS]
@@ -123,10 +137,13 @@ def test_onnxruntime_scoring_matches_the_naive_reference(family_model_dir, name,
 
 def test_exported_scoring_pass_is_cached_by_its_weights(family_model_dir, image,
                                                         tmp_path, monkeypatch):
-    """The second load of the same weights takes the graph from the cache; other weights
-    don't; a damaged cached file is exported afresh; VLM_NAV_CACHE=off keeps nothing."""
+    """
+    Load the same weights twice: the second load takes the graph from the cache.
+
+    Other weights don't; a damaged cached file is exported afresh; VLM_NAV_CACHE=off keeps
+    nothing.
+    """
     import torch
-    from vlm_nav.models import onnx_scoring
     monkeypatch.setenv('VLM_NAV_CACHE', str(tmp_path))
     folder = family_model_dir('llava')
     questions = target_questions('blue box')
@@ -348,8 +365,8 @@ def test_llava_7b_kv_cache_per_request():
 
 def test_llava_text_model_picks_the_variant():
     from transformers import CLIPVisionConfig, LlavaConfig, MistralConfig, Phi3Config
-    small = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1,
-                 num_attention_heads=4, num_key_value_heads=2, vocab_size=100)
+    small = {'hidden_size': 64, 'intermediate_size': 128, 'num_hidden_layers': 1,
+             'num_attention_heads': 4, 'num_key_value_heads': 2, 'vocab_size': 100}
     for text, family in ((MistralConfig(**small), 'bakllava'), (Phi3Config(**small),
                                                                 'llava-phi3')):
         config = LlavaConfig(vision_config=CLIPVisionConfig(), text_config=text)
@@ -357,21 +374,12 @@ def test_llava_text_model_picks_the_variant():
 
 
 # ---- loading by hub id --------------------------------------------------------------------
-def _into_hub_cache(folder: str, cache: Path, repo: str) -> None:
-    """Lay a saved folder out as the Hugging Face cache stores a downloaded repo."""
-    commit = '0' * 40
-    root = cache / ('models--' + repo.replace('/', '--'))
-    shutil.copytree(folder, root / 'snapshots' / commit)
-    (root / 'refs').mkdir(parents=True)
-    (root / 'refs' / 'main').write_text(commit)
-
-
 def test_hub_id_loads_through_the_same_path_as_a_folder(family_model_dir, backends, image,
                                                         tmp_path):
     cache = tmp_path / 'hub'
     repos = {'clip': 'vlm-nav-test/tiny-clip', 'blip-2': 'vlm-nav-test/tiny-blip2'}
     for name, repo in repos.items():
-        _into_hub_cache(family_model_dir(name), cache, repo)
+        into_hub_cache(family_model_dir(name), cache, repo)
     np.save(tmp_path / 'image.npy', image)
     script = (
         'import json, sys, numpy as np, torch\n'
@@ -410,8 +418,6 @@ def test_encoder_decoder_language_model_is_refused(tmp_path):
 
 
 def test_model_that_does_not_fit_is_refused_before_loading(family_model_dir, monkeypatch):
-    from vlm_nav.models import hf_backend
-    from vlm_nav.models.base import ModelLoadError
     folder = family_model_dir('blip-2')
     monkeypatch.setattr(hf_backend, '_mem_available_bytes', lambda: 1024)
     with pytest.raises(ModelLoadError, match=r'weights and one request of KV cache\) in '
@@ -421,8 +427,11 @@ def test_model_that_does_not_fit_is_refused_before_loading(family_model_dir, mon
 
 @pytest.mark.parametrize('name', sorted(tiny.BUILDERS))
 def test_score_batch_equals_one_request_at_a_time(backends, name):
-    """Several images (cameras) in one batch give each the answers it gets alone, on the
-    shared-prefix path (one prefill row per image) and on the full path."""
+    """
+    Score several images (cameras) in one batch: each gets the answers it gets alone.
+
+    On the shared-prefix path (one prefill row per image) and on the full path.
+    """
     backend = backends(name)
     rng = np.random.default_rng(3)
     images = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(3)]
