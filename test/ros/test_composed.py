@@ -1,5 +1,22 @@
-"""A profile's nodes composed in one process (one executor): the sim profile still closes the
-loop, and a replay feeds the model from a bag."""
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+A profile's nodes composed in one process (one executor).
+
+The sim profile still closes the loop, and a replay feeds the model from a bag.
+"""
 
 import os
 from pathlib import Path
@@ -10,10 +27,10 @@ import sys
 from nav_msgs.msg import Odometry
 import pytest
 from std_msgs.msg import String
-from vlm_nav_interfaces.msg import NavigatorState
 
 from vlm_nav.bringup.composed import NODE_CLASSES
 from vlm_nav.bringup.profiles import PROFILE_ARGUMENTS, profile_nodes
+from vlm_nav_interfaces.msg import NavigatorState
 
 pytestmark = pytest.mark.ros
 
@@ -57,8 +74,12 @@ def test_composed_sim_stack_decides_and_drives(ros_domain, probe, tiny_llava_dir
 
 
 def test_composed_replay_describes_the_bag(ros_domain, probe, tiny_llava_dir, tmp_path):
-    """The bag player plays on its own thread, so it composes with the other nodes: its
-    frames reach the model in the same process and descriptions come out."""
+    """
+    Describe a bag's frames with the bag player composed beside the model.
+
+    The bag player plays on its own thread, so it composes with the other nodes: its
+    frames reach the model in the same process and descriptions come out.
+    """
     probe.record(String, 'scene_description')
     process = _composed(['replay', '--model', tiny_llava_dir, '--bag', str(BAG)],
                         tmp_path / 'composed.log')

@@ -1,4 +1,19 @@
-"""Fault injection on the running stack: the robot never moves on stale or bad perception.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Fault injection on the running stack: the robot never moves on stale or bad perception.
 
 Real processes over DDS, started as `vlm-nav bringup` starts them: camera_node (test
 pattern), vlm_node (a small LLaVA of real classes, random weights), scene_describer_node,
@@ -24,19 +39,21 @@ import threading
 import time
 from typing import Dict, List, Tuple
 
+from conftest import held_up_s, Probe, running_stack, stamp_s
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 import pytest
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.serialization import deserialize_message
+from rosbags.highlevel import AnyReader
 from sensor_msgs.msg import Image
-from vlm_nav_interfaces.msg import NavigatorState
-from vlm_nav_interfaces.srv import Observe
 
-from conftest import held_up_s, Probe, running_stack, stamp_s
+from vlm_nav.bringup.profiles import NodeSpec
 from vlm_nav.bringup.supervisor import Stack
 from vlm_nav.camera_node import test_pattern as pattern_frame
 from vlm_nav.ros.image import rgb_to_image
-from vlm_nav.bringup.profiles import NodeSpec
+from vlm_nav_interfaces.msg import NavigatorState
+from vlm_nav_interfaces.srv import Observe
 
 pytestmark = pytest.mark.ros
 
@@ -111,7 +128,8 @@ def wait_steady_motion(probe: Probe, timeout: float = 60.0) -> None:
 
 
 def measure_stop(probe: Probe, fault: 'Fault', name: str, hold_s: float = 1.0) -> float:
-    """Seconds from the fault to the first zero Twist of the stop that follows.
+    """
+    Seconds from the fault to the first zero Twist of the stop that follows.
 
     Measured where the Twist is published: each control tick publishes the Twist and a
     NavigatorState stamped with the navigator's clock (same values), so scheduling delays
@@ -127,8 +145,12 @@ def measure_stop(probe: Probe, fault: 'Fault', name: str, hold_s: float = 1.0) -
     assert probe.wait_for(lambda: first_stale() is not None, 5.0), f'{name}: never stale'
 
     def final_stop():
-        """First zero Twist after the last moving one (a frame delivered late on a loaded
-        machine may still be younger than the timeout and move the robot once more)."""
+        """
+        Return the states and the first zero Twist after the last moving one.
+
+        A frame delivered late on a loaded machine may still be younger than the timeout
+        and move the robot once more.
+        """
         states = states_after()
         last_moving = max((i for i, s in enumerate(states)
                            if s.linear_x != 0.0 or s.angular_z != 0.0), default=-1)
@@ -240,9 +262,12 @@ def test_timeout_leaves_room_for_normal_perception():
 
 
 def _garbage_answers_keep_it_stopped(watch: Probe) -> None:
-    """While vlm_node is down, a broken VLM answers fresh frames with garbage: NaN,
-    probabilities that aren't, unknown labels, stamps from the future. None of it may move
-    the robot."""
+    """
+    Answer fresh frames with garbage, as a broken VLM would, while vlm_node is down.
+
+    Garbage: NaN, probabilities that aren't, unknown labels, stamps from the future. None
+    of it may move the robot.
+    """
     answered = [0]
 
     def garbage(request, response):
@@ -319,8 +344,12 @@ def test_camera_fault_stops_within_deadline_and_resumes(stack, watch, sig):
 
 @pytest.mark.parametrize('offset_s', [-2.0, 5.0], ids=['old-frames', 'future-frames'])
 def test_answers_for_badly_stamped_frames_stop_within_deadline(stack, watch, offset_s):
-    """Frames keep coming and the VLM keeps answering, but about old (lagging pipeline) or
-    future (camera clock ahead) frames: the navigator must not act on them."""
+    """
+    Stop within the deadline when the VLM answers about old or future frames.
+
+    Frames keep coming and the VLM keeps answering, but about old (lagging pipeline) or
+    future (camera clock ahead) frames: the navigator must not act on them.
+    """
     wait_steady_motion(watch)
     before = watch.diagnostics('vlm_node')
     fault = kill(stack, watch, 'camera_node', signal.SIGSTOP)
@@ -394,8 +423,6 @@ def test_every_twist_of_the_module_was_finite_and_within_limits(watch):
 
 def test_recorder_wrote_the_run(stack, watch):
     """The recorder ran beside the faults; its bag holds every topic, custom types included."""
-    from rclpy.serialization import deserialize_message
-    from rosbags.highlevel import AnyReader
     recorder = stack.processes['recorder']
     recorder.send_signal(signal.SIGINT)
     assert recorder.wait(10.0) == 0

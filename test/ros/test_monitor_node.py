@@ -1,5 +1,21 @@
-"""monitor_node as a real process over DDS: the simulator, the embedded model in vlm_node,
-and the shipped scenarios, checked against the simulator's ground truth.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+monitor_node as a real process over DDS, checked against the simulator's ground truth.
+
+With the simulator, the embedded model in vlm_node and the shipped scenarios.
 
 Layout seed 4 000 007 (held out: training used 0..5 999) puts the robot's start facing a
 door 847 pixels large; a blue ball and a yellow box are in the room but out of view, and
@@ -14,6 +30,7 @@ import subprocess
 import sys
 import time
 
+from conftest import REPO, running_stack
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist, Vector3
@@ -22,13 +39,12 @@ import pytest
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
-import yaml
-from conftest import REPO, running_stack
-from vlm_nav_interfaces.msg import Alert
 
+from vlm_nav.bringup.profiles import NodeSpec
 from vlm_nav.monitor.scenarios import load_scenarios
 from vlm_nav.ros.image import image_to_rgb
-from vlm_nav.bringup.profiles import NodeSpec
+from vlm_nav_interfaces.msg import Alert
+import yaml
 
 pytestmark = pytest.mark.ros
 
@@ -38,7 +54,7 @@ SHIPPED = REPO / 'config' / 'monitor_scenarios.yaml'
 
 
 def _scenario_file(tmp_path: Path) -> Path:
-    """The shipped simulator scenarios, a hard negative, and a door without cooldown."""
+    """Write the shipped simulator scenarios, a hard negative and a door without cooldown."""
     entries = yaml.safe_load(SHIPPED.read_text())['scenarios']
     shipped = {e['id']: e for e in entries}
     assert {s.id for s in load_scenarios(str(SHIPPED))} >= set(shipped)
@@ -77,7 +93,8 @@ def _monitor(probe, since=0.0):
 
 
 def _turn(probe, publisher, speed, until, timeout=20.0):
-    """Publish cmd_vel at 10 Hz until until(truth) holds; then stop.
+    """
+    Publish cmd_vel at 10 Hz until until(truth) holds; then stop.
 
     Every ground truth received since the last look is tested, not only the newest: at
     1 rad/s and 10 Hz truth a narrow yaw window holds for one message, which a late look

@@ -1,25 +1,42 @@
-"""monitor_node on a recorded bag: bag_player_node replays test/data/sim_turn (layout seed 2,
-the robot turning in place, 25 frames at 2 Hz) to vlm_node (embedded model) and the monitor,
-which checks every frame. Ground truth from the bag: the blue ball is in view in frames
-0-8 and again in 22-24, the green chair in 12-15; there is no yellow ball in the room.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+monitor_node on a recorded bag, checked against the bag's ground truth.
+
+bag_player_node replays test/data/sim_turn (layout seed 2, the robot turning in place, 25
+frames at 2 Hz) to vlm_node (embedded model) and the monitor, which checks every frame.
+Ground truth from the bag: the blue ball is in view in frames 0-8 and again in 22-24, the
+green chair in 12-15; there is no yellow ball in the room.
 """
 
 import time
 
-import numpy as np
-import pytest
-import yaml
+from builtin_interfaces.msg import Time
 from conftest import REPO, running_stack
 from diagnostic_msgs.msg import DiagnosticArray
-from builtin_interfaces.msg import Time
+import numpy as np
+import pytest
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
-from vlm_nav_interfaces.msg import Alert
-from vlm_nav_interfaces.srv import Ask
 
+from vlm_nav.bringup.profiles import NodeSpec
 from vlm_nav.cli import evaluate_bag
 from vlm_nav.ros.image import rgb_to_image
-from vlm_nav.bringup.profiles import NodeSpec
+from vlm_nav_interfaces.msg import Alert
+from vlm_nav_interfaces.srv import Ask
+import yaml
 
 pytestmark = pytest.mark.ros
 

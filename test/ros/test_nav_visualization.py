@@ -1,15 +1,40 @@
-"""What people see: the navigator's annotated debug image and its markers of what was seen
-where arrive over DDS with sane content, and the recorder writes them into the MCAP bag a
-user opens in Foxglove (real sim_node, oracle_node, navigator_node and recorder processes;
-the oracle stands in for the model so the test needs no model load)."""
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+What people see: the navigator's debug image and markers, over DDS and in the recorded bag.
+
+The annotated debug image and the markers of what was seen where arrive with sane content,
+and the recorder writes them into the MCAP bag a user opens in Foxglove (real sim_node,
+oracle_node, navigator_node and recorder processes; the oracle stands in for the model so
+the test needs no model load).
+"""
 
 import math
 import signal
 
+from conftest import running_stack
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import OccupancyGrid
 import numpy as np
 import pytest
+from rclpy.qos import qos_profile_sensor_data
+from rosbags.highlevel import AnyReader
+from sensor_msgs.msg import Image
+from visualization_msgs.msg import Marker, MarkerArray
 
-from conftest import running_stack
+from vlm_nav.bringup.profiles import NodeSpec
 
 pytestmark = [pytest.mark.ros]
 
@@ -18,16 +43,10 @@ START = [0.43, -1.22, -0.9]       # facing the ball past the plant
 
 
 def test_debug_image_and_markers_arrive_with_sane_content(probe, tmp_path):
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Image
-    from diagnostic_msgs.msg import DiagnosticArray
-    from visualization_msgs.msg import Marker, MarkerArray
-    from vlm_nav.bringup.profiles import NodeSpec
     probe.record(DiagnosticArray, '/diagnostics')
     probe.record(Image, 'vlm_nav/debug_image', qos_profile_sensor_data)
     probe.record(Image, 'camera/image_raw', qos_profile_sensor_data)
     probe.record(MarkerArray, 'vlm_nav/markers')
-    from nav_msgs.msg import OccupancyGrid
     probe.record(OccupancyGrid, 'vlm_nav/scan_map')
     specs = [NodeSpec('sim_node', 'sim_node', {'seed': SEED, 'start_pose': START}),
              NodeSpec('oracle_node', 'oracle_node'),
@@ -99,7 +118,6 @@ def test_debug_image_and_markers_arrive_with_sane_content(probe, tmp_path):
     # where the target was seen: a rough estimate (near 0.8 m / far 2 m along the bearing)
     assert math.dist((label.pose.position.x, label.pose.position.y), (2.21, -3.46)) < 2.0
 
-    from rosbags.highlevel import AnyReader
     counts, kinds = {}, set()
     with AnyReader([tmp_path / 'bag']) as reader:
         for connection, _, raw in reader.messages():

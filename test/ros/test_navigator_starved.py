@@ -12,7 +12,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""A navigator held up in the middle of a control tick must not send motion afterwards.
+"""
+A navigator held up in the middle of a control tick must not send motion afterwards.
 
 test_faults once caught it under load: a tick read the clock while its observation was
 0.25 s old, the process was then starved for 0.8 s, and the tick published a turn on
@@ -23,15 +24,15 @@ decide() held up for 0.6 s once, while the service stops answering (the camera d
 
 import time
 
+from conftest import AheadObserve, spinning, stamp_s, time_s
 import pytest
 import rclpy
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from vlm_nav_interfaces.msg import NavigatorState
 
-from conftest import AheadObserve, spinning, stamp_s, time_s
 from vlm_nav.navigator_node import NavigatorNode
+from vlm_nav_interfaces.msg import NavigatorState
 
 pytestmark = pytest.mark.ros
 

@@ -1,10 +1,28 @@
-"""Replay: frames from real rosbag2 files (mcap and sqlite3) through bag_player_node into
-vlm_node, as `vlm-nav bringup replay` and replay.launch.py do."""
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Replay: frames from real rosbag2 files (mcap and sqlite3) through bag_player_node.
+
+Into vlm_node, as `vlm-nav bringup replay` and replay.launch.py do.
+"""
 
 import subprocess
 import sys
 import time
 
+from builtin_interfaces.msg import Time
 from conftest import REPO, running_stack
 import numpy as np
 import pytest
@@ -12,19 +30,18 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
-from vlm_nav_interfaces.srv import Ask
 
-from vlm_nav.testing.bags import write_bag
+from vlm_nav.bringup.profiles import default_params_file, NodeSpec, profile_nodes
 from vlm_nav.bringup.supervisor import Stack
 from vlm_nav.ros.image import rgb_to_image
-from vlm_nav.bringup.profiles import default_params_file, NodeSpec, profile_nodes
+from vlm_nav.testing.bags import write_bag
+from vlm_nav_interfaces.srv import Ask
 
 pytestmark = pytest.mark.ros
 
 
 def _frames(count=30, period_ns=100_000_000):
-    from builtin_interfaces.msg import Time
-    from vlm_nav.sim import sample_view
+    from vlm_nav.sim import sample_view     # deferred: vlm_nav.sim loads pybullet (heavy)
     for i in range(count):
         image, _truths, _clear = sample_view(layout_seed=3, view_seed=i, image_size=64)
         t = 1_000_000_000 + i * period_ns
@@ -63,8 +80,12 @@ def _replay(bag, **parameters):
 
 
 def test_replay_starts_with_the_first_frame(ros_domain, probe, tmp_path):
-    """Publishers exist before the first message and playback waits for the subscriber:
-    a player that made each publisher on its first message lost that frame to discovery."""
+    """
+    Publish the first frame too: publishers exist before it and playback waits for the subscriber.
+
+    A player that made each publisher on its first message would lose that frame to
+    discovery.
+    """
     bag = tmp_path / 'ten'
     write_bag(str(bag), _frames(10), 'mcap')
     probe.record(Image, 'camera/image_raw', qos_profile_sensor_data)
@@ -81,8 +102,12 @@ def test_replay_starts_with_the_first_frame(ros_domain, probe, tmp_path):
 
 
 def test_rate_set_during_a_replay(ros_domain, probe, tmp_path):
-    """The player spins while it plays: `ros2 param set` reaches it, and a new rate applies
-    from the next message on (30 frames at 10 Hz started at 0.05x: 60 s; at 20x: ~3 s)."""
+    """
+    Apply a rate set with `ros2 param set` during a replay from the next message on.
+
+    The player spins while it plays (30 frames at 10 Hz started at 0.05x: 60 s; at 20x:
+    ~3 s).
+    """
     bag = tmp_path / 'thirty'
     write_bag(str(bag), _frames(30), 'mcap')
     probe.record(Image, 'camera/image_raw', qos_profile_sensor_data)
@@ -100,9 +125,12 @@ def test_rate_set_during_a_replay(ros_domain, probe, tmp_path):
 
 
 def test_bringup_replay_ends_cleanly_with_the_bag(ros_domain, tiny_llava_dir, tmp_path):
-    """`vlm-nav bringup replay` stops the stack once the bag is over and exits 0 (it used to
-    report the player's normal exit as a dead node, exit 1); a bag that can't be played
-    still fails."""
+    """
+    Stop the stack once the bag is over and exit 0 (`vlm-nav bringup replay`).
+
+    The player's normal exit is the end of the input, not a dead node; a bag that can't be
+    played still fails.
+    """
     command = [sys.executable, '-m', 'vlm_nav.cli.main', 'bringup', 'replay', '--model',
                tiny_llava_dir]
     done = subprocess.run(command + ['--bag', str(REPO / 'test' / 'data' / 'sim_turn')],

@@ -1,11 +1,32 @@
-"""ros_session: a node's main() ends cleanly when a signal shuts rclpy down, however the
-shutdown reaches it, and still fails on real errors. Real rclpy, the default context."""
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+ros_session: a node's main() ends cleanly when a signal shuts rclpy down.
+
+However the shutdown reaches it; real errors still fail. Real rclpy, the default context.
+"""
+
+import subprocess
+import sys
 
 import pytest
 import rclpy
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import SingleThreadedExecutor
 
+from vlm_nav.bringup.supervisor import Stack
 from vlm_nav.ros.session import ros_session
 
 pytestmark = pytest.mark.ros
@@ -41,12 +62,11 @@ def test_an_rcl_error_while_rclpy_runs_is_a_failure():
 
 
 def test_stack_stop_escalates_sigint_sigterm_sigkill(tmp_path):
-    """A node still running after SIGINT gets SIGTERM, then SIGKILL (as ros2 launch does),
-    instead of SIGKILL at once: a recorder finishing a bag gets a second chance."""
-    import subprocess
-    import sys
+    """
+    Send a node still running after SIGINT SIGTERM, then SIGKILL (as ros2 launch does).
 
-    from vlm_nav.bringup.supervisor import Stack
+    Not SIGKILL at once: a recorder finishing a bag gets a second chance.
+    """
     mark = tmp_path / 'terminated'
     ignores_sigint = (
         'import pathlib, signal, sys, time\n'

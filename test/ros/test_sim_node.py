@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 
+from conftest import claim_domain, release_domain, time_s
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 import numpy as np
@@ -36,7 +37,6 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String, UInt32
 
-from conftest import claim_domain, release_domain, time_s
 from vlm_nav.sim import make_layout, World
 
 pytestmark = pytest.mark.ros
@@ -52,7 +52,7 @@ def _yaw(msg: Odometry) -> float:
 
 
 def _free_start() -> tuple:
-    """A pose facing +x with 1.5 m free ahead, so 'forward' means x grows."""
+    """Return a pose facing +x with 1.5 m free ahead, so 'forward' means x grows."""
     with World(make_layout(SEED)) as world:
         rng = np.random.default_rng(0)
         while True:

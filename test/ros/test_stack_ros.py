@@ -1,24 +1,41 @@
-"""The foundation stack as real processes over DDS: camera_node (test pattern), vlm_node
-(a small LLaVA of real classes, random weights), scene_describer_node and navigator_node,
-started the way `vlm-nav bringup` starts them. Model quality is tested elsewhere; this
-checks the plumbing: services, stamps, Twist, watchdog, bad input.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The foundation stack as real processes over DDS: the plumbing.
+
+camera_node (test pattern), vlm_node (a small LLaVA of real classes, random weights),
+scene_describer_node and navigator_node, started the way `vlm-nav bringup` starts them.
+Model quality is tested elsewhere; this checks the plumbing: services, stamps, Twist,
+watchdog, bad input.
 """
 
 import math
 import signal
 import time
 
+from conftest import held_up_s, running_stack, stamp_s
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 import pytest
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
-from conftest import held_up_s, running_stack, stamp_s
-from vlm_nav_interfaces.msg import NavigatorState, SceneDescription
-from vlm_nav_interfaces.srv import Ask, Observe, SetTarget
 
 from vlm_nav.bringup.profiles import profile_nodes
+from vlm_nav_interfaces.msg import NavigatorState, SceneDescription
+from vlm_nav_interfaces.srv import Ask, Observe, SetTarget
 
 pytestmark = pytest.mark.ros
 

@@ -1,20 +1,37 @@
-"""One vlm_node serving two cameras (namespaces 'front' and 'rear') with one model: both
-get answers on their own frames, and requests that arrive together run as one batch
-(diagnostics count it). Real processes over DDS, a small LLaVA of real classes."""
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+One vlm_node serving two cameras (namespaces 'front' and 'rear') with one model.
+
+Both get answers on their own frames, and requests that arrive together run as one batch
+(diagnostics count it). Real processes over DDS, a small LLaVA of real classes.
+"""
 
 import math
 import time
 
+from conftest import Probe, running_stack
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import pytest
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
-from vlm_nav_interfaces.srv import Ask, Observe
 
-from conftest import Probe, running_stack
-from vlm_nav.ros.image import rgb_to_image
 from vlm_nav.bringup.profiles import NodeSpec
+from vlm_nav.ros.image import rgb_to_image
+from vlm_nav_interfaces.srv import Ask, Describe, Observe
 
 pytestmark = pytest.mark.ros
 
@@ -33,7 +50,7 @@ def stack(ros_domain, tiny_llava_dir, tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def cameras(stack):
-    """Publishes a different random frame on each camera's topic at 10 Hz."""
+    """Publish a different random frame on each camera's topic at 10 Hz."""
     probe = Probe('batching_probe')
     probe.record(DiagnosticArray, '/diagnostics')
     rng = np.random.default_rng(4)
@@ -93,9 +110,12 @@ def test_two_cameras_one_model_batched(cameras):
 
 
 def test_observe_is_answered_between_a_descriptions_decoding_steps(cameras):
-    """A long description holds the one model for many decoding steps; an Observe that
-    arrives meanwhile is answered between two of them, not after the whole description."""
-    from vlm_nav_interfaces.srv import Describe
+    """
+    Answer an Observe that arrives during a long description between two decoding steps.
+
+    A long description holds the one model for many decoding steps; the Observe is not
+    answered after the whole description.
+    """
     probe = cameras
     _ready(probe)
     describe = probe.node.create_client(Describe, 'front/vlm_nav/describe')

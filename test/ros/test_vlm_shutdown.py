@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
+
 from vlm_nav.bringup.profiles import default_params_file, NodeSpec
 from vlm_nav.bringup.supervisor import node_command
 from vlm_nav.ros.image import rgb_to_image

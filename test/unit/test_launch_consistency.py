@@ -1,18 +1,39 @@
-"""One source of truth: launch files (robot path) and `vlm-nav bringup` (pip path) start the
-same nodes with the same arguments, parameter files and parameters the package really has.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+One source of truth: launch files (robot path) and `vlm-nav bringup` (pip path) agree.
+
+Both start the same nodes with the same arguments, parameter files and parameters the
+package really has.
 
 `launch`/`launch_ros` can't be installed without a ROS distro, so the launch files are read
 as Python syntax trees: every Node(...) and DeclareLaunchArgument(...) in them.
 """
 
 import ast
+from dataclasses import asdict
 from pathlib import Path
 import re
 
 import pytest
-import yaml
 
-from vlm_nav.bringup.profiles import PROFILE_ARGUMENTS, profile_nodes
+from vlm_nav.bringup.profiles import node_parameters, PROFILE_ARGUMENTS, profile_nodes
+from vlm_nav.bringup.supervisor import node_module
+from vlm_nav.nav.policy import (config_from_parameters, POLICY_PARAMETERS, POLICY_PARAMS,
+                                PolicyConfig)
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH = REPO / 'launch'
@@ -23,7 +44,7 @@ def _const(node):
 
 
 def read_launch(path: Path):
-    """(nodes, arguments, config files) named in a launch file."""
+    """Return the (nodes, arguments, config files) named in a launch file."""
     tree = ast.parse(path.read_text())
     nodes, arguments, files = [], [], []
     for call in ast.walk(tree):
@@ -54,7 +75,6 @@ def declared_parameters(executable: str):
     source = (REPO / 'vlm_nav' / f'{executable}.py').read_text()
     names = set(re.findall(r"declare(?:_parameter)?\(\s*(?:self,\s*)?'(\w+)'", source))
     if executable == 'navigator_node':   # policy parameters are declared in a loop
-        from vlm_nav.nav.policy import POLICY_PARAMS
         names |= set(POLICY_PARAMS)
     return names
 
@@ -95,13 +115,13 @@ def test_config_declares_exactly_the_node_parameters():
 
 
 def test_policy_defaults_are_the_config_file_values():
-    """The navigator declares PolicyConfig's defaults; the YAML sets them again; the no-ROS
-    benchmark reads the YAML. A value changed in one place only would make the benchmark
-    measure a navigator nobody runs."""
-    from dataclasses import asdict
+    """
+    Check that PolicyConfig's defaults and config/vlm_nav.yaml's values are the same.
 
-    from vlm_nav.nav.policy import config_from_parameters, PolicyConfig
-    from vlm_nav.bringup.profiles import node_parameters
+    The navigator declares PolicyConfig's defaults; the YAML sets them again; the no-ROS
+    benchmark reads the YAML. A value changed in one place only would make the benchmark
+    measure a navigator nobody runs.
+    """
     from_yaml = asdict(config_from_parameters(node_parameters('navigator_node')))
     defaults = asdict(PolicyConfig())
     assert from_yaml.keys() == defaults.keys()
@@ -111,10 +131,12 @@ def test_policy_defaults_are_the_config_file_values():
 
 
 def test_policy_parameters_and_config_file_values_lie_in_their_ranges():
-    """Each policy parameter's range sits beside its PolicyConfig default; a default or a
-    config/vlm_nav.yaml value outside it would stop navigator_node at start."""
-    from vlm_nav.nav.policy import POLICY_PARAMETERS, PolicyConfig
-    from vlm_nav.bringup.profiles import node_parameters
+    """
+    Check the policy parameters' defaults and config/vlm_nav.yaml values against the ranges.
+
+    Each policy parameter's range sits beside its PolicyConfig default; a default or a
+    config/vlm_nav.yaml value outside it would stop navigator_node at start.
+    """
     defaults, in_yaml = PolicyConfig(), node_parameters('navigator_node')
     for name, parameter in POLICY_PARAMETERS.items():
         assert parameter.default == getattr(defaults, parameter.field_name)
@@ -124,7 +146,6 @@ def test_policy_parameters_and_config_file_values_lie_in_their_ranges():
 
 
 def test_bringup_runs_each_executable_from_its_setup_py_module():
-    from vlm_nav.bringup.supervisor import node_module
     text = (REPO / 'setup.py').read_text()
     scripts = dict(re.findall(r"'([\w-]+) = (vlm_nav\.[\w.]+):main'", text))
     nodes = {name: module for name, module in scripts.items() if name != 'vlm-nav'}
