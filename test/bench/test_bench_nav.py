@@ -78,6 +78,20 @@ def test_report_rescore_recomputes_spl_from_the_recorded_paths(tmp_path):
     assert listed[0]['shortest_m'] == pytest.approx(episodes[0].shortest_m)
 
 
+def test_the_bench_commands_load_without_the_simulator_torch_or_ros(tmp_path):
+    """`vlm-nav` builds the bench parsers for every command (doctor too): they load on a
+    machine without pybullet (the GPU image), and import neither torch nor rclpy."""
+    (tmp_path / 'pybullet.py').write_text('raise ImportError("no pybullet here")\n')
+    probe = ('import sys; import vlm_nav.bench.nav, vlm_nav.bench.model, vlm_nav.bench.served; '
+             "print(sorted(m for m in ('pybullet', 'torch', 'rclpy') if m in sys.modules))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(tmp_path)] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
+    result = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == '[]'
+
+
 def test_spl():
     assert spl(True, 3.0, 3.0) == 1.0
     assert spl(True, 3.0, 6.0) == 0.5

@@ -54,6 +54,9 @@ from vlm_nav.sim.world import SCAN_BEAMS, SCAN_RANGE_M, World
 
 FIRST_SEED = 3_000_000
 GRID_M = 0.05
+SHORTEST_PATH = (f'8-connected A* on a {GRID_M} m grid around walls and objects (robot '
+                 'radius 0.2 m) to within success_distance_m of the target, no wall between '
+                 '(a viewpoint)')
 
 
 # ---- episodes, shortest paths, SPL ----
