@@ -1,4 +1,19 @@
-"""Arithmetic floor of one prefill over the image on this CPU: is a speed target reachable?
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The arithmetic floor of one prefill over the image on this CPU, against a speed target.
 
     python -m vlm_nav.bench.compute_floor --model llava-phi3-mini --threads 2 \
         --out bench/results/model_cpu/llava_phi3_mini/compute_floor
@@ -15,25 +30,30 @@ times in --measured (the results.csv of ``vlm-nav bench model``) and the target.
 """
 
 import argparse
+import csv
 import json
 import math
 import os
 from pathlib import Path
 import platform
+from statistics import median
 import sys
+import tempfile
 import time
+
+from PIL import Image as PILImage
+
+from vlm_nav.bench.model import shape_config, shape_processor, TARGET
+from vlm_nav.models import registry
+from vlm_nav.perception import vocabulary
+from vlm_nav.testing import tiny
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def count_flops(shape: str) -> dict:
-    """FLOPs of one prefill (2 per multiply-add), by part, and the token counts."""
+    """Count the FLOPs of one prefill (2 per multiply-add), by part, and the tokens."""
     import torch
-    from vlm_nav.perception import vocabulary
-    from vlm_nav.bench.model import TARGET, shape_config, shape_processor
-    from vlm_nav.models import registry
-    from vlm_nav.testing import tiny
-    from PIL import Image as PILImage
     tokenizer = tiny.build_tokenizer()
     config = shape_config(shape, tokenizer)
     processor = shape_processor(shape, tokenizer)
@@ -81,8 +101,12 @@ def _best_rate(fn, flops: float, repeats: int) -> float:
 
 
 def _onnx_matmul(weight, int8: bool, threads: int, folder: str):
-    """An ONNX Runtime session of x @ weight.T (int8: ONNX Runtime's dynamic quantization,
-    as `runtime: onnxruntime_int8` applies it to the scoring graph)."""
+    """
+    Open an ONNX Runtime session of x @ weight.T.
+
+    int8: ONNX Runtime's dynamic quantization, as `runtime: onnxruntime_int8` applies it to
+    the scoring graph.
+    """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
     import onnxruntime
@@ -106,9 +130,12 @@ def _onnx_matmul(weight, int8: bool, threads: int, folder: str):
 
 
 def measure(rows: int, k: int, n: int, repeats: int, threads: int) -> dict:
-    """Best-of-`repeats` GFLOP/s of a rows x k @ k x n product: torch float32, torch's
-    dynamic int8 Linear (`dtype: int8`), ONNX Runtime float32 and int8."""
-    import tempfile
+    """
+    Measure the best-of-`repeats` GFLOP/s of a rows x k @ k x n product.
+
+    Torch float32, torch's dynamic int8 Linear (`dtype: int8`), ONNX Runtime float32 and
+    int8.
+    """
     import torch
     x = torch.randn(rows, k)
     weight = torch.randn(n, k) * 0.02
@@ -131,15 +158,16 @@ def measure(rows: int, k: int, n: int, repeats: int, threads: int) -> dict:
 
 
 def bench_precision(runtime: str) -> str:
-    """The `vlm-nav bench model` precision label of a runtime:precision measured here:
-    'torch:int8' -> 'int8', 'onnxruntime:int8' -> 'onnxruntime:int8'."""
+    """
+    Return the `vlm-nav bench model` precision label of a runtime:precision measured here.
+
+    'torch:int8' -> 'int8', 'onnxruntime:int8' -> 'onnxruntime:int8'.
+    """
     return runtime.split(':', 1)[1] if runtime.startswith('torch:') else runtime
 
 
 def measured_times(path: str) -> dict:
-    """p50 ms per (precision, operation) from a `vlm-nav bench model` results.csv."""
-    import csv
-    from statistics import median
+    """Return p50 ms per (precision, operation) from a `vlm-nav bench model` results.csv."""
     runs = {}
     if path and os.path.isfile(path):
         with open(path) as f:

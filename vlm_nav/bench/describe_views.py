@@ -1,4 +1,19 @@
-"""Which views of a frame should the describer combine? A sweep on validation layouts.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Which views of a frame should the describer combine? A sweep on validation layouts.
 
     python -m vlm_nav.bench.describe_views --out bench/results/describe_views
 
@@ -24,9 +39,10 @@ from typing import Callable, Dict
 
 import numpy as np
 
-from vlm_nav.perception import multiview
-
-from vlm_nav.perception import vocabulary
+from vlm_nav.models import embedded
+from vlm_nav.perception import multiview, vocabulary
+from vlm_nav.training import data
+from vlm_nav.training.evaluate import _describe_scores, generate_descriptions
 
 
 def _brightness(factor: float) -> Callable[[np.ndarray], np.ndarray]:
@@ -46,8 +62,12 @@ def _shift_right(images: np.ndarray) -> np.ndarray:
 
 
 def candidate_views() -> Dict[str, Callable[[np.ndarray], np.ndarray]]:
-    """Name -> batch transform. A name containing 'mirror' is a mirrored view (its
-    bearings are swapped back by multiview.to_frame)."""
+    """
+    Return name -> batch transform of every candidate view.
+
+    A name containing 'mirror' is a mirrored view (its bearings are swapped back by
+    multiview.to_frame).
+    """
     views = {name: (lambda images, name=name: multiview.view_image(images, name))
              for name in multiview.VIEWS}
     mirror = views['mirror']
@@ -67,11 +87,7 @@ def main(argv=None) -> None:
     import torch
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-    from vlm_nav.models import embedded
-    from vlm_nav.training import data
-    from vlm_nav.training.evaluate import _describe_scores, generate_descriptions
-
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
     parser.add_argument('--model', type=Path, default=embedded.EMBEDDED_MODEL_DIR)
     parser.add_argument('--first-seed', type=int, default=data.VAL_SEED_BASE)
     parser.add_argument('--layouts', type=int, default=300)

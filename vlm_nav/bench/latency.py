@@ -1,4 +1,19 @@
-"""Frame-to-Twist latency through the real nodes (part of `vlm-nav bench model --nodes`).
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Frame-to-Twist latency through the real nodes (part of `vlm-nav bench model --nodes`).
 
 The sim profile (sim_node at real time, vlm_node with the embedded model, the scene
 describer, navigator_node searching) runs as separate processes over DDS, once per
@@ -17,8 +32,8 @@ from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
-from vlm_nav.bringup.supervisor import Stack
 from vlm_nav.bringup.profiles import default_params_file, profile_nodes
+from vlm_nav.bringup.supervisor import Stack
 
 SEED, TARGET = 5, 'red ball'      # the demo's layout: the target is there to be found
 
@@ -89,8 +104,11 @@ def _collect(seconds: float, variant: str, log) -> np.ndarray:
 
 def frame_to_twist(seconds: float, variants: Iterable[str] = tuple(VARIANTS),
                    rounds: int = 1, log=print) -> Dict:
-    """Each variant for `seconds`, the variants interleaved `rounds` times (the machine's
-    other work drifts; interleaving spreads it over all of them); latencies pooled."""
+    """
+    Run each variant for `seconds`, the variants interleaved `rounds` times; pool latencies.
+
+    The machine's other work drifts; interleaving spreads it over all of them.
+    """
     variants = list(variants)
     pooled: Dict[str, list] = {v: [] for v in variants}
     round_p50: Dict[str, list] = {v: [] for v in variants}
@@ -120,8 +138,11 @@ def frame_to_twist(seconds: float, variants: Iterable[str] = tuple(VARIANTS),
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """`python -m vlm_nav.bench.latency`: the frame-to-Twist part alone (bench model
-    --nodes runs it after the model benchmark)."""
+    """
+    Run `python -m vlm_nav.bench.latency`: the frame-to-Twist part alone.
+
+    `vlm-nav bench model --nodes` runs it after the model benchmark.
+    """
     parser = argparse.ArgumentParser(prog='python -m vlm_nav.bench.latency', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--seconds', type=float, default=40.0, help='measured, per variant')

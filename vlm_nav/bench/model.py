@@ -1,4 +1,19 @@
-"""`vlm-nav bench model`: how fast and how big each way of deciding is, side by side.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+`vlm-nav bench model`: how fast and how big each way of deciding is, side by side.
 
 For every model x precision, on the same held-out simulator frames, after a warm-up:
 
@@ -10,7 +25,7 @@ For every model x precision, on the same held-out simulator frames, after a warm
   ``pipeline("decision")`` (its own prompt; one full forward per question);
 - ``search_generate_parse`` / ``explore_generate_parse``: the original design, its
   prompts, generation with its budgets (50 / 150 new tokens) and substring parsing
-  (``nav.original``). Random-weight shapes are made to use the whole budget
+  (``nav.free_text``). Random-weight shapes are made to use the whole budget
   (``min_new_tokens``), as a chatty real model does; the embedded model stops when it
   is done, as it was trained to;
 - memory: resident set after load (``gc`` + ``malloc_trim``) and its peak while timing;
@@ -35,19 +50,30 @@ navigator_node over DDS): the navigator's scored policy vs the original one.
 
 import argparse
 import csv
+from dataclasses import asdict, dataclass, field
 import functools
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
+from PIL import Image as PILImage
 
-from vlm_nav.models.hf_backend import release_memory
+from vlm_nav.bench.latency import frame_to_twist
+from vlm_nav.models import registry
+from vlm_nav.models.embedded import EMBEDDED_MODEL_DIR
+from vlm_nav.models.hf_backend import (_to_pil, HFBackend, quantize_linear_int8,
+                                       release_memory)
+from vlm_nav.nav.free_text import free_text_decision, free_text_prompt
+from vlm_nav.perception import vocabulary
+from vlm_nav.testing import tiny
+from vlm_nav.training import data
 
 DEFAULT_OUT = os.path.join('bench', 'results', 'model_cpu')
 SHAPES = ('embedded', 'smolvlm-256m', 'llava-phi3-mini', 'llava-1.5-7b')
@@ -96,13 +122,12 @@ def _clip_l336():
 
 
 def shape_config(shape: str, tokenizer):
-    """The published architecture's config (sizes from the model cards' config.json)."""
+    """Return the published architecture's config (sizes from the model cards' config.json)."""
     from transformers import (Idefics3Config, Idefics3VisionConfig, LlamaConfig, LlavaConfig,
                               Phi3Config)
-    from vlm_nav.testing.tiny import IMAGE_TOKEN
-    image_token = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
-    ids = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-               eos_token_id=tokenizer.eos_token_id)
+    image_token = tokenizer.convert_tokens_to_ids(tiny.IMAGE_TOKEN)
+    ids = {'pad_token_id': tokenizer.pad_token_id, 'bos_token_id': tokenizer.bos_token_id,
+           'eos_token_id': tokenizer.eos_token_id}
     if shape == 'smolvlm-256m':     # HuggingFaceTB/SmolVLM-256M-Instruct
         vision = Idefics3VisionConfig(image_size=512, patch_size=16, hidden_size=768,
                                       intermediate_size=3072, num_hidden_layers=12,
@@ -131,7 +156,6 @@ def shape_config(shape: str, tokenizer):
 def shape_processor(shape: str, tokenizer):
     from transformers import (CLIPImageProcessorPil, Idefics3ImageProcessorPil,
                               Idefics3Processor, LlavaProcessor)
-    from vlm_nav.testing import tiny
     if shape == 'smolvlm-256m':
         image = Idefics3ImageProcessorPil(do_image_splitting=False, size={'longest_edge': 512},
                                           max_image_size={'longest_edge': 512})
@@ -145,9 +169,13 @@ def shape_processor(shape: str, tokenizer):
 
 
 def split_precision(precision: str):
-    """(scoring runtime, torch dtype): 'float32' -> ('torch', 'float32'),
-    'onnxruntime:float32' -> ('onnxruntime', 'float32'), 'onnxruntime:int8' ->
-    ('onnxruntime_int8', 'float32') (ONNX Runtime's int8; generation in float32)."""
+    """
+    Return (scoring runtime, torch dtype) of a precision label.
+
+    'float32' -> ('torch', 'float32'), 'onnxruntime:float32' -> ('onnxruntime',
+    'float32'), 'onnxruntime:int8' -> ('onnxruntime_int8', 'float32') (ONNX Runtime's
+    int8; generation in float32).
+    """
     runtime, _, dtype = precision.rpartition(':')
     if runtime and dtype == 'int8':
         return runtime + '_int8', 'float32'
@@ -155,11 +183,8 @@ def split_precision(precision: str):
 
 
 def build_backend(shape: str, precision: str, device: str, log=print):
-    """A loaded HFBackend: the embedded model from its folder, or a random-weight shape."""
+    """Load an HFBackend: the embedded model from its folder, or a random-weight shape."""
     import torch
-    from vlm_nav.models import registry
-    from vlm_nav.models.embedded import EMBEDDED_MODEL_DIR
-    from vlm_nav.models.hf_backend import HFBackend, quantize_linear_int8
     runtime, precision = split_precision(precision)
     dtype = 'float32' if precision == 'int8' else precision
     if shape == 'embedded':      # the vlm_node's own loading path, int8 included
@@ -168,7 +193,6 @@ def build_backend(shape: str, precision: str, device: str, log=print):
         backend.load()
         backend.params = registry.memory_by_dtype(backend.model.config)['float32'].parameters
     else:
-        from vlm_nav.testing import tiny
         extra = (('<fake_token_around_image>', '<global-img>', '<end_of_utterance>',
                   '<|im_start|>') if shape == 'smolvlm-256m' else ())
         tokenizer = tiny.build_tokenizer(extra_special=extra)
@@ -203,11 +227,12 @@ def build_backend(shape: str, precision: str, device: str, log=print):
 
 # ---- the operations -----------------------------------------------------------------------
 def prefill(backend, image) -> int:
-    """One bare forward over image + the visibility question, logits of the last position
-    (in ONNX Runtime where the backend scores there: the same graph, one row)."""
+    """
+    Run one bare forward over image + the visibility question, logits of the last position.
+
+    In ONNX Runtime where the backend scores there: the same graph, one row.
+    """
     import torch
-    from vlm_nav.perception import vocabulary
-    from vlm_nav.models.hf_backend import _to_pil
     enc = backend._encode(_to_pil(image), backend._prompt(vocabulary.visible_question(TARGET)))
     if backend.onnx is not None:
         backend.onnx.run(backend._packed_inputs([enc['ids']], len(enc['ids']) - 1,
@@ -221,9 +246,7 @@ def prefill(backend, image) -> int:
 
 
 def decision_request(image) -> dict:
-    """The navigator's four questions in the decision pipeline's request format."""
-    from PIL import Image as PILImage
-    from vlm_nav.perception import vocabulary
+    """Return the navigator's four questions in the decision pipeline's request format."""
     (vis, _), (bear, bearings), (dist, distances), (path, _) = \
         vocabulary.target_questions(TARGET)
     return {'state': '<frame>', 'assets': {'<frame>': PILImage.fromarray(image)},
@@ -237,9 +260,7 @@ def decision_request(image) -> dict:
 
 
 def operations(backend, force_budget: bool) -> Dict[str, Callable]:
-    """name -> fn(image) returning the number of generated tokens (0 for one pass)."""
-    from vlm_nav.perception import vocabulary
-    from vlm_nav.nav.free_text import free_text_decision, free_text_prompt
+    """Return name -> fn(image) returning the number of generated tokens (0 for one pass)."""
     ops: Dict[str, Callable] = {
         'prefill': lambda img: prefill(backend, img),
         'decision': lambda img: (backend.score(img, vocabulary.target_questions(TARGET)), 0)[1],
@@ -260,7 +281,7 @@ def operations(backend, force_budget: bool) -> Dict[str, Callable]:
         def run(img):
             new = backend.generate_ids(img, prompt, budget, budget if force_budget else 0)
             free_text_decision(mode, TARGET,
-                              backend.tokenizer.decode(new, skip_special_tokens=True))
+                               backend.tokenizer.decode(new, skip_special_tokens=True))
             return len(new)
         return run
     ops['search_generate_parse'] = generate_parse('search')
@@ -271,21 +292,23 @@ def operations(backend, force_budget: bool) -> Dict[str, Callable]:
 # ---- frames and accuracy ------------------------------------------------------------------
 @functools.lru_cache(maxsize=1)
 def held_out_views():
-    """The held-out evaluation views (layouts never trained on): rendered, or from
-    data_cache/ on a machine without pybullet (the GPU image)."""
-    from vlm_nav.training import data
+    """
+    Load the held-out evaluation views (layouts never trained on).
+
+    Rendered, or from data_cache/ on a machine without pybullet (the GPU image).
+    """
     return data.load_views(data.TEST_SEED_BASE, 200, 8, log=lambda *a: None)
 
 
 def held_out_frames(n: int) -> np.ndarray:
-    """n held-out frames (96x96 RGB), spread over different layouts."""
+    """Return n held-out frames (96x96 RGB), spread over different layouts."""
     images = held_out_views().images
     return images[np.linspace(0, len(images) - 1, n).astype(int)]
 
 
 def decision_accuracy(backend, per_type: int) -> Dict[str, float]:
     """Accuracy per closed-set question type through backend.score (the robot's path)."""
-    from vlm_nav.training import data, evaluate
+    from vlm_nav.training import evaluate      # torch: loaded for an accuracy run only
     views = held_out_views()
     samples = [s for s in data.fixed_eval_samples(views, per_type, seed=12345)
                if s.qtype in evaluate.CLOSED]
@@ -472,8 +495,6 @@ def plot(out_dir: str, results: List[Result]) -> None:
 
 def run_isolated(model: str, precision: str, args, runs: int, ops_wanted) -> Optional[Result]:
     """One configuration in a fresh process: memory figures are then its own."""
-    import subprocess
-    import tempfile
     spec = {'model': model, 'precision': precision, 'device': args.device, 'runs': runs,
             'warmup': min(args.warmup, runs), 'frames': args.frames, 'threads': args.threads,
             'operations': ops_wanted, 'accuracy_per_type': args.accuracy_per_type}
@@ -489,7 +510,6 @@ def run_isolated(model: str, precision: str, args, runs: int, ops_wanted) -> Opt
 
 
 def _child(spec_json: str, out: str) -> int:
-    import dataclasses
     import torch
     spec = json.loads(spec_json)
     if spec['threads']:
@@ -503,7 +523,7 @@ def _child(spec_json: str, out: str) -> int:
         print(f"[bench] {spec['model']} {spec['precision']}: skipped: {error}")
         return 1
     with open(out, 'w') as f:
-        json.dump(dataclasses.asdict(result), f)
+        json.dump(asdict(result), f)
     return 0
 
 
@@ -560,7 +580,6 @@ def run(args: argparse.Namespace) -> int:
                'machine': machine_info(args.device),
                'configs': [summarize(r) for r in results]}
     if args.nodes > 0:
-        from vlm_nav.bench.latency import frame_to_twist
         summary['frame_to_twist'] = frame_to_twist(args.nodes)
     write_outputs(args.out, results, summary)
     print(format_table(summary))

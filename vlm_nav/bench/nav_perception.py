@@ -1,4 +1,19 @@
-"""Perception accuracy on the frames a navigating robot sees, not on random views.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Perception accuracy on the frames a navigating robot sees, not on random views.
 
     python -m vlm_nav.bench.nav_perception --out bench/results/nav_perception \
         embedded=vlm_nav/embedded_model stage3=/tmp/stage3/vlm_nav/embedded_model
@@ -99,7 +114,7 @@ def plot(results: dict, path: Path) -> None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split('\n')[0])
     parser.add_argument('models', nargs='+', help='NAME=MODEL (hub id or folder)')
     parser.add_argument('--episodes', type=int, default=50)
     parser.add_argument('--every', type=int, default=4, help='keep every N-th frame asked about')

@@ -1,4 +1,19 @@
-"""`vlm-nav bench served`: many robots sharing one model server.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+`vlm-nav bench served`: many robots sharing one model server.
 
 N simulated robots (threads, each with its own client and connection, as separate robots
 would have) send Observe-style decisions (the navigator's four closed-set questions about
@@ -25,6 +40,9 @@ import urllib.request
 
 import numpy as np
 
+from vlm_nav.models import resolve_model
+from vlm_nav.models.hf_backend import HFBackend
+from vlm_nav.models.served import ServedBackend
 from vlm_nav.perception import vocabulary
 
 DEFAULT_OUT = 'bench/results/served_cpu'
@@ -41,7 +59,8 @@ def free_port() -> int:
 def local_server(model_dir: str, port: Optional[int] = None, threads: int = 1,
                  log_path: Optional[str] = None, start_timeout_s: float = 120.0,
                  extra_args: Sequence[str] = ()) -> Iterator[str]:
-    """`transformers serve MODEL_DIR` on 127.0.0.1; yields its served-model spec.
+    """
+    Run `transformers serve MODEL_DIR` on 127.0.0.1; yield its served-model spec.
 
     The server process is stopped (SIGTERM, then SIGKILL) on exit. RuntimeError with the
     server's log tail if it does not answer /health within start_timeout_s.
@@ -91,15 +110,14 @@ def _tail(log_path: Optional[str], chars: int = 2000) -> str:
 
 
 def frames(count: int = 16, layout_seed: int = 3) -> List[np.ndarray]:
-    """Simulator views (96 px, the embedded model's size) the robots cycle through."""
-    from vlm_nav.sim.dataset import sample_view
+    """Render the simulator views (96 px, the embedded model's size) the robots cycle through."""
+    from vlm_nav.sim.dataset import sample_view     # pybullet: `vlm-nav` loads without it
     return [sample_view(layout_seed, view)[0] for view in range(count)]
 
 
 def _robot(spec: str, images: List[np.ndarray], offset: int, stop: threading.Event,
            done: List, errors: List[str], start: threading.Barrier) -> None:
     """One robot: its own client; decisions back to back until stop; (t_done, latency)."""
-    from vlm_nav.models.served import ServedBackend
     backend = ServedBackend(spec)
     questions = vocabulary.target_questions(TARGET)
     try:
@@ -132,7 +150,8 @@ def _stats_ms(latencies_s: Sequence[float]) -> Dict[str, float]:
 
 def run_fleet(spec: str, robots: int, duration_s: float,
               images: List[np.ndarray]) -> Dict[str, object]:
-    """N robots against one server for duration_s (after all are warm).
+    """
+    Run N robots against one server for duration_s (after all are warm).
 
     Counts the decisions finished inside the window; per-robot and fleet p50/p95.
     """
@@ -167,8 +186,7 @@ def run_fleet(spec: str, robots: int, duration_s: float,
 
 
 def local_baseline(model_dir: str, images: List[np.ndarray], count: int = 30) -> Dict:
-    """The same decisions in-process (HFBackend, 1 thread): what the server adds."""
-    from vlm_nav.models.hf_backend import HFBackend
+    """Time the same decisions in-process (HFBackend, 1 thread): what the server adds."""
     backend = HFBackend(model_dir)
     backend.load()
     questions = vocabulary.target_questions(TARGET)
@@ -247,7 +265,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from vlm_nav.models import resolve_model
     out = Path(args.out)
     images = frames()
     model_dir = resolve_model(args.model)
@@ -274,7 +291,7 @@ def run(args) -> int:
         baseline = local_baseline(model_dir, images)
         print(f"[bench served] in-process baseline: p50 {baseline['p50_ms']:.0f} ms, "
               f"p95 {baseline['p95_ms']:.0f} ms", flush=True)
-    meta['title'] = (f"{len(images)} sim frames, Observe decisions, server "
+    meta['title'] = (f'{len(images)} sim frames, Observe decisions, server '
                      f"{'given' if args.server else 'transformers serve (CPU)'}")
     write_results(out, results, baseline, meta)
     print(f'[bench served] wrote {out}/results.csv, summary.json, latency.png')

@@ -1,4 +1,19 @@
-"""Soak benchmark: the full simulator stack for a while, watching memory, counters and calls.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Soak benchmark: the full simulator stack for a while, watching memory, counters and calls.
 
     python -m vlm_nav.bench.soak --minutes 30 --out bench/results/soak_30min
 
@@ -29,17 +44,20 @@ import os
 from pathlib import Path
 import random
 import sys
+import tempfile
 import threading
 import time
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+
+from vlm_nav.bringup.profiles import default_params_file, profile_nodes
+from vlm_nav.bringup.supervisor import Stack
+from vlm_nav.models import resolve_model as node_resolve
+from vlm_nav.testing.tiny import build_tiny_llava
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-
-from vlm_nav.bringup.supervisor import Stack
-from vlm_nav.bringup.profiles import default_params_file, profile_nodes
 
 # Default bound on RSS growth. A Python node settles within a minute or two (imports,
 # torch's allocator, DDS buffers); after that a leak of a few kB per message shows as
@@ -71,11 +89,14 @@ def slope_mb_per_min(points: List[Tuple[float, float]], warmup_s: float) -> Opti
 
 def sustained_slope_mb_per_min(points: List[Tuple[float, float]], warmup_s: float,
                                windows: int = 3) -> Optional[float]:
-    """The growth rate held through the whole run after the warm-up: the smallest of the
-    least-squares slopes of `windows` consecutive equal stretches. A leak grows in every
-    stretch; a one-off allocation (a few MB when a new prompt shape first comes through,
-    flat before and after) grows in one, and over a short run its step alone reads as
-    several MB/min on the overall slope."""
+    """
+    Return the growth rate held through the whole run after the warm-up.
+
+    The smallest of the least-squares slopes of `windows` consecutive equal stretches. A
+    leak grows in every stretch; a one-off allocation (a few MB when a new prompt shape
+    first comes through, flat before and after) grows in one, and over a short run its
+    step alone reads as several MB/min on the overall slope.
+    """
     kept = [(t, v) for t, v in points if t >= warmup_s]
     if len(kept) < 3 * windows:
         return None
@@ -91,14 +112,10 @@ def resolve_model(model: str) -> str:
     if model not in ('', 'tiny'):
         return model
     if model == '':
-        from vlm_nav.models import resolve_model as node_resolve
         embedded = node_resolve('')
         if os.path.isfile(os.path.join(embedded, 'config.json')):
             return embedded
         print(f'[soak] no embedded model at {embedded}; using a small random LLaVA')
-    import tempfile
-
-    from vlm_nav.testing.tiny import build_tiny_llava
     return build_tiny_llava(tempfile.mkdtemp(prefix='soak_tiny_llava_'))
 
 
