@@ -1,9 +1,27 @@
-"""vlm_nav/bench/compute_floor.py: the FLOP count of a prefill follows from the architecture, and
-the GEMM rates it divides by are measured, for each runtime, on a real product.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
 
-The recorded run: bench/results/model_cpu/llava_phi3_mini/compute_floor/ (its run.log).
+"""
+vlm_nav/bench/compute_floor.py: a prefill's FLOPs follow from the architecture.
+
+The GEMM rates it divides by are measured, for each runtime, on a real product. The
+recorded run: bench/results/model_cpu/llava_phi3_mini/compute_floor/ (its run.log).
 """
 
+import json
+
+from vlm_nav.bench import compute_floor
 from vlm_nav.bench.compute_floor import count_flops, main, measure
 
 
@@ -29,7 +47,6 @@ def test_every_runtime_rate_is_measured_on_a_real_product():
 
 
 def test_floor_run_writes_summary_and_plot(tmp_path, monkeypatch):
-    import compute_floor
     # the real count, but small matrices so the test stays quick
     monkeypatch.setattr(compute_floor, 'count_flops', lambda shape: dict(
         count_flops(shape), sequence_tokens=16, text_hidden=64, text_intermediate=128))
@@ -39,7 +56,6 @@ def test_floor_run_writes_summary_and_plot(tmp_path, monkeypatch):
                         'm,float32,cpu,decision,0,50000,0\n')
     assert main(['--threads', '1', '--repeats', '1', '--measured', str(measured),
                  '--out', str(tmp_path / 'out')]) == 0
-    import json
     summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
     assert summary['target']['decision_budget_s'] == 12.5
     assert set(summary['prefill_floor_s']) == set(summary['best_gflops_per_s'])
