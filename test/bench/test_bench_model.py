@@ -1,4 +1,19 @@
-"""Decisions at camera rate: int8 loading, the packed scoring path, and the model benchmark.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Decisions at camera rate: int8 loading, the packed scoring path, and the model benchmark.
 
 The speed targets themselves live in `vlm-nav bench model` (bench/results/model_*), not
 here; these tests check that what the benchmark measures is real and correct.
@@ -11,10 +26,10 @@ import sys
 import numpy as np
 import pytest
 
-from vlm_nav.perception import vocabulary
 from vlm_nav.models import registry
 from vlm_nav.models.embedded import EMBEDDED_MODEL_DIR
 from vlm_nav.models.hf_backend import HFBackend
+from vlm_nav.perception import vocabulary
 
 pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
@@ -47,9 +62,12 @@ def test_int8_embedded_model_is_quantized_and_agrees_with_float32(held_out):
 
 
 def test_onnxruntime_embedded_model_agrees_with_torch(held_out):
-    """runtime onnxruntime gives torch's probabilities; onnxruntime_int8 (ONNX Runtime's
-    dynamic quantization; what runtime auto picks for this model on a CPU) the same
-    answers nearly everywhere, as torch's int8 does."""
+    """
+    Runtime onnxruntime gives torch's probabilities; onnxruntime_int8 nearly its answers.
+
+    onnxruntime_int8 (ONNX Runtime's dynamic quantization; what runtime auto picks for
+    this model on a CPU) gives the same answers nearly everywhere, as torch's int8 does.
+    """
     torch_fp32 = HFBackend(str(EMBEDDED_MODEL_DIR), runtime='torch')
     torch_fp32.load()
     assert torch_fp32.diagnostics()['scoring_runtime'] == 'torch'
@@ -108,8 +126,11 @@ def test_int8_memory_estimate_from_the_config():
 
 
 def test_bench_model_runs_and_reports(tmp_path):
-    """A minimal run of the real benchmark: every operation timed, ratios and memory
-    reported, int8 accuracy beside float32 on the same held-out questions."""
+    """
+    A minimal run of the real benchmark: every operation timed, ratios and memory reported.
+
+    int8 accuracy beside float32 on the same held-out questions.
+    """
     out = tmp_path / 'bench'
     proc = subprocess.run(
         [sys.executable, '-m', 'vlm_nav.bench.model', '--models', 'embedded',

@@ -1,5 +1,21 @@
-"""`vlm-nav bench nav`: episode generation, shortest paths, SPL and the oracle as plain Python,
-and a small closed-loop regression run through the real nodes with a floor on success.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+`vlm-nav bench nav`: episodes, shortest paths, SPL and the oracle as plain Python.
+
+And a small closed-loop regression run through the real nodes with a floor on success.
 """
 
 import csv
@@ -36,8 +52,11 @@ def test_shortest_path_goes_around_walls():
 
 
 def test_shortest_path_ends_where_the_target_can_be_seen():
-    """Held-out 3 000 045: the red ball is 1.3 m from cells just behind a wall, which the
-    robot must go round through two openings to see it from; 3 000 000's path is open."""
+    """
+    Held-out 3 000 045: the red ball is 1.3 m from cells just behind a wall.
+
+    The robot must go round through two openings to see it from; 3 000 000's path is open.
+    """
     episodes = make_episodes(46)
     for index, lo, hi in ((45, 5.0, 6.0), (0, 0.0, math.inf)):
         e = episodes[index]
@@ -79,8 +98,11 @@ def test_report_rescore_recomputes_spl_from_the_recorded_paths(tmp_path):
 
 
 def test_the_bench_commands_load_without_the_simulator_torch_or_ros(tmp_path):
-    """`vlm-nav` builds the bench parsers for every command (doctor too): they load on a
-    machine without pybullet (the GPU image), and import neither torch nor rclpy."""
+    """
+    `vlm-nav` builds the bench parsers for every command (doctor too): they load light.
+
+    On a machine without pybullet (the GPU image), and importing neither torch nor rclpy.
+    """
     (tmp_path / 'pybullet.py').write_text('raise ImportError("no pybullet here")\n')
     probe = ('import sys; import vlm_nav.bench.nav, vlm_nav.bench.model, vlm_nav.bench.served; '
              "print(sorted(m for m in ('pybullet', 'torch', 'rclpy') if m in sys.modules))")
@@ -124,13 +146,17 @@ CI_FIRST_SEED = 3_100_004
 @pytest.mark.ros
 @pytest.mark.slow
 def test_closed_loop_regression_floor(tmp_path, ros_domain):
-    """Three episodes, the scored navigator with the embedded model over ROS on sim time at
-    real time (a loaded machine stretches the model's latency less than at 2x), with the
-    camera alone (scored) and with the simulator's lidar mapped (scored_scan). Floor, for
-    each: at least 1 of 3 found (expected ~2.7 and 3; the margin is for the shared CI
-    machine, where a starved ROS loop loses an episode now and then), none ended on the
-    collision limit, no stop at the wrong place. It fails when the loop breaks: a
-    navigator that never arrives, or drives into things, or a scan that never arrives."""
+    """
+    Three episodes of the scored navigator with the embedded model over ROS, above a floor.
+
+    On sim time at real time (a loaded machine stretches the model's latency less than at
+    2x), with the camera alone (scored) and with the simulator's lidar mapped
+    (scored_scan). Floor, for each: at least 1 of 3 found (expected ~2.7 and 3; the
+    margin is for the shared CI machine, where a starved ROS loop loses an episode now
+    and then), none ended on the collision limit, no stop at the wrong place. It fails
+    when the loop breaks: a navigator that never arrives, or drives into things, or a
+    scan that never arrives.
+    """
     out = tmp_path / 'nav'
     result = subprocess.run(
         [sys.executable, '-m', 'vlm_nav.cli.main', 'bench', 'nav', '--episodes', '3',

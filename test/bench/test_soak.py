@@ -1,5 +1,22 @@
-"""A 90-second version of the soak benchmark (vlm_nav/bench/soak.py): the simulator stack runs,
-memory is sampled, and every call must be answered with no RSS growth beyond the bound.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+A 90-second version of the soak benchmark (vlm_nav/bench/soak.py).
+
+The simulator stack runs, memory is sampled, and every call must be answered with no RSS
+growth beyond the bound.
 
 The recorded 30-minute run uses the same module: `python -m vlm_nav.bench.soak --minutes 30 --out
 bench/results/soak_30min`.

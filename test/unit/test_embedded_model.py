@@ -1,4 +1,19 @@
-"""The shipped embedded model: plain from_pretrained, and it sees what the simulator shows.
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The shipped embedded model: plain from_pretrained, and it sees what the simulator shows.
 
 Frames are rendered fresh from layout seeds no training run uses; the thresholds are the
 held-out accuracies documented beside the weights (eval.json, the README's table) minus a
@@ -11,11 +26,9 @@ import json
 import numpy as np
 import pytest
 
-from vlm_nav.perception import multiview
-
-from vlm_nav.perception import vocabulary
 from vlm_nav.models import embedded
 from vlm_nav.models.prompting import chat_prompt
+from vlm_nav.perception import multiview, vocabulary
 
 pybullet = pytest.importorskip('pybullet')
 
@@ -141,8 +154,11 @@ def test_describes_in_the_grammar(model_and_processor, questions):
 
 
 def test_describer_names_what_is_in_view(model_and_processor, frames):
-    """vlm_node's describer (the default views and votes) over the public generate path:
-    object recall and precision at the documented held-out rates, less the margin."""
+    """
+    vlm_node's describer (default views and votes) over the public generate path.
+
+    Object recall and precision at the documented held-out rates, less the margin.
+    """
     import torch
 
     model, processor = model_and_processor
@@ -163,14 +179,17 @@ def test_describer_names_what_is_in_view(model_and_processor, frames):
         said = {o.label for o in objects}
         hits, named, truth = hits + len(seen & said), named + len(said), truth + len(seen)
     recall, precision = hits / truth, hits / max(1, named)
-    print(f"describer on {len(frames)} frames: recall {recall:.3f} precision {precision:.3f}")
+    print(f'describer on {len(frames)} frames: recall {recall:.3f} precision {precision:.3f}')
     assert recall >= _threshold('describe_recall'), f'recall {recall:.2f}'
     assert precision >= _threshold('describe_precision'), f'precision {precision:.2f}'
 
 
 def test_batched_descriptions_end_where_each_would_alone(frames):
-    """The describer decodes its views together; rows that reach end-of-text early must
-    not carry the padding of the longer ones."""
+    """
+    The describer decodes its views together, each row as it would alone.
+
+    Rows that reach end-of-text early must not carry the padding of the longer ones.
+    """
     from vlm_nav.models import load_backend
 
     backend = load_backend(str(embedded.EMBEDDED_MODEL_DIR))

@@ -1,3 +1,17 @@
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """HFBackend on small random-weight models of real transformers classes (no mocks)."""
 
 import os
@@ -103,8 +117,11 @@ def test_shared_prefix_covers_the_image(llava, image):
 
 @pytest.mark.parametrize('packed', [True, False], ids=['one-packed-pass', 'prefix-then-tails'])
 def test_shared_prefix_paths_match_reference(llava, generic, image, packed):
-    """The packed single pass (block mask) and the two-pass KV-cache path agree with the
-    naive re-run, multi-token choices included, and the packed pass really ran."""
+    """
+    The packed single pass and the two-pass KV-cache path agree with the naive re-run.
+
+    Multi-token choices included, and the packed pass (block mask) really ran.
+    """
     questions = target_questions('green cone') + MULTI_TOKEN
     for backend in (llava, generic):
         backend.packed = packed
@@ -117,9 +134,13 @@ def test_shared_prefix_paths_match_reference(llava, generic, image, packed):
 
 
 def test_packed_blocks_see_the_prefix_and_themselves_at_their_own_positions():
-    """Two tokens of prefix, blocks of 2 and 1 tokens, one padding token: each block is
-    causal over the prefix and itself at the positions of its own prompt; a padding query
-    sees the first key alone; additive for eager attention."""
+    """
+    A packed block sees the prefix and itself, at the positions of its own prompt.
+
+    Two tokens of prefix, blocks of 2 and 1 tokens, one padding token: each block is
+    causal over the prefix and itself; a padding query sees the first key alone; additive
+    for eager attention.
+    """
     import torch
     segments, positions = block_layout(2, [2, 1])
     assert segments == [0, 0, 1, 1, 2] and positions == [0, 1, 2, 3, 2]
@@ -179,9 +200,13 @@ def test_generating_for_several_images_at_once_gives_each_its_own_answer(llava, 
 
 
 def test_scoring_between_decoding_steps_changes_neither_answer(llava, image):
-    """The vlm_node answers waiting closed-set requests between a description's decoding
+    """
+    Scoring between a description's decoding steps changes neither answer.
+
+    The vlm_node answers waiting closed-set requests between a description's decoding
     steps, on the same model: the description and the scores must be what each gives
-    alone."""
+    alone.
+    """
     questions = target_questions('red ball')
     other = np.ascontiguousarray(image[::-1])
     alone_ids = llava.generate_ids(image, DESCRIBE_PROMPT, 8, min_new_tokens=8)

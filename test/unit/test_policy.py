@@ -1,3 +1,17 @@
+# Copyright 2026 vlm_nav maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The navigation policy and the velocity limiter as plain Python (no ROS)."""
 
 import math
@@ -73,9 +87,13 @@ def test_lost_target_turns_toward_where_it_was_seen_from_odometry():
 
 
 def test_walking_round_a_lone_object_is_left_after_one_lap():
-    """No ROS, ground-truth answers. Seed 5 000 015 (a development layout): the walk between
-    scans meets the red cone and follows its edge as if it were a wall. Back where that
-    began, the policy leaves it, straight out, instead of going round it until the timeout."""
+    """
+    No ROS, ground-truth answers: a lone object walked round is left after one lap.
+
+    Seed 5 000 015 (a development layout): the walk between scans meets the red cone and
+    follows its edge as if it were a wall. Back where that began, the policy leaves it,
+    straight out, instead of going round it until the timeout.
+    """
 
     class Recording(NavigationPolicy):
         def decide(self, observation, now_s, pose=None, scan=None):
@@ -96,9 +114,12 @@ def test_walking_round_a_lone_object_is_left_after_one_lap():
 
 
 def test_a_target_seen_beside_the_heading_but_not_when_faced_is_approached():
-    """Glimpsed at the left edge, gone when faced; glimpsed at the right edge, gone again:
-    a far target (the edges of the image magnify it over the visibility limit) or one
-    peeking out beside something. Turning on cannot change that: it drives that way."""
+    """
+    Glimpsed at the left edge, gone when faced; glimpsed at the right edge, gone again.
+
+    A far target (the edges of the image magnify it over the visibility limit) or one
+    peeking out beside something. Turning on cannot change that: it drives that way.
+    """
     policy = search_policy()
     hfov = policy.config.hfov_rad
     state = {'t': 0.0, 'yaw': 0.0, 'x': 0.0, 'y': 0.0}
@@ -131,9 +152,13 @@ def test_a_target_seen_beside_the_heading_but_not_when_faced_is_approached():
 
 
 def test_a_far_target_seen_only_at_the_image_edges_is_reached():
-    """No ROS, ground-truth answers. Seed 5 000 069 (a development layout): the green ball,
-    5.6 m away, crosses the visibility limit only at the edges of the image. The policy
-    drives closer instead of turning between the two edge views until the timeout."""
+    """
+    No ROS, ground-truth answers: a far target seen only at the image edges is reached.
+
+    Seed 5 000 069 (a development layout): the green ball, 5.6 m away, crosses the
+    visibility limit only at the edges of the image. The policy drives closer instead of
+    turning between the two edge views until the timeout.
+    """
     result = simulate_episode(make_episodes(1, first_seed=5_000_069)[0],
                               policy=NavigationPolicy())
     assert result['success'], result['outcome']
@@ -215,22 +240,25 @@ def test_limiter_respects_acceleration_and_stops_at_once():
 
 def test_original_policy_parses_substrings_like_the_original_node():
     assert free_text_decision('search', 'red ball', 'no.').angular == 0.3
-    assert free_text_decision('search', 'red ball', 'yes, the red ball is left and far.'
-                             ).angular == 0.5
+    assert free_text_decision(
+        'search', 'red ball', 'yes, the red ball is left and far.').angular == 0.5
     assert free_text_decision('search', 'red ball', 'Yes, the red ball is right.').angular == -0.5
-    assert free_text_decision('search', 'red ball', 'the red ball is center and far.'
-                             ).linear == 0.3
+    assert free_text_decision(
+        'search', 'red ball', 'the red ball is center and far.').linear == 0.3
     assert free_text_decision('search', 'red ball', 'the red ball is center and near.').arrived
     # its known weakness: "right" anywhere wins over what the answer meant
-    assert free_text_decision('search', 'red ball', 'red ball: not left but center right now'
-                             ).angular == 0.5
+    assert free_text_decision(
+        'search', 'red ball', 'red ball: not left but center right now').angular == 0.5
     assert free_text_decision('explore', '', 'obstacle ahead on the left').angular == -0.5
     assert free_text_decision('explore', '', 'the path ahead is clear.').linear == 0.4
 
 
 def test_blocked_approach_creeps_within_the_last_clear_view_then_goes_round():
-    """Creep only as far as the newest clear view in this heading reached (creep_m), then
-    turn to a clear heading, pass wide, drive detour_m and turn back to the target."""
+    """
+    Creep only as far as the newest clear view in this heading reached (creep_m).
+
+    Then turn to a clear heading, pass wide, drive detour_m and turn back to the target.
+    """
     c = PolicyConfig(creep_m=0.3, detour_m=0.4)
     policy = NavigationPolicy(c)
     policy.reset('search', 'red ball')
@@ -264,9 +292,12 @@ def test_blocked_without_a_clear_view_in_this_heading_does_not_creep():
 
 
 def test_blocked_beside_an_off_centre_target_faces_it_before_going_round():
-    """Close to the target, the target itself blocks the path: a detour started while it is
-    off-centre can circle it at ~1 m for a whole episode (held-out benchmark episode 1).
-    Turn toward it in place; creeping or a detour is decided once it is centred."""
+    """
+    Close to the target, the target itself blocks the path: turn toward it in place.
+
+    A detour started while it is off-centre can circle it at ~1 m for a whole episode
+    (held-out benchmark episode 1). Creeping or a detour is decided once it is centred.
+    """
     policy = search_policy()
     policy.decide(obs(0.95, center=0.95, path=0.9), 0.0, (0.0, 0.0, 0.0))
     d = policy.decide(obs(0.95, left=0.6, center=0.4, path=0.05), 0.5, (0.5, 0.0, 0.0))
@@ -303,16 +334,23 @@ def test_follow_distance_hysteresis():
 
 
 def test_oracle_closed_loop_goes_round_the_plant_of_the_smoke_run():
-    """No ROS: the policy, the limiter and the simulator on ground-truth answers. Held-out
-    episode 0 (seed 3000000): a plant stands between the start and the blue ball; the
-    policy neither drives into it nor times out going round it."""
+    """
+    No ROS: the policy, the limiter and the simulator on ground-truth answers.
+
+    Held-out episode 0 (seed 3000000): a plant stands between the start and the blue
+    ball; the policy neither drives into it nor times out going round it.
+    """
     row = simulate_episode(make_episodes(1)[0])
     assert row['success'] == 1 and row['collisions'] == 0, row['outcome']
 
 
 def test_first_odometry_after_dead_reckoning_starts_a_new_frame():
-    """Before odometry arrives the policy dead-reckons from (0, 0); the first odometry
-    pose is another frame: no phantom drive from the origin, no places from the old one."""
+    """
+    Before odometry arrives the policy dead-reckons from (0, 0).
+
+    The first odometry pose is another frame: no phantom drive from the origin, no places
+    from the old one.
+    """
     policy = search_policy()
     policy.decide(obs(0.0, t=0.0), 0.0)                      # no odometry yet
     policy.decide(obs(0.0, t=0.1), 0.1)
@@ -329,8 +367,11 @@ def test_first_odometry_after_dead_reckoning_starts_a_new_frame():
 
 @pytest.mark.parametrize('mode', ['search', 'explore'])
 def test_driving_without_progress_on_odometry_counts_as_blocked(mode):
-    """The camera says the path is clear, but odometry shows the robot held in place (an
-    object beside the wheels): after stall_s the policy stops pushing and goes round."""
+    """
+    The camera says the path is clear, but odometry shows the robot held in place.
+
+    An object beside the wheels: after stall_s the policy stops pushing and goes round.
+    """
     p = NavigationPolicy()
     p.reset(mode, 'red ball')
     yaw, t, pushing_since = 0.0, 0.0, None
@@ -361,9 +402,12 @@ def test_slow_progress_is_not_a_stall():
 
 
 def test_an_infinite_probability_stops_the_robot_and_leaves_the_policy_usable():
-    """A fuzz case (observations vlm_node's check refuses, straight into the policy): an
-    infinite bearing probability made a NaN turn, the dead-reckoned pose NaN, and the next
-    step raised. Now that step's command is a stop and the policy goes on."""
+    """
+    A fuzz case: observations vlm_node's check refuses, straight into the policy.
+
+    An infinite bearing probability would give a NaN turn, a NaN dead-reckoned pose and
+    an exception on the next step: that step's command is a stop and the policy goes on.
+    """
     policy = NavigationPolicy(PolicyConfig(visible_threshold=0.0, lost_threshold=0.0))
     policy.reset('search', 'red ball')
     bad = Observation('red ball', 0.0, 0.0, {'left': 0.0, 'center': 0.0, 'right': math.inf},

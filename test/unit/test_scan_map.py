@@ -12,16 +12,19 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The planar lidar: the simulator's scan, the map built from it, planning on that map,
-the policy exploring by it (no ROS), and navigator_node taking it over DDS."""
+"""
+The planar lidar: the simulator's scan, the map built from it, planning on that map.
+
+And the policy exploring by it (no ROS), and navigator_node taking it over DDS.
+"""
 
 import math
 import time
 
+from conftest import AheadObserve, spinning
 import numpy as np
 import pytest
 
-from conftest import AheadObserve, spinning
 from vlm_nav.nav.policy import NavigationPolicy, PolicyConfig
 from vlm_nav.nav.scan_map import lookahead_point, Scan, ScanMap
 from vlm_nav.perception.vocabulary import Observation
@@ -47,8 +50,11 @@ def _scan(world: World) -> Scan:
 
 
 def test_scan_ends_on_the_geometry():
-    """Every return lies on a wall, door panel or object outline and just short of it is
-    free; beams with no return are clear out to range_max."""
+    """
+    Every return lies on a wall, door panel or object outline; just short of it is free.
+
+    Beams with no return are clear out to range_max.
+    """
     with World(_layout_with_walls(2)) as world:
         rng = np.random.default_rng(1)
         for _ in range(5):
@@ -70,9 +76,12 @@ def test_scan_ends_on_the_geometry():
 
 
 def test_scan_corridor_agrees_with_the_simulators_path_clear():
-    """The scan's 'path ahead clear' (a robot-wide rectangle) against the simulator's exact
-    swept disc, the truth the model is trained on: they may differ only at the rounded
-    end of the disc's sweep."""
+    """
+    The scan's 'path ahead clear' against the simulator's exact swept disc.
+
+    The scan's is a robot-wide rectangle; the disc is the truth the model is trained on:
+    they may differ only at the rounded end of the disc's sweep.
+    """
     with World(_layout_with_walls(1)) as world:
         rng = np.random.default_rng(2)
         agree = 0
@@ -102,8 +111,12 @@ def test_map_of_a_few_scans_matches_the_layout():
 
 
 def test_planned_path_keeps_clear_of_walls_and_reaches_a_viewpoint():
-    """From a scan of a known layout: the path to the first goal keeps the robot's disc
-    off every wall and object, and ends where the goal cell is in sight."""
+    """
+    From a scan of a known layout: the path to the first goal keeps clear of everything.
+
+    It keeps the robot's disc off every wall and object, and ends where the goal cell is
+    in sight.
+    """
     with World(_layout_with_walls(2)) as world:
         rng = np.random.default_rng(4)
         world.reset_robot(*world.random_free_pose(rng))
@@ -126,8 +139,11 @@ def test_planned_path_keeps_clear_of_walls_and_reaches_a_viewpoint():
 
 
 def test_a_wall_hides_what_is_behind_it_from_the_camera():
-    """Marking what the camera looked at needs line of sight: things beyond the beam toward
-    them stay unlooked however they lie in the field of view."""
+    """
+    Marking what the camera looked at needs line of sight.
+
+    Things beyond the beam toward them stay unlooked however they lie in the field of view.
+    """
     smap = ScanMap(hfov_rad=math.radians(60.0), view_range_m=3.5)
     pose = (0.0, 0.0, 0.0)
     ranges = np.full(360, np.inf)
@@ -145,9 +161,12 @@ def test_a_wall_hides_what_is_behind_it_from_the_camera():
 
 
 def test_policy_with_the_scan_finds_targets_on_ground_truth_answers():
-    """No ROS: the navigator's policy with the simulated lidar and certain answers on three
-    development episodes finds every target without touching anything, and its map of
-    the layout is right."""
+    """
+    No ROS: the policy with the simulated lidar and certain answers finds every target.
+
+    On three development episodes, without touching anything, and its map of the layout
+    is right.
+    """
     for episode in make_episodes(3, first_seed=5_000_030):
         policy = NavigationPolicy()
         row = simulate_episode(episode, oracle_observer, latency_s=0.02, use_scan=True,
@@ -157,8 +176,11 @@ def test_policy_with_the_scan_finds_targets_on_ground_truth_answers():
 
 
 def test_policy_goes_back_to_the_camera_when_the_scan_stops():
-    """The path ahead is the scan's while one comes (blocked here, though the model says
-    clear); without one the model's answer decides again."""
+    """
+    The path ahead is the scan's while one comes; without one the model's answer decides.
+
+    Blocked here, though the model says clear.
+    """
     policy = NavigationPolicy(PolicyConfig())
     policy.reset('search', 'red ball')
     ranges = np.full(180, np.inf)
@@ -179,10 +201,14 @@ def test_policy_goes_back_to_the_camera_when_the_scan_stops():
 
 @pytest.mark.ros
 def test_navigator_node_takes_the_scan_over_dds_and_refuses_a_bad_one(ros_domain):
-    """A real navigator_node in this process, a real Observe service that says the way to a
-    centred far target is clear, odometry, and a LaserScan with a wall 0.4 m ahead: the
-    navigator holds its ground by the scan. A malformed scan (no angle increment) is
-    refused and counted, and once scans stop the camera's answer decides again."""
+    """
+    A real navigator_node holds its ground by the scan, against the camera's answer.
+
+    In this process, a real Observe service that says the way to a centred far target is
+    clear, odometry, and a LaserScan with a wall 0.4 m ahead. A malformed scan (no angle
+    increment) is refused and counted, and once scans stop the camera's answer decides
+    again.
+    """
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from nav_msgs.msg import Odometry
