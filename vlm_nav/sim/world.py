@@ -31,6 +31,7 @@ import pybullet as p
 
 from vlm_nav.perception.vocabulary import BEARINGS, format_description, SeenObject
 from vlm_nav.sim.layout import Layout, ObjectSpec, Rect, ROBOT_RADIUS
+from vlm_nav.sim.plot import top_down_figure
 
 # An object is 'near' when the robot centre is within this many metres of the
 # object's centre (door: centre of its panel's face). Centre, not surface,
@@ -413,7 +414,6 @@ class World:
     # ---------------------------------------------------------------- misc
     def top_down(self, path: Optional[Sequence[Sequence[float]]] = None, **kwargs):
         """Return a matplotlib Figure of the layout, the robot and an optional trajectory."""
-        from vlm_nav.sim.plot import top_down_figure
         trajectory = list(path) if path is not None else [tuple(self._pose)]
         return top_down_figure(self.layout, trajectory, robot_radius=self.robot_radius,
                                **kwargs)
