@@ -34,7 +34,7 @@ from vlm_nav.ros.image import ENCODINGS
 KNOWN_ENCODING = st.one_of(st.sampled_from(sorted(ENCODINGS)),
                            st.sampled_from(sorted(ENCODINGS)).map(str.upper))
 ANY_ENCODING = st.one_of(KNOWN_ENCODING, st.text(max_size=12), st.sampled_from(
-    ['yuv422', '16UC1', 'bayer_rggb8', 'rgb16', '32FC1', '']))
+    ['16UC1', '32FC1', 'nv21', 'yuv422_uyvy', 'bayer_rggb', '']))
 SMALL_SIDE = st.integers(1, 16)
 ANY_SIDE = st.one_of(st.integers(0, 16), st.integers(0, 2 ** 32 - 1))
 UINT32 = st.integers(0, 2 ** 32 - 1)
@@ -50,7 +50,8 @@ def image_messages(draw) -> Image:
     """Draw an Image message: half well-formed (so conversion really runs), half anything."""
     if draw(WELL_FORMED):
         encoding, height, width = draw(KNOWN_ENCODING), draw(SMALL_SIDE), draw(SMALL_SIDE)
-        step = width * ENCODINGS[encoding.lower()][0] + draw(PAD)
+        layout = ENCODINGS[encoding.lower()]
+        step = (width * layout.channels + draw(PAD)) * layout.depth
         length = step * height
     else:
         encoding, height, width = draw(ANY_ENCODING), draw(ANY_SIDE), draw(ANY_SIDE)

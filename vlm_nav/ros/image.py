@@ -16,25 +16,53 @@
 Convert sensor_msgs images to and from numpy RGB, with the checks that keep bad frames out.
 
 cv_bridge is not available on the pip path (the PyPI `cv-bridge` is the ROS 1 one and
-breaks with numpy 2), so conversion is done here with numpy/OpenCV for the few
-encodings a camera sends.
+breaks with numpy 2), so conversion is done here with numpy/OpenCV, the way cv_bridge's
+``imgmsg_to_cv2(msg, 'rgb8')`` does it: the same OpenCV conversion codes (Bayer names
+mapped as in cv_bridge's table), colour conversion before the depth change, 16-bit values
+scaled to 8 bits by 255/65535 with rounding, byte order from ``is_bigendian``.
 """
 
-from typing import Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import cv2
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 
-# encoding -> (channels, conversion to RGB or None)
+
+class Layout(NamedTuple):
+    """How an encoding stores a pixel, and the OpenCV conversion that makes it RGB."""
+
+    channels: int               # values per pixel in the message (yuv422: 2, Bayer: 1)
+    depth: int                  # bytes per value: 1 or 2
+    conversion: Optional[int]   # cv2.COLOR_* code to RGB, None when already RGB
+
+
+# OpenCV names a Bayer pattern by the second row's second and third pixels, ROS by the
+# first 2x2 block: ROS rggb is OpenCV BG, bggr is RG, gbrg is GR, grbg is GB.
+_BAYER = {'rggb': cv2.COLOR_BayerBG2RGB, 'bggr': cv2.COLOR_BayerRG2RGB,
+          'gbrg': cv2.COLOR_BayerGR2RGB, 'grbg': cv2.COLOR_BayerGB2RGB}
+
 ENCODINGS = {
-    'rgb8': (3, None),
-    'bgr8': (3, cv2.COLOR_BGR2RGB),
-    'rgba8': (4, cv2.COLOR_RGBA2RGB),
-    'bgra8': (4, cv2.COLOR_BGRA2RGB),
-    'mono8': (1, cv2.COLOR_GRAY2RGB),
+    'rgb8': Layout(3, 1, None),
+    'bgr8': Layout(3, 1, cv2.COLOR_BGR2RGB),
+    'rgba8': Layout(4, 1, cv2.COLOR_RGBA2RGB),
+    'bgra8': Layout(4, 1, cv2.COLOR_BGRA2RGB),
+    'mono8': Layout(1, 1, cv2.COLOR_GRAY2RGB),
+    'rgb16': Layout(3, 2, None),
+    'bgr16': Layout(3, 2, cv2.COLOR_BGR2RGB),
+    'rgba16': Layout(4, 2, cv2.COLOR_RGBA2RGB),
+    'bgra16': Layout(4, 2, cv2.COLOR_BGRA2RGB),
+    'mono16': Layout(1, 2, cv2.COLOR_GRAY2RGB),
+    # 4:2:2, two pixels sharing U and V; sensor_msgs also names them uyvy and yuyv.
+    'yuv422': Layout(2, 1, cv2.COLOR_YUV2RGB_UYVY),
+    'uyvy': Layout(2, 1, cv2.COLOR_YUV2RGB_UYVY),
+    'yuv422_yuy2': Layout(2, 1, cv2.COLOR_YUV2RGB_YUY2),
+    'yuyv': Layout(2, 1, cv2.COLOR_YUV2RGB_YUY2),
+    **{f'bayer_{pattern}{bits}': Layout(1, bits // 8, code)
+       for pattern, code in _BAYER.items() for bits in (8, 16)},
 }
 MAX_SIDE = 8192   # larger frames are refused: no camera the package targets sends them
+SCALE_16_TO_8 = 255.0 / 65535.0   # cv_bridge's factor for a 16-bit to 8-bit conversion
 
 
 class ImageError(ValueError):
@@ -47,26 +75,45 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     if encoding not in ENCODINGS:
         raise ImageError(f'unsupported encoding {msg.encoding!r} '
                          f'(supported: {", ".join(sorted(ENCODINGS))})')
-    channels, conversion = ENCODINGS[encoding]
+    channels, depth, conversion = ENCODINGS[encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
         raise ImageError(f'empty image {width}x{height}')
     if height > MAX_SIDE or width > MAX_SIDE:
         raise ImageError(f'image {width}x{height} exceeds {MAX_SIDE} px per side')
-    if step < width * channels:
-        raise ImageError(f'step {step} < width*channels {width * channels}')
+    if channels == 2 and width % 2:
+        raise ImageError(f'{encoding} image has odd width {width}: pixels come in pairs '
+                         'that share U and V, so the width must be even')
+    if encoding.startswith('bayer_') and (height < 3 or width < 3):
+        raise ImageError(f'{encoding} image {width}x{height} is too small to demosaic '
+                         '(at least 3x3 pixels)')
+    pixel_bytes = channels * depth
+    if step < width * pixel_bytes:
+        raise ImageError(f'step {step} < width*bytes per pixel {width}*{pixel_bytes} = '
+                         f'{width * pixel_bytes}')
+    if step % depth:
+        raise ImageError(f'step {step} is not a multiple of {depth}, the size of one '
+                         f'{encoding} value')
     if len(msg.data) != step * height:
         raise ImageError(f'data has {len(msg.data)} bytes, expected step*height = '
                          f'{step * height}')
     flat = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, (bytes, bytearray))
                          else msg.data, dtype=np.uint8)
-    rows = flat.reshape(height, step)[:, :width * channels]
+    rows = flat.reshape(height, step)[:, :width * pixel_bytes]
+    if depth == 2:
+        # Any non-zero is_bigendian means big-endian; astype gives native uint16 values.
+        order = '>u2' if msg.is_bigendian else '<u2'
+        rows = np.ascontiguousarray(rows).view(order).astype(np.uint16)
     pixels = rows.reshape(height, width, channels)
-    if conversion is None:
-        return np.ascontiguousarray(pixels)
     if channels == 1:
         pixels = pixels[:, :, 0]
-    return cv2.cvtColor(np.ascontiguousarray(pixels), conversion)
+    rgb = np.ascontiguousarray(pixels)
+    if conversion is not None:
+        rgb = cv2.cvtColor(rgb, conversion)
+    if depth == 2:
+        # cv_bridge: convertTo(CV_8U, 255/65535) after the colour conversion (rounded).
+        rgb = cv2.convertScaleAbs(rgb, alpha=SCALE_16_TO_8)
+    return rgb
 
 
 def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
