@@ -97,21 +97,28 @@ def test_report_rescore_recomputes_spl_from_the_recorded_paths(tmp_path):
     assert listed[0]['shortest_m'] == pytest.approx(episodes[0].shortest_m)
 
 
-def test_the_bench_commands_load_without_the_simulator_torch_or_ros(tmp_path):
-    """
-    `vlm-nav` builds the bench parsers for every command (doctor too): they load light.
-
-    On a machine without pybullet (the GPU image), and importing neither torch nor rclpy.
-    """
-    (tmp_path / 'pybullet.py').write_text('raise ImportError("no pybullet here")\n')
-    probe = ('import sys; import vlm_nav.bench.nav, vlm_nav.bench.model, vlm_nav.bench.served; '
+def _loaded(modules, env=None):
+    """Of pybullet, torch and rclpy, those that importing ``modules`` loads (a subprocess)."""
+    probe = (f"import sys; import {', '.join(modules)}; "
              "print(sorted(m for m in ('pybullet', 'torch', 'rclpy') if m in sys.modules))")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(tmp_path)] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
     result = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True,
                             env=env, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == '[]'
+    return result.stdout.strip()
+
+
+def test_the_bench_commands_load_light(tmp_path):
+    """
+    `vlm-nav bench model` and `bench served` load without pybullet, torch or rclpy.
+
+    The GPU image has no pybullet; the model loads torch when it runs. `bench nav` needs
+    the simulator, and also loads neither torch nor rclpy (ROS: only a ROS run).
+    """
+    (tmp_path / 'pybullet.py').write_text('raise ImportError("no pybullet here")\n')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(tmp_path)] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
+    assert _loaded(['vlm_nav.bench.model', 'vlm_nav.bench.served'], env) == '[]'
+    assert _loaded(['vlm_nav.bench.nav']) == "['pybullet']"
 
 
 def test_spl():

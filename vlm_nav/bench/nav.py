@@ -26,10 +26,6 @@ package's navigator on Observe probabilities), oracle (the scored navigator on
 ground-truth perception, oracle_node: the upper bound); scored_scan and oracle_scan: the
 same with the simulator's planar lidar (scan) mapped by the navigator (use_scan), the
 others run with use_scan false (the camera alone).
-
-vlm_nav.sim (pybullet) is imported where episodes are made or drawn: `vlm-nav` builds
-this module's parser for every command, and pybullet is optional (the GPU image has
-none; `vlm-nav doctor` reports it missing).
 """
 
 import argparse
@@ -39,14 +35,15 @@ import json
 import os
 import sys
 import time
-from typing import Dict, List, Optional, Tuple, TYPE_CHECKING
+from typing import Dict, List, Optional, Tuple
 
 from vlm_nav.bringup.profiles import node_parameters
 from vlm_nav.models import load_backend
 from vlm_nav.nav.free_text import FreeTextPolicy
-
-if TYPE_CHECKING:
-    from vlm_nav.sim.episodes import Episode
+from vlm_nav.sim import make_layout, save_top_down
+from vlm_nav.sim.episodes import (Episode, FIRST_SEED, free_text_answerer, make_episodes,
+                                  model_observer, oracle_observer, SHORTEST_PATH,
+                                  simulate_episode, spl)
 
 POLICIES = ('original', 'scored', 'oracle', 'scored_scan', 'oracle_scan')
 DEFAULT_OUT = os.path.join('bench', 'results', 'nav')
@@ -61,9 +58,7 @@ class NoRosRunner:
         self.backend = None
         self.navigator = node_parameters('navigator_node', args.params_file or '')
 
-    def run(self, episode: 'Episode', policy: str) -> Dict:
-        from vlm_nav.sim.episodes import (free_text_answerer, model_observer, oracle_observer,
-                                          simulate_episode)
+    def run(self, episode: Episode, policy: str) -> Dict:
         a = self.args
         if not policy.startswith('oracle') and self.backend is None:
             import torch
@@ -164,7 +159,6 @@ def write_results(out: str, rows: List[Dict], meta: Dict) -> Dict:
 
 
 def save_trajectory(out: str, row: Dict) -> None:
-    from vlm_nav.sim import make_layout, save_top_down
     folder = os.path.join(out, 'trajectories')
     os.makedirs(folder, exist_ok=True)
     verdict = 'SUCCESS' if row['success'] else row['outcome'].upper()
@@ -177,9 +171,8 @@ def save_trajectory(out: str, row: Dict) -> None:
 # ---- command line ----
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--episodes', type=int, default=50)
-    parser.add_argument('--first-seed', type=int, default=None,
-                        help='layout seed of episode 0 (default: sim.episodes.FIRST_SEED, '
-                             '3 000 000; held out: never used in training)')
+    parser.add_argument('--first-seed', type=int, default=FIRST_SEED,
+                        help='layout seed of episode 0 (held out: never used in training)')
     parser.add_argument('--policies', nargs='+', choices=POLICIES,
                         default=list(POLICIES),
                         help='the _scan ones add the simulated lidar (use_scan)')
@@ -212,14 +205,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'path kept) and rewrite episodes.csv')
 
 
-def rescore(rows: List[Dict], meta: Dict) -> Tuple[List[Dict], List['Episode']]:
+def rescore(rows: List[Dict], meta: Dict) -> Tuple[List[Dict], List[Episode]]:
     """
     Recompute shortest_m and spl of rows by the current shortest-path definition.
 
     For results recorded under an earlier one: each row's episode is rebuilt from its
     seed. Returns the rows and the rebuilt episodes.
     """
-    from vlm_nav.sim.episodes import make_episodes, spl
     distance = float(meta.get('success_distance_m', 1.3))
     first = min(int(r['seed']) - int(r['episode']) for r in rows)
     count = max(int(r['episode']) for r in rows) + 1
@@ -247,7 +239,6 @@ def report(out: str, rescore_rows: bool = False) -> Dict[str, Dict]:
         with open(path) as f:
             meta = json.load(f)
     if rescore_rows:
-        from vlm_nav.sim.episodes import SHORTEST_PATH
         rows, episodes = rescore(rows, meta)
         with open(os.path.join(out, 'episodes.csv'), 'w', newline='') as f:
             writer = csv.DictWriter(f, fields)
@@ -269,9 +260,6 @@ def run(args) -> int:
     if args.report_only:
         print(json.dumps(report(args.out, args.rescore), indent=1))
         return 0
-    from vlm_nav.sim.episodes import FIRST_SEED, make_episodes, SHORTEST_PATH
-    if args.first_seed is None:
-        args.first_seed = FIRST_SEED
     command = 'vlm-nav bench nav ' + ' '.join(sys.argv[3:] if sys.argv[1:3] == ['bench', 'nav']
                                               else sys.argv[1:])
     print(f'[bench] {args.episodes} episodes x {", ".join(args.policies)}; '
