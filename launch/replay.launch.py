@@ -12,16 +12,43 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Offline: frames from a rosbag2 recording instead of a camera, through the whole stack."""
+"""
+Offline: frames from a rosbag2 recording instead of a camera, through the whole stack.
+
+The launch ends when bag_player_node does, as `vlm-nav bringup replay` does: 3 s after the
+bag is over (the last answers are on their way), at once and with exit code 1 when the
+replay failed (no camera in the bag, every frame refused, nothing subscribed: the
+player's last line says which).
+"""
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import (DeclareLaunchArgument, EmitEvent, RegisterEventHandler,
+                            TimerAction)
 from launch.conditions import IfCondition
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+
+REPLAY_DRAIN_S = 3.0    # after the bag is over, before the stack stops (as bringup waits)
+
+
+class ReplayFailed(RuntimeError):
+    """The player exited non-zero: raised in the launch, which then exits 1."""
+
+
+def _on_player_exit(event, context):
+    """End the launch: after the drain when the bag is over, at once when the replay failed."""
+    if event.returncode == 0:
+        return [TimerAction(period=REPLAY_DRAIN_S, actions=[
+            EmitEvent(event=Shutdown(reason='bag_player_node finished the bag'))])]
+    # launch's exit code is 1 only for an error raised in it, not for a process's exit code.
+    raise ReplayFailed(f'bag_player_node exited with code {event.returncode}: the replay '
+                       'failed; its last line above says why')
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -31,6 +58,13 @@ def generate_launch_description() -> LaunchDescription:
     model = LaunchConfiguration('model')
     record = LaunchConfiguration('record')
     target = LaunchConfiguration('target')
+    player = Node(package='vlm_nav', executable='bag_player_node', name='bag_player_node',
+                  parameters=[params_file, {
+                      'bag': ParameterValue(LaunchConfiguration('bag'), value_type=str),
+                      'camera_topic': ParameterValue(LaunchConfiguration('camera_topic'),
+                                                     value_type=str),
+                      'distro': ParameterValue(LaunchConfiguration('distro'), value_type=str),
+                  }], output='screen')
     return LaunchDescription([
         DeclareLaunchArgument('params_file', default_value=default_params,
                               description='parameters of every vlm_nav node'),
@@ -40,11 +74,16 @@ def generate_launch_description() -> LaunchDescription:
                               description='rosbag2 folder to record into; empty = no recording'),
         DeclareLaunchArgument('target', default_value='',
                               description='search target; empty = navigator idle'),
-        DeclareLaunchArgument('bag', description='rosbag2 folder to replay'),
+        DeclareLaunchArgument('bag', description='rosbag2 to replay: its folder or one '
+                              '.mcap/.db3 file'),
+        DeclareLaunchArgument('camera_topic', default_value='',
+                              description="the bag's camera topic; empty = its only camera"),
+        DeclareLaunchArgument('distro', default_value='',
+                              description='typestore for a bag without stored message '
+                              'definitions (humble, jazzy, ...); empty = from the bag'),
         DeclareLaunchArgument('monitor', default_value='false',
                               description='also start monitor_node (security alerts)'),
-        Node(package='vlm_nav', executable='bag_player_node', name='bag_player_node',
-             parameters=[params_file, {'bag': LaunchConfiguration('bag')}], output='screen'),
+        player,
         Node(package='vlm_nav', executable='vlm_node', name='vlm_node',
              parameters=[params_file, {'model': model}], output='screen'),
         Node(package='vlm_nav', executable='scene_describer_node', name='scene_describer_node',
@@ -57,4 +96,5 @@ def generate_launch_description() -> LaunchDescription:
         Node(package='vlm_nav', executable='recorder', name='recorder',
              parameters=[params_file, {'output': record}], output='screen',
              condition=IfCondition(PythonExpression(["'", record, "' != ''"]))),
+        RegisterEventHandler(OnProcessExit(target_action=player, on_exit=_on_player_exit)),
     ])

@@ -24,6 +24,7 @@ import time
 
 from builtin_interfaces.msg import Time
 from conftest import REPO, running_stack
+from geometry_msgs.msg import Twist
 import numpy as np
 import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
@@ -136,10 +137,15 @@ def test_bringup_replay_ends_cleanly_with_the_bag(ros_domain, tiny_llava_dir, tm
     done = subprocess.run(command + ['--bag', str(REPO / 'test' / 'data' / 'sim_turn')],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert 'replay finished: 25 messages' in done.stdout
+    assert 'replay finished: 25 frames (25 with a subscriber)' in done.stdout
     empty = tmp_path / 'no_camera'
-    write_bag(str(empty), [('/other', 1, Image())], 'mcap')
+    write_bag(str(empty), [('/other', 1, Twist())], 'mcap')
     failed = subprocess.run(command + ['--bag', str(empty)], capture_output=True, text=True,
                             timeout=120)
+    # Refused before any node starts: one line naming the bag, no traceback.
     assert failed.returncode == 1, failed.stdout[-3000:]
-    assert 'none of' in failed.stdout and 'bag_player_node' in failed.stdout
+    assert failed.stderr.strip() == (f'vlm-nav: error: {empty} has no camera stream '
+                                      '(sensor_msgs/msg/Image or CompressedImage); its topics: '
+                                      '/other (Twist); record the camera topic too (e.g. '
+                                      '`ros2 bag record /camera/image_raw`)'), failed.stderr
+    assert 'bag_player_node' not in failed.stdout

@@ -24,6 +24,7 @@ as Python syntax trees: every Node(...) and DeclareLaunchArgument(...) in them.
 
 import ast
 from dataclasses import asdict
+import importlib.util
 from pathlib import Path
 import re
 
@@ -101,6 +102,63 @@ def test_launch_file_and_bringup_agree(profile):
 def test_every_launch_file_is_a_bringup_profile():
     profiles = {p.name[:-len('.launch.py')] for p in LAUNCH.glob('*.launch.py')}
     assert profiles == set(PROFILE_ARGUMENTS)
+
+
+def _call_name(call: ast.Call) -> str:
+    return getattr(call.func, 'id', getattr(call.func, 'attr', ''))
+
+
+def test_replay_launch_ends_when_the_player_exits():
+    """
+    Check that replay.launch.py shuts the launch down when bag_player_node exits.
+
+    An OnProcessExit handler on the player's Node emits Shutdown when the bag is over and
+    raises (launch's exit code 1) when the player failed, as `vlm-nav bringup replay` stops
+    the stack and exits 1.
+    """
+    tree = ast.parse((LAUNCH / 'replay.launch.py').read_text())
+    calls = [c for c in ast.walk(tree) if isinstance(c, ast.Call)]
+    players = {target.id for a in ast.walk(tree) if isinstance(a, ast.Assign)
+               and isinstance(a.value, ast.Call) and _call_name(a.value) == 'Node'
+               and any(k.arg == 'executable' and _const(k.value) == 'bag_player_node'
+                       for k in a.value.keywords)
+               for target in a.targets if isinstance(target, ast.Name)}
+    assert players, 'the player Node is not bound to a name an event handler can target'
+    handlers = [inner for c in calls if _call_name(c) == 'RegisterEventHandler'
+                for inner in c.args if isinstance(inner, ast.Call)
+                and _call_name(inner) == 'OnProcessExit']
+    assert len(handlers) == 1, 'no RegisterEventHandler(OnProcessExit(...)) in replay.launch.py'
+    kwargs = {k.arg: k.value for k in handlers[0].keywords}
+    target = kwargs.get('target_action')
+    assert isinstance(target, ast.Name) and target.id in players, 'not targeting the player'
+    on_exit = kwargs['on_exit']
+    if isinstance(on_exit, ast.Name):      # a function of (event, context)
+        on_exit = next(f for f in ast.walk(tree)
+                       if isinstance(f, ast.FunctionDef) and f.name == on_exit.id)
+    inside = [c for c in ast.walk(on_exit) if isinstance(c, ast.Call)]
+    assert 'Shutdown' in {_call_name(c) for c in inside}, 'on_exit does not emit Shutdown'
+    assert any(isinstance(n, ast.Raise) for n in ast.walk(on_exit)), \
+        'a failed player must make the launch fail (an error raised in the handler)'
+    assert any(isinstance(n, ast.Attribute) and n.attr == 'returncode'
+               for n in ast.walk(on_exit)), "on_exit does not look at the player's exit code"
+
+
+def test_replay_launch_handler_with_the_launch_package():
+    """Where `launch` is installed: the handler returns a delayed Shutdown or raises."""
+    pytest.importorskip('launch_ros')
+    from launch.actions import TimerAction
+    from launch.events.process import ProcessExited
+    spec = importlib.util.spec_from_file_location('replay_launch', LAUNCH / 'replay.launch.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def exited(code):
+        return ProcessExited(returncode=code, action=None, name='bag_player_node-1',
+                             cmd=['bag_player_node'], cwd=None, env=None, pid=1)
+    (timer,) = module._on_player_exit(exited(0), None)
+    assert isinstance(timer, TimerAction)
+    with pytest.raises(RuntimeError, match='exited with code 1'):
+        module._on_player_exit(exited(1), None)
 
 
 def test_config_declares_exactly_the_node_parameters():

@@ -44,7 +44,8 @@ class NodeSpec:
 PROFILE_ARGUMENTS: Dict[str, List[str]] = {
     'explore': ['params_file', 'model', 'record'],
     'search': ['params_file', 'model', 'target', 'record'],
-    'replay': ['params_file', 'model', 'target', 'bag', 'record', 'monitor'],
+    'replay': ['params_file', 'model', 'target', 'bag', 'camera_topic', 'distro', 'record',
+               'monitor'],
     'sim': ['params_file', 'model', 'target', 'seed', 'record', 'monitor'],
     'monitor': ['params_file', 'model', 'scenario_file', 'scenarios', 'alert_dir', 'record'],
 }
@@ -80,12 +81,14 @@ def node_parameters(node: str, params_file: str = '') -> Dict[str, object]:
 def profile_nodes(profile: str, model: str = '', target: str = '',
                   seed: int = 0, bag: str = '', record: str = '', monitor: bool = False,
                   scenario_file: str = '', scenarios: str = '',
-                  alert_dir: str = '') -> List[NodeSpec]:
+                  alert_dir: str = '', camera_topic: str = '',
+                  distro: str = '') -> List[NodeSpec]:
     """
     Return the nodes of a profile; arguments become parameter overrides, as in launch files.
 
     monitor adds monitor_node to sim and replay (the monitor profile always has it: a
-    fixed camera, the VLM and the monitor, no navigation).
+    fixed camera, the VLM and the monitor, no navigation). camera_topic and distro are the
+    replayed bag's camera and the typestore for a bag without message definitions.
     """
     if profile not in PROFILE_ARGUMENTS:
         raise ValueError(f'unknown profile {profile!r}; one of {sorted(PROFILE_ARGUMENTS)}')
@@ -107,7 +110,8 @@ def profile_nodes(profile: str, model: str = '', target: str = '',
     if profile == 'sim':
         source = NodeSpec('sim_node', 'sim_node', {'seed': seed})
     elif profile == 'replay':
-        source = NodeSpec('bag_player_node', 'bag_player_node', {'bag': bag})
+        source = NodeSpec('bag_player_node', 'bag_player_node', {
+            'bag': bag, 'camera_topic': camera_topic, 'distro': distro})
     else:
         source = NodeSpec('camera_node', 'camera_node')
     nodes = [source, vlm, describer, navigator]

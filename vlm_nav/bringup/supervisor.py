@@ -20,13 +20,14 @@ them vlm_nav needs: one process per node, --params-file plus overrides, prefixed
 SIGINT to all on exit, then SIGTERM and SIGKILL to what is left.
 """
 
+from collections import deque
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Deque, Dict, List, Optional, Sequence
 
 from vlm_nav.bringup.profiles import NodeSpec
 
@@ -41,6 +42,8 @@ def ros_value(value: object) -> str:
         return '[' + ', '.join(ros_value(v) for v in value) + ']'
     return repr(value)
 
+
+TAIL_LINES = 50     # lines of each node's output kept (Stack.tails)
 
 # executable -> its module, where that is not vlm_nav.<executable> (setup.py's console_scripts)
 MODULES = {'oracle_node': 'vlm_nav.bench.oracle_node'}
@@ -69,7 +72,10 @@ class Stack:
         self.env = dict(os.environ, **(env or {}), PYTHONUNBUFFERED='1')
         self.echo, self.log_dir = echo, log_dir
         self.processes: Dict[str, subprocess.Popen] = {}
+        # each node's last lines of output: why a node that exited failed
+        self.tails: Dict[str, Deque[str]] = {}
         self._threads: List[threading.Thread] = []
+        self._pumps: Dict[str, threading.Thread] = {}
 
     def start(self) -> 'Stack':
         for spec in self.specs:
@@ -84,11 +90,14 @@ class Stack:
         thread = threading.Thread(target=self._pump, args=(spec.name, process), daemon=True)
         thread.start()
         self._threads.append(thread)
+        self._pumps[spec.name] = thread
         return process
 
     def _pump(self, name: str, process: subprocess.Popen) -> None:
         log = open(os.path.join(self.log_dir, f'{name}.log'), 'a') if self.log_dir else None
+        tail = self.tails.setdefault(name, deque(maxlen=TAIL_LINES))
         for line in process.stdout:
+            tail.append(line.rstrip('\n'))
             if self.echo:
                 sys.stdout.write(f'[{name}] {line}')
                 sys.stdout.flush()
@@ -123,6 +132,13 @@ class Stack:
                                  max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     pass
+
+    def output_tail(self, name: str, timeout: float = 2.0) -> List[str]:
+        """Return a node's last lines of output, to its end if it has exited (up to timeout)."""
+        pump = self._pumps.get(name)
+        if pump is not None and self.processes[name].poll() is not None:
+            pump.join(timeout)
+        return list(self.tails.get(name, ()))
 
     def dead(self) -> List[str]:
         return [name for name, p in self.processes.items() if p.poll() is not None]

@@ -16,15 +16,21 @@
 
 import argparse
 import importlib
+import os
 import sys
 import time
 from types import ModuleType
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 from vlm_nav.bringup.profiles import default_params_file, PROFILE_ARGUMENTS, profile_nodes
 from vlm_nav.bringup.supervisor import ros_value, Stack
 
 REPLAY_DRAIN_S = 3.0    # after a replay ends, before the stack stops
+FAILED = 'replay failed: '    # bag_player_node's line saying why (vlm_nav.bag_player_node)
+
+# Errors a subcommand reports as one line (`vlm-nav: error: ...`, exit 1) instead of a
+# traceback, by class (module.name), so that none of their modules is imported here.
+REPORTED_ERRORS = ('vlm_nav.ros.bags.BagError',)
 
 # The subcommands that live in modules of their own: name -> (module, help). A module is
 # imported only when its subcommand runs, not at the top: demo, evaluate-bag, record and
@@ -46,27 +52,77 @@ BENCHES = {
 }
 
 
+def _debug() -> bool:
+    return os.environ.get('VLM_NAV_DEBUG', '') not in ('', '0')
+
+
+def _reported(error: BaseException) -> bool:
+    return any(f'{c.__module__}.{c.__qualname__}' in REPORTED_ERRORS
+               for c in type(error).__mro__)
+
+
+def _run_reporting_errors(run: Callable[[argparse.Namespace], int],
+                          args: argparse.Namespace) -> int:
+    """
+    Run a subcommand; an error it reports becomes one line on stderr and exit code 1.
+
+    The line is `vlm-nav: error: MESSAGE` (the message names the file and what to do);
+    --debug or VLM_NAV_DEBUG=1 shows the traceback instead.
+    """
+    try:
+        return run(args)
+    except Exception as error:  # noqa: B902 - only REPORTED_ERRORS are caught; others re-raised
+        if _debug() or not _reported(error):
+            raise
+        print(f'vlm-nav: error: {error}', file=sys.stderr, flush=True)
+        return 1
+
+
+def _check_bag(args) -> None:
+    """Open the bag to replay and find its camera, before any node starts (BagError if not)."""
+    from vlm_nav.ros.bags import Bag     # deferred: rosbags (see COMMANDS)
+    with Bag(args.bag, args.distro) as bag:
+        camera = bag.select_camera(args.camera_topic)
+        print(f'[vlm-nav] replay {bag.describe()}: camera {camera.describe()}', flush=True)
+
+
+def _player_failure(stack: Stack) -> str:
+    """Return why bag_player_node failed: its `replay failed:` line, or its exit code."""
+    for line in reversed(stack.output_tail('bag_player_node')):
+        if FAILED in line:
+            return line.split(FAILED, 1)[1].strip()
+    code = stack.processes['bag_player_node'].returncode
+    return f'bag_player_node exited with code {code}; its output above says why'
+
+
 def _bringup(args) -> int:
-    if args.profile == 'replay' and not args.bag:
-        print('replay needs --bag PATH (a rosbag2 folder)')
-        return 2
+    if args.profile == 'replay':
+        if not args.bag:
+            print('replay needs --bag PATH (a rosbag2 folder or .mcap/.db3 file)')
+            return 2
+        _check_bag(args)
     specs = profile_nodes(args.profile, model=args.model, target=args.target,
                           seed=args.seed, bag=args.bag, record=args.record,
                           monitor=args.monitor, scenario_file=args.scenario_file,
-                          scenarios=args.scenarios, alert_dir=args.alert_dir)
+                          scenarios=args.scenarios, alert_dir=args.alert_dir,
+                          camera_topic=args.camera_topic, distro=args.distro)
     with Stack(specs, args.params_file) as stack:
         print(f'[vlm-nav] {args.profile}: started ' +
               ', '.join(s.name for s in specs) + ' (Ctrl-C stops)')
         try:
             while not stack.dead():
                 time.sleep(0.5)
-            if stack.dead() == ['bag_player_node'] and \
-                    stack.processes['bag_player_node'].returncode == 0:
-                # The bag is over: the end of the input, not a failure. The last frames'
-                # answers and decisions are still on their way.
-                print(f'[vlm-nav] replay finished; stopping in {REPLAY_DRAIN_S:.0f} s')
-                time.sleep(REPLAY_DRAIN_S)
-                return 0
+            if stack.dead() == ['bag_player_node']:
+                if stack.processes['bag_player_node'].returncode == 0:
+                    # The bag is over: the end of the input, not a failure. The last
+                    # frames' answers and decisions are still on their way.
+                    print(f'[vlm-nav] replay finished; stopping in {REPLAY_DRAIN_S:.0f} s')
+                    time.sleep(REPLAY_DRAIN_S)
+                    return 0
+                # A replay that delivered no frame: the player's one line says why.
+                print(f'vlm-nav: error: {_player_failure(stack)}', file=sys.stderr,
+                      flush=True)
+                return 1
             print(f'[vlm-nav] node(s) exited: {", ".join(stack.dead())}; stopping')
             return 1
         except KeyboardInterrupt:
@@ -105,6 +161,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     words = [a for a in argv if not a.startswith('-')] + ['', '']
     modules = {}
     parser = argparse.ArgumentParser(prog='vlm-nav', description=__doc__)
+    parser.add_argument('--debug', action='store_true',
+                        help='show the traceback of an error (also VLM_NAV_DEBUG=1)')
     sub = parser.add_subparsers(dest='command', required=True)
 
     bringup = sub.add_parser('bringup', help='start a profile (like ros2 launch)')
@@ -112,7 +170,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     bringup.add_argument('--params-file', default=None)
     bringup.add_argument('--model', default='', help="HF id or folder; '' = embedded")
     bringup.add_argument('--target', default='', help='search target (search/sim/replay)')
-    bringup.add_argument('--bag', default='', help='rosbag2 to replay (replay)')
+    bringup.add_argument('--bag', default='',
+                         help='rosbag2 to replay: its folder or one .mcap/.db3 file (replay)')
+    bringup.add_argument('--camera-topic', default='',
+                         help="replay: the bag's camera topic; '' = its only camera")
+    bringup.add_argument('--distro', default='',
+                         help='replay: typestore for a bag without stored message '
+                         "definitions (humble, jazzy, ...); '' = from the bag")
+    bringup.add_argument('--debug', action='store_true', default=argparse.SUPPRESS,
+                         help='show the traceback of an error (also VLM_NAV_DEBUG=1)')
     bringup.add_argument('--seed', type=int, default=0, help='simulator layout (sim)')
     bringup.add_argument('--record', default='', help='also record a rosbag2 into this folder')
     bringup.add_argument('--monitor', action='store_true',
@@ -130,7 +196,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     record.add_argument('--output', '-o', default='', help='bag folder to create')
     record.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
     record.add_argument('--topics', nargs='+', default=None,
-                        help='default: camera, descriptions, navigator state, cmd_vel')
+                        help='default: camera and camera_info, depth, scan, odom, '
+                        'descriptions, navigator state, cmd_vel, debug image, markers, '
+                        'ground truth (those published)')
     record.add_argument('--duration', type=float, default=0.0,
                         help='seconds from the first recorded message; 0 = until Ctrl-C')
     record.add_argument('--params-file', default=None)
@@ -146,14 +214,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     modules['doctor'] = _module_parser(sub, 'doctor', COMMANDS, words[0])
 
     args = parser.parse_args(argv)
+    if args.debug:
+        os.environ['VLM_NAV_DEBUG'] = '1'     # the nodes a bringup starts inherit it
     if args.command == 'bringup':
         args.params_file = args.params_file or default_params_file()
-        return _bringup(args)
+        return _run_reporting_errors(_bringup, args)
     if args.command == 'record':
-        return _record(args)
+        return _run_reporting_errors(_record, args)
     module = benches.get(args.bench) if args.command == 'bench' else modules.get(args.command)
     if module is not None:
-        return module.run(args)
+        return _run_reporting_errors(module.run, args)
     parser.error(f'unknown command {args.command}')
     return 2
 
