@@ -19,12 +19,17 @@ Answers are scored against the simulator's ground truth, recorded beside the fra
 
     vlm-nav evaluate-bag BAG [--model PATH_OR_ID] [--out DIR] [--max-frames N]
 
-The bag needs camera frames (sensor_msgs/Image or CompressedImage) and sim/ground_truth
-(the JSON sim_node publishes with the same stamp as each frame); `vlm-nav record` with
-`--topics camera/image_raw sim/ground_truth` records one. Every frame is asked exactly the
-closed-set questions the vlm_node asks (vlm_nav.perception.vocabulary) for every object of the
-layout, through the backend the vlm_node loads (vlm_nav.models.load_backend), so the numbers
-describe what the navigator would get. Scores: visible / bearing / near-far / path-clear accuracy,
+The bag (any rosbag2 vlm_nav.ros.bags opens) needs camera frames (sensor_msgs/Image in
+any encoding vlm_nav.ros.image converts, or CompressedImage; its only camera, or
+`--camera-topic`) and sim/ground_truth (the JSON sim_node publishes with the same stamp as
+each frame); `vlm-nav bringup sim --record DIR` records one. Frames that can't be decoded
+and frames without ground truth are skipped and counted; only a bag where no frame could
+be scored is an error.
+
+Every frame is asked exactly the closed-set questions the vlm_node asks
+(vlm_nav.perception.vocabulary) for every object of the layout, through the backend the
+vlm_node loads (vlm_nav.models.load_backend), so the numbers describe what the navigator
+would get. Scores: visible / bearing / near-far / path-clear accuracy,
 agreement of the navigation policy's decision on the model's answers with its decision on
 the truth, and latency, each with its chance or majority baseline. No ROS graph is needed.
 """
@@ -39,15 +44,13 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from rosbags.highlevel import AnyReader
 
 from vlm_nav.models import load_backend
 from vlm_nav.nav.policy import Decision, NavigationPolicy
 from vlm_nav.perception import vocabulary
 from vlm_nav.perception.vocabulary import BEARINGS, DISTANCES, Observation, YES_NO
-from vlm_nav.ros.bag_types import message_class
+from vlm_nav.ros.bags import Bag, BagError, topic_name
 
-IMAGE_TOPIC = '/camera/image_raw'
 TRUTH_TOPIC = '/sim/ground_truth'
 
 
@@ -58,40 +61,87 @@ class LabelledFrame:
     truth: Dict          # sim_node's ground truth JSON for this frame
 
 
-def read_labelled_frames(bag: str, image_topic: str = IMAGE_TOPIC,
-                         truth_topic: str = TRUTH_TOPIC, tolerance_s: float = 0.005,
-                         max_frames: Optional[int] = None) -> List[LabelledFrame]:
-    """Return the bag's frames paired with the ground truth of their stamp (unpaired dropped)."""
-    from rclpy.serialization import deserialize_message
+class LabelledFrames(list):
+    """The LabelledFrames of a bag, with its camera and the frames skipped, by reason."""
 
-    from vlm_nav.ros.image import compressed_to_rgb, image_to_rgb
-    images, truths = [], []
-    with AnyReader([Path(bag)]) as reader:
-        topics = {c.topic for c in reader.connections}
-        for wanted in (image_topic, truth_topic):
-            if wanted not in topics:
-                raise ValueError(f'{bag} has no {wanted} (topics: {sorted(topics)})')
-        wanted = [c for c in reader.connections if c.topic in (image_topic, truth_topic)]
-        for connection, _, raw in reader.messages(connections=wanted):
-            msg = deserialize_message(bytes(raw), message_class(connection.msgtype))
-            if connection.topic == truth_topic:
-                truth = json.loads(msg.data)
+    def __init__(self, frames=(), bag: str = '', camera: str = '', note: str = ''):
+        super().__init__(frames)
+        self.bag, self.camera, self.note = bag, camera, note
+        self.seen = 0               # camera frames looked at
+        self.refused = 0            # ... that could not be decoded or converted
+        self.first_refusal = ''
+        self.unpaired = 0           # ... with no ground truth of their stamp
+        self.bad_truth = 0          # ground truth messages that are not sim_node's JSON
+
+    def skipped(self) -> Dict[str, object]:
+        return {'refused': self.refused, 'no_truth': self.unpaired,
+                'bad_truth': self.bad_truth, 'first_refusal': self.first_refusal}
+
+    def why_none(self) -> str:
+        """Return why no frame could be scored, and what to do: one line."""
+        if not self.seen:
+            return f'{self.bag} has no frame on {self.camera}'
+        parts = []
+        if self.refused:
+            parts.append(f'{self.refused} refused ({self.first_refusal})')
+        if self.unpaired:
+            parts.append(f'{self.unpaired} without ground truth of the same stamp')
+        return (f'no frame of {self.bag} could be scored: of {self.seen} frames on '
+                f'{self.camera}, {", ".join(parts)}; frames and ground truth must share '
+                'stamps as sim_node publishes them (check --camera-topic and --truth-topic)')
+
+
+def read_labelled_frames(bag: str, image_topic: str = '', truth_topic: str = TRUTH_TOPIC,
+                         tolerance_s: float = 0.005, max_frames: Optional[int] = None,
+                         distro: str = '') -> LabelledFrames:
+    """
+    Return the bag's frames paired with the ground truth of their stamp.
+
+    image_topic '' is the bag's only camera. Frames that can't be decoded or converted, and
+    frames without ground truth, are skipped and counted (LabelledFrames.skipped()); only
+    frames with ground truth are decoded, so a long bag does not fill memory.
+    """
+    from vlm_nav.ros.image import compressed_to_rgb, image_to_rgb   # deferred: ROS messages
+    with Bag(bag, distro) as opened:
+        camera = opened.select_camera(image_topic)
+        truth_topic = topic_name(truth_topic)
+        if truth_topic not in opened.topics():
+            raise BagError(f'{bag} has no {truth_topic}, the ground truth evaluate-bag scores '
+                           'against: record a simulator run (`vlm-nav bringup sim --record '
+                           'DIR`) or give --truth-topic')
+        frames = LabelledFrames(bag=str(bag), camera=camera.topic, note=opened.describe())
+        truths = []
+        for _, msgtype, _, raw in opened.messages([truth_topic]):
+            try:
+                truth = json.loads(opened.deserialize(raw, msgtype).data)
                 truths.append((float(truth['stamp']), truth))
-            else:
-                convert = compressed_to_rgb if connection.msgtype.endswith(
-                    'CompressedImage') else image_to_rgb
+            except Exception:  # noqa: B902 - not sim_node's JSON: counted, not fatal
+                frames.bad_truth += 1
+        truth_stamps = np.array([s for s, _ in truths])
+        convert = compressed_to_rgb if camera.compressed else image_to_rgb
+        for _, msgtype, _, raw in opened.messages([camera.topic]):
+            if max_frames and len(frames) >= max_frames:
+                break
+            frames.seen += 1
+            try:
+                msg = opened.deserialize(raw, msgtype)
                 stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-                images.append((stamp, convert(msg)))
-    truth_stamps = np.array([s for s, _ in truths]) if truths else np.zeros(0)
-    frames = []
-    for stamp, rgb in sorted(images, key=lambda item: item[0]):
-        if not len(truth_stamps):
-            break
-        i = int(np.argmin(np.abs(truth_stamps - stamp)))
-        if abs(truth_stamps[i] - stamp) <= tolerance_s:
+            except Exception as error:  # noqa: B902 - any decoder's error: one bad frame
+                frames.refused += 1
+                frames.first_refusal = frames.first_refusal or f'{error}'.strip()
+                continue
+            i = int(np.argmin(np.abs(truth_stamps - stamp))) if len(truths) else -1
+            if i < 0 or abs(truth_stamps[i] - stamp) > tolerance_s:
+                frames.unpaired += 1
+                continue
+            try:
+                rgb = convert(msg)
+            except Exception as error:  # noqa: B902 - ImageError and decoders' errors alike
+                frames.refused += 1
+                frames.first_refusal = frames.first_refusal or f'{error}'.strip()
+                continue
             frames.append(LabelledFrame(stamp, rgb, truths[i][1]))
-        if max_frames and len(frames) >= max_frames:
-            break
+    frames.sort(key=lambda frame: frame.stamp_s)
     return frames
 
 
@@ -228,6 +278,12 @@ def markdown(report: Dict) -> str:
              f'{report["visible_pairs"]} with the object visible.', '',
              '| question | accuracy | baseline |', '|---|---|---|']
     lines += [f'| {name} | {value:.3f} | {base} |' for name, value, base in rows]
+    skipped = report.get('skipped') or {}
+    if skipped.get('refused') or skipped.get('no_truth') or skipped.get('bad_truth'):
+        lines += ['', f'Skipped: {skipped["refused"]} frames refused'
+                  + (f' (first: {skipped["first_refusal"]})' if skipped['refused'] else '')
+                  + f', {skipped["no_truth"]} without ground truth, '
+                  f'{skipped["bad_truth"]} unreadable ground truth messages.']
     lines += ['', f'Mean probability given to the truth: {m["mean_p_truth"]:.3f}.',
               f'Latency per frame (all questions): mean {lat["mean"] * 1e3:.0f} ms, '
               f'p95 {lat["p95"] * 1e3:.0f} ms, max {lat["max"] * 1e3:.0f} ms.',
@@ -237,29 +293,39 @@ def markdown(report: Dict) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('bag', help='rosbag2 folder with camera frames and sim/ground_truth')
+    parser.add_argument('bag', help='rosbag2 (folder or .mcap/.db3 file) with camera frames '
+                        'and sim/ground_truth')
     parser.add_argument('--model', default='', help="HF id or folder; '' = embedded model")
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--dtype', default='float32')
     parser.add_argument('--threads', type=int, default=0,
                         help='torch CPU threads (0 = torch default), as the vlm_node has')
-    parser.add_argument('--image-topic', default=IMAGE_TOPIC)
+    parser.add_argument('--camera-topic', '--image-topic', dest='image_topic', default='',
+                        help="the bag's camera topic (Image or CompressedImage); '' = its "
+                        'only camera')
     parser.add_argument('--truth-topic', default=TRUTH_TOPIC)
+    parser.add_argument('--distro', default='',
+                        help='typestore for a bag without stored message definitions '
+                        "(humble, jazzy, ...); '' = from the bag")
     parser.add_argument('--max-frames', type=int, default=0, help='0 = all')
     parser.add_argument('--out', default='', help='folder for eval.json and eval.md')
+    parser.add_argument('--debug', action='store_true', default=argparse.SUPPRESS,
+                        help='show the traceback of an error (also VLM_NAV_DEBUG=1)')
 
 
 def run(args) -> int:
     frames = read_labelled_frames(args.bag, args.image_topic, args.truth_topic,
-                                  max_frames=args.max_frames or None)
+                                  max_frames=args.max_frames or None, distro=args.distro)
+    print(f'{frames.note}: camera {frames.camera}, {len(frames)} of {frames.seen} frames '
+          f'scored ({frames.refused} refused, {frames.unpaired} without ground truth)')
     if not frames:
-        print(f'no frame of {args.bag} has ground truth with the same stamp')
-        return 1
+        raise BagError(frames.why_none())
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
     backend = load_backend(args.model, device=args.device, dtype=args.dtype)
-    report = dict(evaluate(frames, backend), bag=str(args.bag), model=backend.name)
+    report = dict(evaluate(frames, backend), bag=str(args.bag), model=backend.name,
+                  camera=frames.camera, skipped=frames.skipped())
     text = markdown(report)
     print(text)
     if args.out:

@@ -21,18 +21,22 @@ zstd-compressed per file or per message, with the type definitions from rosbags'
 typestore, so the bags open in `ros2 bag play`, Foxglove and rosbags alike.
 `write_humble_bag` writes what Humble's `ros2 bag record` writes by default: sqlite3
 (schema 3, no message definitions) with metadata version 5. Messages are serialized with
-rclpy: the same CDR bytes `ros2 bag record` stores.
+rclpy: the same CDR bytes `ros2 bag record` stores. `read_messages` reads a bag back as
+rclpy messages, to write it again in another shape.
 """
 
 from pathlib import Path
 import shutil
 import sqlite3
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, Iterator, List, Tuple
 
-from rclpy.serialization import serialize_message
+from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 from rosbags.typesys import get_typestore, Stores
 import yaml
+
+from vlm_nav.ros.bag_types import message_class
+from vlm_nav.ros.bags import Bag
 
 STORAGES = ('mcap', 'sqlite3')
 COMPRESSIONS = ('', 'file', 'message')
@@ -47,6 +51,13 @@ HUMBLE_QOS = ('- history: 3\n  depth: 0\n  reliability: 2\n  durability: 2\n  de
 def type_name(msg) -> str:
     """Return the ROS type name of an rclpy message ('sensor_msgs/msg/Image')."""
     return f'{type(msg).__module__.split(".")[0]}/msg/{type(msg).__name__}'
+
+
+def read_messages(path: str) -> Iterator[Tuple[str, int, object]]:
+    """Yield (topic, receive time ns, rclpy message) of every message of a bag, in time order."""
+    with Bag(path) as bag:
+        for topic, msgtype, time_ns, raw in bag.messages(list(bag.topics())):
+            yield topic, time_ns, deserialize_message(bytes(raw), message_class(msgtype))
 
 
 def _serialized(messages: Iterable[Tuple[str, int, object]]) -> List[Tuple[str, str, int, bytes]]:
