@@ -17,19 +17,27 @@ Record the stack's topics to a rosbag2 (mcap or sqlite3): `ros2 bag record` for 
 
 Messages are stored as the raw CDR bytes received (raw subscriptions: nothing is
 deserialized), stamped with the receive time, as `ros2 bag record` does. Topic types are
-learnt from the graph, so any topic can be recorded once a publisher appears; type
-definitions come from rosbags' Kilted typestore, and for packages it doesn't know (such as
-vlm_nav_interfaces) from the package's installed .msg files.
+learnt from the graph, so any topic can be recorded once a publisher appears; the default
+topics are what replay and evaluate-bag need (camera, camera_info, depth, scan, odom,
+ground truth) and what the stack decided, each recorded once it is published.
+
+The bag opens in `ros2 bag play` on Humble, Jazzy and Kilted: metadata version 8 (the
+newest whose offered QoS profiles Humble parses: a string of numeric policies, here the
+publishers' own), with every type's definition stored (mcap schemas, sqlite3
+message_definitions) from rosbags' Kilted typestore, and for packages it doesn't know
+(such as vlm_nav_interfaces) from the package's installed .msg files.
 """
 
 from pathlib import Path
 import time
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.task import Future
+from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness, QosReliability,
+                                QosTime)
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from vlm_nav.ros.bag_types import message_class, typestore_for
@@ -38,9 +46,31 @@ from vlm_nav.ros.params import declare
 from vlm_nav.ros.session import ros_session
 
 STORAGES = ('mcap', 'sqlite3')
-DEFAULT_TOPICS = ['camera/image_raw', 'scene_description', 'scene_description/structured',
-                  'vlm_nav/navigator_state', 'cmd_vel', 'odom', 'vlm_nav/debug_image',
-                  'vlm_nav/markers']
+DEFAULT_TOPICS = ['camera/image_raw', 'camera/camera_info', 'camera/depth/image_raw', 'scan',
+                  'odom', 'scene_description', 'scene_description/structured',
+                  'vlm_nav/navigator_state', 'cmd_vel', 'vlm_nav/debug_image',
+                  'vlm_nav/markers', 'sim/ground_truth']
+METADATA_VERSION = 8     # Humble's ros2 bag play reads it; Jazzy and Kilted read every one
+
+
+def _policy(enum, value) -> object:
+    try:
+        return enum(int(value))
+    except ValueError:
+        return enum.UNKNOWN
+
+
+def _time(duration) -> QosTime:
+    return QosTime(*divmod(int(duration.nanoseconds), 1_000_000_000))
+
+
+def offered_qos(publishers) -> List[Qos]:
+    """Return the QoS profiles the publishers of a topic offer, as rosbag2 stores them."""
+    return [Qos(_policy(QosHistory, p.history), int(p.depth),
+                _policy(QosReliability, p.reliability), _policy(QosDurability, p.durability),
+                _time(p.deadline), _time(p.lifespan), _policy(QosLiveliness, p.liveliness),
+                _time(p.liveliness_lease_duration), bool(p.avoid_ros_namespace_conventions))
+            for p in (info.qos_profile for info in publishers)]
 
 
 class Recorder(Node):
@@ -76,7 +106,7 @@ class Recorder(Node):
         self.done = Future()             # set when max_duration_s is reached
 
         plugin = StoragePlugin.MCAP if self.storage == 'mcap' else StoragePlugin.SQLITE3
-        self._writer: Optional[Writer] = Writer(Path(self.output), version=9,
+        self._writer: Optional[Writer] = Writer(Path(self.output), version=METADATA_VERSION,
                                                 storage_plugin=plugin)
         self._writer.open()
         self._diagnostics = DiagnosticsPublisher(self)
@@ -110,10 +140,10 @@ class Recorder(Node):
 
     def _subscribe(self, name: str, msgtype: str) -> None:
         typestore = typestore_for([msgtype])
-        self._connections[name] = self._writer.add_connection(name, msgtype,
-                                                              typestore=typestore)
-        # Match what is published: a reliable reader would not hear best-effort cameras.
         publishers = self.get_publishers_info_by_topic(name)
+        self._connections[name] = self._writer.add_connection(
+            name, msgtype, typestore=typestore, offered_qos_profiles=offered_qos(publishers))
+        # Match what is published: a reliable reader would not hear best-effort cameras.
         reliable = publishers and all(p.qos_profile.reliability == ReliabilityPolicy.RELIABLE
                                       for p in publishers)
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE if reliable
@@ -134,16 +164,19 @@ class Recorder(Node):
         self._bytes += len(raw)
 
     def _publish_diagnostics(self) -> None:
-        missing = [n for n in self._wanted if n not in self._subscribed]
+        # A default topic nobody publishes (no depth camera, no simulator) is not a fault.
+        missing = sorted(n for n in self._wanted if n not in self._subscribed)
         if self._problems:
             level, message = ERROR, f'cannot record {sorted(self._problems)}'
-        elif missing:
-            level, message = WARN, f'waiting for publishers of {sorted(missing)}'
+        elif not self._subscribed:
+            level, message = WARN, f'waiting for publishers of any of {missing}'
         else:
-            level, message = OK, f'recording to {self.output}'
+            level, message = OK, (f'recording {len(self._subscribed)} of '
+                                  f'{len(self._wanted)} topics to {self.output}')
         values = {f'count {n}': c for n, c in self.counts.items()}
-        self._diagnostics.publish(level, message, dict(values, bytes=self._bytes,
-                                                       output=self.output))
+        self._diagnostics.publish(level, message, dict(
+            values, bytes=self._bytes, output=self.output,
+            not_published=' '.join(missing)))
 
     def close(self) -> None:
         """Finish the bag (metadata.yaml, mcap summary); safe to call twice."""
