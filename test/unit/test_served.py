@@ -13,15 +13,20 @@
 # limitations under the License.
 
 """
-The served backend against a real `transformers serve` on loopback (the embedded model).
+The served backend against a real `transformers serve` on loopback and a misbehaving one.
 
 It answers directly and behind the real vlm_node over ROS; an unreachable or silent server
-fails fast with a clear message. The first-token logprob arithmetic (used with vLLM, SGLang and
-llama.cpp, whose logprobs `transformers serve` 5.24 does not return) is tested on its own.
+fails fast with a clear message. A server that answers anything but a chat completion
+(test/served_fixtures.py: HTML, not JSON, no choices, no text, hangs, drops the
+connection, a slow first byte, answers naming no choice) gives failed requests that name
+the server and what came back, counted by kind, never an answer. The first-token logprob
+arithmetic (used with vLLM, SGLang and llama.cpp, whose logprobs `transformers serve` 5.24
+does not return) is tested on its own and against the fake server's logprobs.
 """
 
 import json
 import math
+import re
 import socket
 import subprocess
 import sys
@@ -33,13 +38,16 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import pytest
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
+from served_fixtures import FakeServer, MODEL
 
 from vlm_nav.bench.served import free_port, local_server
 from vlm_nav.bringup.profiles import NodeSpec
 from vlm_nav.models.base import ModelLoadError
 from vlm_nav.models.embedded import EMBEDDED_MODEL_DIR
 from vlm_nav.models.hf_backend import HFBackend
-from vlm_nav.models.served import (choice_probs_from_top_logprobs, match_choice, parse_spec,
+from vlm_nav.models.served import (choice_probs_from_top_logprobs, FAILURE_KINDS, InvalidReply,
+                                   match_choice, parse_completion, parse_model_list,
+                                   parse_spec, request_budget_s, SCORING_LOGPROBS,
                                    SCORING_MATCH, ServedBackend, ServedError)
 from vlm_nav.perception import vocabulary
 from vlm_nav.ros.image import rgb_to_image
@@ -127,8 +135,9 @@ def test_served_answers_match_the_local_model(server, views):
     # transformers serve ignores `logprobs`: the backend says it fell back.
     values = served.diagnostics()
     assert served.scoring == SCORING_MATCH and 'not calibrated' in values['scoring']
-    assert values['server_failed_requests'] == '0'
-    assert int(values['server_requests']) == len(views) * (len(questions) + 1)
+    assert values['server_failed_requests'] == '0' and values['server_state'] == 'ok'
+    # One question at load (how the server scores), then each view's questions and text.
+    assert int(values['server_requests']) == 1 + len(views) * (len(questions) + 1)
 
 
 def test_unreachable_server_fails_fast_with_the_url_and_a_fix():
@@ -144,7 +153,7 @@ def test_unreachable_server_fails_fast_with_the_url_and_a_fix():
     assert took < 5.0, took
 
 
-def test_silent_server_times_out_within_the_budget(server, views):
+def test_silent_server_times_out_within_the_budget(views):
     # A socket that accepts connections but never answers: reads time out.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
         silent.bind(('127.0.0.1', 0))
@@ -158,16 +167,138 @@ def test_silent_server_times_out_within_the_budget(server, views):
     # 2 tries of 0.5 s plus one backoff (<= 0.5 s), with slack for a loaded machine.
     assert 0.9 < took < 4.0, took
     # And a served model that stops answering mid-run: a clear ServedError per request.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
-        silent.bind(('127.0.0.1', 0))
-        silent.listen(16)
-        ok = ServedBackend(server + '&timeout=0.5&retries=0')
-        ok.load()
-        ok.client = ok.client.with_options(base_url=f'http://127.0.0.1:'
-                                           f'{silent.getsockname()[1]}/v1')
-        with pytest.raises(ServedError, match='did not answer within 0.5 s'):
-            ok.score(views[0], [(vocabulary.PATH_QUESTION, vocabulary.YES_NO)])
-        assert ok.diagnostics()['server_failed_requests'] == '1'
+    with FakeServer(hang_s=10) as fake:
+        backend = ServedBackend(fake.spec(timeout=0.5, retries=0))
+        backend.load()
+        fake.mode = 'hang'
+        with pytest.raises(ServedError, match='did not answer POST /chat/completions within '
+                                              '0.5 s') as err:
+            backend.score(views[0], [(vocabulary.PATH_QUESTION, vocabulary.YES_NO)])
+        assert err.value.kind == 'timeout'
+        values = backend.diagnostics()
+        assert values['server_failed_requests'] == '1' and values['server_failed_timeout'] == '1'
+
+
+# ---- a server that misbehaves ----------------------------------------------------------
+def test_replies_are_parsed_strictly():
+    good = json.dumps({'choices': [{'message': {'content': 'yes'}, 'logprobs': {'content': [
+        {'token': 'yes', 'logprob': -0.1, 'top_logprobs': [
+            {'token': 'yes', 'logprob': -0.1}, {'token': 'no', 'logprob': -2.5}]}]}}]}).encode()
+    text, top = parse_completion('application/json; charset=utf-8', good)
+    assert text == 'yes' and top == [('yes', -0.1), ('no', -2.5)]
+    assert parse_completion('application/json', good, logprobs=False) == ('yes', None)
+    for content_type, body, why in [
+            ('text/html', b'<html></html>', 'not JSON'),
+            ('application/json', b'<html></html>', 'not JSON'),
+            ('application/json', b'{"foo": 1}', 'no "choices"'),
+            ('application/json', b'[1, 2]', 'no "choices"'),
+            ('application/json', b'{"choices": []}', 'no "choices"'),
+            ('application/json', b'{"choices": [{"message": {}}]}', 'no message text'),
+            ('application/json', b'{"choices": [{"message": {"content": 3}}]}', 'no message'),
+            ('application/json', b'{"choices": [{"message": {"content": "y"}, "logprobs": '
+             b'{"content": []}}]}', 'logprobs'),
+            ('application/json', b'{"choices": [{"message": {"content": "y"}, "logprobs": '
+             b'{"content": [{"token": "y", "logprob": NaN}]}}]}', 'logprobs')]:
+        with pytest.raises(InvalidReply, match=why):
+            parse_completion(content_type, body)
+    assert parse_model_list('application/json', b'{"data": [{"id": "m"}]}') == ['m']
+    for body in (b'{"data": null}', b'{"data": [{"name": "m"}]}', b'{"object": "list"}'):
+        with pytest.raises(InvalidReply, match='no "data" list'):
+            parse_model_list('application/json', body)
+    # The longest a request may take: each try's timeout and the waits between them.
+    assert request_budget_s(2.0, 1) == pytest.approx(4.5)
+    assert request_budget_s(1.0, 0) == pytest.approx(1.0)
+    assert request_budget_s(1.0, 2) == pytest.approx(4.5)
+
+
+# mode -> (kind of failure, what the message shows of the reply)
+BROKEN = {
+    'html': ('not_completion', 'text/html; charset=utf-8 that is not a chat completion'),
+    'not_json': ('not_completion', "'upstream said: everything is fine'"),
+    'foo': ('not_completion', """no "choices"): '{"foo": 1}'"""),
+    'no_choices': ('not_completion', 'no "choices"'),
+    'no_text': ('not_completion', 'no message text'),
+    'no_logprobs': ('no_logprobs', 'without the logprobs it returned'),
+    'unmatched': ('no_match', "'purple', none of yes, no"),
+    'http_500': ('http_error', 'HTTP 500'),
+    'hang': ('timeout', 'did not answer POST /chat/completions within 0.5 s'),
+    'slow': ('timeout', 'did not answer POST /chat/completions within 0.5 s'),
+    'drop': ('dropped', 'closed the connection without answering'),
+}
+
+
+@pytest.mark.parametrize('mode', sorted(BROKEN))
+def test_a_reply_that_is_no_answer_is_a_failed_request(mode, views):
+    kind, shown = BROKEN[mode]
+    questions = vocabulary.target_questions(TARGET)
+    with FakeServer(delay_s=1.5, hang_s=10) as fake:
+        backend = ServedBackend(fake.spec(timeout=0.5, retries=0))
+        backend.load()
+        assert backend.scoring == SCORING_LOGPROBS
+        good = backend.score(views[0], questions)
+        # The fake's first-token probabilities, per choice: never uniform.
+        assert [a.best for a in good] == ['yes', 'center', 'far', 'yes']
+        assert good[0].probs == pytest.approx([0.55 / 0.6, 0.05 / 0.6])
+        assert backend.health() == ''
+        fake.mode = mode
+        with pytest.raises(ServedError) as err:
+            backend.score(views[0], questions)
+        message = str(err.value)
+        assert err.value.kind == kind, message
+        assert fake.base_url in message and shown in message and 'Fix: ' in message, message
+        values = backend.diagnostics()
+        assert backend.health() == values['server_last_error'] == message
+        assert values['server_state'].startswith('failing'), values
+        assert int(values[f'server_failed_{kind}']) >= 1
+        assert int(values['server_failed_requests']) == sum(
+            int(values[f'server_failed_{k}']) for k in FAILURE_KINDS)
+        if mode not in ('no_logprobs', 'unmatched'):      # free text fails the same way
+            with pytest.raises(ServedError, match=re.escape(shown)):
+                backend.generate(views[0], vocabulary.DESCRIBE_PROMPT, 8)
+        # The server is healthy again: so is the backend, the error cleared.
+        fake.mode = 'good'
+        assert [a.best for a in backend.score(views[0], questions)] == [
+            'yes', 'center', 'far', 'yes']
+        values = backend.diagnostics()
+        assert backend.health() == '' and values['server_last_error'] == ''
+        assert values['server_state'] == 'ok'
+        assert int(values[f'server_failed_{kind}']) >= 2        # counts stay
+
+
+def test_without_logprobs_an_answer_naming_no_choice_is_a_failed_request(views):
+    with FakeServer(mode='no_logprobs') as fake:
+        backend = ServedBackend(fake.spec(timeout=2, retries=0))
+        backend.load()
+        assert backend.scoring == SCORING_MATCH
+        answers = backend.score(views[0], vocabulary.target_questions(TARGET))
+        assert [a.probs for a in answers] == [[1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0],
+                                              [1.0, 0.0]]
+        fake.mode = 'unmatched'
+        with pytest.raises(ServedError, match="with 'purple', none of yes, no") as err:
+            backend.score(views[0], [(vocabulary.PATH_QUESTION, vocabulary.YES_NO)])
+        assert err.value.kind == 'no_match'
+        # A slow first byte inside the timeout is only slow.
+        fake.mode, fake.delay_s = 'slow', 0.3
+        started = time.monotonic()
+        assert backend.score(views[0], [(vocabulary.PATH_QUESTION, vocabulary.YES_NO)])[
+            0].best == 'yes'
+        assert time.monotonic() - started >= 0.3 and backend.health() == ''
+
+
+@pytest.mark.parametrize('mode, shown', [
+    ('models_html', 'GET /models with HTTP 200 text/html that is not an OpenAI model list'),
+    ('html', 'POST /chat/completions with HTTP 200 text/html; charset=utf-8'),
+    ('foo', """(no "choices"): '{"foo": 1}'"""),
+    ('hang', 'did not answer GET /models within 0.5 s'),
+    ('drop', 'closed the connection without answering GET /models'),
+])
+def test_load_refuses_a_server_that_gives_no_answers(mode, shown):
+    with FakeServer(mode=mode, hang_s=10) as fake:
+        with pytest.raises(ModelLoadError) as err:
+            ServedBackend(fake.spec(timeout=0.5, retries=0)).load()
+        message = str(err.value)
+        assert fake.base_url in message and shown in message and 'Fix: ' in message, message
+        assert MODEL not in message or mode != 'models_html'
 
 
 # ---- behind the vlm_node, over ROS ---------------------------------------------------------
