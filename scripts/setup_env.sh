@@ -9,7 +9,8 @@ stamp="$venv/.vlm_nav_setup_done"
 # Re-run setup when any input of it changed.
 want="$(cat "$repo/requirements.txt" "$repo/requirements-robot.txt" "$repo/scripts/setup_env.sh" "$repo/setup.py" \
         "$repo"/vlm_nav_interfaces/package.xml "$repo"/vlm_nav_interfaces/CMakeLists.txt \
-        "$repo"/vlm_nav_interfaces/msg/* "$repo"/vlm_nav_interfaces/srv/* | sha256sum | cut -c1-16)"
+        "$repo"/vlm_nav_interfaces/msg/* "$repo"/vlm_nav_interfaces/srv/* \
+        "$repo"/vlm_nav_interfaces/action/* | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
