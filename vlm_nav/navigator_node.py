@@ -125,6 +125,9 @@ class NavigatorNode(Node):
         self._counts = {'observations': 0, 'observe_failures': 0, 'stale_stops': 0,
                         'invalid_observations': 0, 'set_target_rejected': 0,
                         'last_observe_error': ''}
+        # Why perception failed since the newest observation: vlm_node's reason (it names
+        # the model server when the model is served), said with a stale stop.
+        self._failure = ''
 
         self._cmd_pub = self.create_publisher(
             Twist, 'cmd_vel', QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
@@ -273,6 +276,9 @@ class NavigatorNode(Node):
                 return
             self._counts['observe_failures'] += 1
             self._counts['last_observe_error'] = 'observe call timed out'
+            if not self._failure:     # vlm_node's own reason, when it comes, says more
+                self._failure = ('vlm_node did not answer within request_timeout_s '
+                                 f"({self.get_parameter('request_timeout_s').value:g} s)")
             self._pending = None
         if self._free_text:
             self._request_answer(now)
@@ -302,7 +308,8 @@ class NavigatorNode(Node):
     def _response(self, future):
         """Return the successful response of the call in flight, else None (failure counted)."""
         if future is not self._pending:
-            return None                   # abandoned or superseded
+            self._late_failure(future)    # abandoned or superseded: only its reason counts
+            return None
         self._pending = None
         try:
             response = future.result()
@@ -314,9 +321,19 @@ class NavigatorNode(Node):
             return None
         return response
 
+    def _late_failure(self, future) -> None:
+        """Keep the reason of a call that failed after it was given up (a hung server)."""
+        try:
+            response = future.result()
+        except Exception:  # noqa: B902 - nothing more to learn from it
+            return
+        if not response.success and response.message:
+            self._failure = response.message
+
     def _perception_failed(self, why: str) -> None:
         self._counts['observe_failures'] += 1
         self._counts['last_observe_error'] = why
+        self._failure = why
         self.get_logger().warning(f'perception call failed: {why}', throttle_duration_sec=5.0)
 
     def _accept(self, perception, stamp, problem: str, latency: float) -> None:
@@ -336,6 +353,7 @@ class NavigatorNode(Node):
             return                        # same or older frame: nothing new
         self._observation, self._observation_stamp = perception, stamp
         self._obs_latency = latency
+        self._failure = ''
         self._counts['observations'] += 1
         # Act on it now rather than at the next control tick: frame-to-Twist latency is
         # then the inference time, and the next request goes out at once.
@@ -413,6 +431,8 @@ class NavigatorNode(Node):
         self._stale = True
         why = 'no observation yet' if obs is None else \
             f'newest observation is {age:.2f} s old (> {timeout:.2f} s)'
+        if self._failure:
+            why += f'; perception fails: {self._failure}'
         self._last = Decision(0.0, 0.0, 'stale', why)
         return self._limiter.stop()
 

@@ -19,6 +19,10 @@ Inference runs on one worker thread, never in a subscription callback; service
 callbacks wait for it with a deadline on a reentrant group, so frames keep arriving
 and diagnostics keep flowing while the model thinks. Answers carry the stamp of the
 frame the model saw, which is what lets the navigator stop on stale vocabulary.
+
+A served model (openai://...) that cannot be loaded is tried again with backoff until its
+server answers; while its requests fail, /diagnostics is ERROR with the last failure,
+back to OK once one succeeds.
 """
 
 from collections import OrderedDict
@@ -37,8 +41,9 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 
-from vlm_nav.models import is_served_spec, load_backend, ModelLoadError, resolve_model, VLMBackend
+from vlm_nav.models import is_served_spec, make_backend, ModelLoadError, resolve_model, VLMBackend
 from vlm_nav.models.hf_backend import RUNTIMES
+from vlm_nav.models.served import ServedBackend
 from vlm_nav.perception import multiview, vocabulary
 from vlm_nav.perception.vocabulary import clean_text
 from vlm_nav.ros.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
@@ -52,6 +57,7 @@ MAX_QUESTION_CHARS = 500
 MAX_CHOICES = 32
 SAME_STAMP_NS = 1000          # Observe newer_than: stamps closer than this are one frame
 STOPPING = 'vlm_node is shutting down'
+SERVER_RETRY_FIRST_S = 0.5    # first wait before loading a served model again, doubling
 
 
 class Frame:
@@ -103,7 +109,13 @@ class VlmNode(Node):
                 60.0)
         declare(self, 'frame_wait_s', 0.5, 'longest wait for a frame newer than an Observe '
                 "request's newer_than stamp", 0.0, 10.0)
-        declare(self, 'inference_timeout_s', 5.0, 'deadline of one inference', 0.05, 600.0)
+        declare(self, 'inference_timeout_s', 5.0, 'deadline of one inference; with a served '
+                'model keep the spec\'s timeout x (retries + 1) (+ 0.5 s per retry) under it',
+                0.05, 600.0)
+        declare(self, 'server_retry_max_s', 10.0, 'a served model (openai://...) that could not '
+                'be loaded (server down, not answering, not an OpenAI API) is tried again after '
+                '0.5 s, 1 s, 2 s, ... at most this many seconds apart, until its server answers; '
+                '0 = try once. A local model is tried once', 0.0, 600.0)
         declare(self, 'diagnostics_period_s', 1.0, 'diagnostics publishing period', 0.1, 60.0)
         declare(self, 'threads', 0, 'torch CPU threads (0 = torch default)', 0, 256,
                 read_only=True)
@@ -136,6 +148,8 @@ class VlmNode(Node):
         self._backend: Optional[VLMBackend] = None
         self._model_state = 'loading'
         self._model_error = ''
+        self._load_attempts = 0
+        self._next_load_s = 0.0                       # wait before the next try (served)
         self._cache: 'OrderedDict[Tuple, object]' = OrderedDict()
         self._stats = {'frames_received': 0, 'frames_rejected': 0, 'last_reject_reason': '',
                        'requests_ok': 0, 'requests_failed': 0, 'deadline_exceeded': 0,
@@ -182,7 +196,7 @@ class VlmNode(Node):
             if threads and not is_served_spec(path):
                 import torch    # deferred: heavy, and a served model runs without it
                 torch.set_num_threads(threads)
-            backend = load_backend(path, device=self.device, dtype=self.dtype,
+            backend = make_backend(path, device=self.device, dtype=self.dtype,
                                    runtime=self.runtime)
         except ModelLoadError as error:
             self._fail_model(str(error))
@@ -190,15 +204,60 @@ class VlmNode(Node):
         except Exception as error:  # noqa: B902 - anything a loader throws must not kill us
             self._fail_model(f'{type(error).__name__}: {error}')
             return
+        while not self._load_once(backend):
+            retry_max = self.get_parameter('server_retry_max_s').value
+            if not isinstance(backend, ServedBackend) or retry_max <= 0:
+                self._next_load_s = 0.0
+                return
+            wait = min(SERVER_RETRY_FIRST_S * 2 ** (self._load_attempts - 1), retry_max)
+            self._next_load_s = wait
+            wait_futures([self._stopping], timeout=wait)
+            if self._stopping.done():
+                return
         self._backend = backend
         self._model_state = 'ready'
+        tries = f' (try {self._load_attempts})' if self._load_attempts > 1 else ''
         self.get_logger().info(f'model {backend.name!r} ready in '
-                               f'{time.monotonic() - started:.1f} s')
+                               f'{time.monotonic() - started:.1f} s{tries}')
+        if isinstance(backend, ServedBackend):
+            deadline = self.get_parameter('inference_timeout_s').value
+            if backend.budget_s > deadline:
+                self.get_logger().warning(self._budget_warning(backend, deadline))
+
+    def _load_once(self, backend: VLMBackend) -> bool:
+        """Try to load backend once; on failure record why (and log it) and return False."""
+        self._load_attempts += 1
+        try:
+            backend.load()
+            return True
+        except ModelLoadError as error:
+            message = str(error)
+        except Exception as error:  # noqa: B902 - anything a loader throws must not kill us
+            message = f'{type(error).__name__}: {error}'
+        if self._load_attempts == 1 or message != self._model_error:
+            self._fail_model(message)
+        self._model_state = 'failed'
+        return False
 
     def _fail_model(self, message: str) -> None:
         self._model_state = 'failed'
         self._model_error = message
         self.get_logger().error(f'model failed to load: {message}')
+
+    def _load_failure(self) -> str:
+        """Return why there is no model, and whether and when it is tried again."""
+        if self._next_load_s:
+            return (f'model not loaded (try {self._load_attempts}, the next within '
+                    f'{self._next_load_s:g} s): {self._model_error}')
+        return f'model failed to load: {self._model_error}'
+
+    @staticmethod
+    def _budget_warning(backend: ServedBackend, deadline: float) -> str:
+        return (f'the model spec lets a request to {backend.base_url} take up to '
+                f'{backend.budget_s:g} s (timeout x (retries + 1) + waits), more than '
+                f'inference_timeout_s ({deadline:g} s): a hung server is then abandoned at the '
+                'deadline and the node refuses work until it answers. Lower timeout= or '
+                'retries= in the spec, or raise inference_timeout_s')
 
     # ---- frames ---------------------------------------------------------------------------
     def _on_image(self, msg: Image, camera: str = '') -> None:
@@ -291,9 +350,18 @@ class VlmNode(Node):
 
     def _deadline_exceeded(self, deadline: float) -> RuntimeError:
         self._stats['deadline_exceeded'] += 1
-        self.get_logger().error(f'inference exceeded its deadline of {deadline:.2f} s; '
-                                'answer abandoned', throttle_duration_sec=5.0)
-        return RuntimeError(f'inference exceeded its deadline of {deadline:.2f} s')
+        backend = self._backend
+        if isinstance(backend, ServedBackend):
+            message = (f'model server {backend.base_url} did not answer within '
+                       f'inference_timeout_s ({deadline:.2f} s)')
+            if backend.budget_s > deadline:
+                message += (f', though the spec lets a request take up to {backend.budget_s:g} '
+                            's. Fix: lower timeout= or retries= in the spec, or raise '
+                            'inference_timeout_s')
+        else:
+            message = f'inference exceeded its deadline of {deadline:.2f} s'
+        self.get_logger().error(f'{message}; answer abandoned', throttle_duration_sec=5.0)
+        return RuntimeError(message)
 
     def _infer(self, key: Optional[Tuple], job: Callable[[VLMBackend], object]):
         """Run job on the worker with the deadline; cached by key (frame stamp + question)."""
@@ -427,6 +495,11 @@ class VlmNode(Node):
             # A thread can't be killed: while an abandoned job still holds the worker,
             # answer at once instead of queueing requests that would all time out.
             busy = time.monotonic() - (self._busy_since or time.monotonic())
+            if isinstance(self._backend, ServedBackend):
+                raise RuntimeError(f'model server {self._backend.base_url} has not answered '
+                                   f'a request for {busy:.1f} s (abandoned at '
+                                   'inference_timeout_s); requests fail until it answers or '
+                                   f'times out (at most {self._backend.budget_s:g} s)')
             raise RuntimeError(f'model busy: an abandoned inference has been running for '
                                f'{busy:.1f} s')
 
@@ -441,7 +514,7 @@ class VlmNode(Node):
     def _require_model(self) -> None:
         if self._backend is None:
             if self._model_state == 'failed':
-                raise RuntimeError(f'model failed to load: {self._model_error}')
+                raise RuntimeError(self._load_failure())
             raise RuntimeError('model is still loading')
 
     def _timed(self, job: Callable[[VLMBackend], object]):
@@ -577,21 +650,33 @@ class VlmNode(Node):
 
     # ---- health -------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
+        backend = self._backend
         values = dict(self._stats, model=resolve_model(self.model_id),
-                      model_state=self._model_state, device=self.device, dtype=self.dtype)
-        if self._backend is not None:
-            values.update(self._backend.diagnostics())
+                      model_state=self._model_state, device=self.device, dtype=self.dtype,
+                      model_load_attempts=self._load_attempts)
+        if backend is not None:
+            values.update(backend.diagnostics())
+        served = backend if isinstance(backend, ServedBackend) else None
+        server_error = served.health() if served else ''
         busy = self._busy_since
         values['busy_s'] = f'{time.monotonic() - busy:.2f}' if busy else '0'
         values['inference_queue'] = self._queued
+        deadline = self.get_parameter('inference_timeout_s').value
         if self._model_state == 'failed':
-            level, message = ERROR, f'model failed to load: {self._model_error}'
+            level, message = ERROR, self._load_failure()
         elif self._model_state == 'loading':
             level, message = WARN, 'model loading'
-        elif busy and time.monotonic() - busy > self.get_parameter('inference_timeout_s').value:
-            level, message = ERROR, 'inference hung past its deadline'
+        elif busy and time.monotonic() - busy > deadline:
+            level, message = ERROR, (
+                f'model server {served.base_url} has not answered for '
+                f'{time.monotonic() - busy:.1f} s (past inference_timeout_s)' if served else
+                'inference hung past its deadline')
+        elif server_error:
+            level, message = ERROR, f'requests fail: {server_error}'
         elif not self._frames:
             level, message = WARN, 'no camera frames yet'
+        elif served and served.budget_s > deadline:
+            level, message = WARN, 'ready; ' + self._budget_warning(served, deadline)
         else:
             level, message = OK, 'ready'
         self._diagnostics.publish(level, message, values)
