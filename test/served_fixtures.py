@@ -23,6 +23,7 @@ A model server that misbehaves on demand: a tiny stdlib HTTP server on 127.0.0.1
 - ``html``, ``not_json`` (sent as application/json), ``foo`` (``{"foo": 1}``),
   ``no_choices``, ``no_text``, ``no_logprobs``, ``unmatched`` (a valid completion
   naming none of the choices), ``http_500``: HTTP answers that are not usable;
+- ``uniform``: valid completions whose first-token probabilities are all the same;
 - ``hang`` (never answers), ``drop`` (closes the connection without an answer),
   ``slow`` (waits ``delay_s`` before the first byte of a ``good``/``proxy`` answer).
 
@@ -43,7 +44,7 @@ import urllib.request
 
 MODEL = 'fake-vlm'
 MODES = ('good', 'proxy', 'html', 'not_json', 'foo', 'no_choices', 'no_text', 'no_logprobs',
-         'unmatched', 'http_500', 'hang', 'drop', 'slow', 'models_html')
+         'unmatched', 'uniform', 'http_500', 'hang', 'drop', 'slow', 'models_html')
 HTML = b'<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head><body></body></html>'
 # First-token probabilities the good mode gives: every choice of the navigator's questions.
 TOP = (('yes', 0.55), ('center', 0.2), ('far', 0.1), ('no', 0.05), ('left', 0.03),
@@ -60,14 +61,14 @@ def good_answer(prompt: str) -> str:
     return 'yes'
 
 
-def completion(text: Optional[str], logprobs: bool) -> dict:
+def completion(text: Optional[str], logprobs: bool, top=TOP) -> dict:
     """Return a chat completion answering text (with first-token top_logprobs if asked)."""
     message = {'role': 'assistant'}
     if text is not None:
         message['content'] = text
     choice = {'index': 0, 'message': message, 'finish_reason': 'stop'}
     if logprobs:
-        top = [{'token': t, 'logprob': math.log(p), 'bytes': list(t.encode())} for t, p in TOP]
+        top = [{'token': t, 'logprob': math.log(p), 'bytes': list(t.encode())} for t, p in top]
         choice['logprobs'] = {'content': [dict(top[0], top_logprobs=top)]}
     return {'id': 'chatcmpl-fake', 'object': 'chat.completion', 'created': int(time.time()),
             'model': MODEL, 'choices': [choice],
@@ -147,6 +148,9 @@ class _Handler(BaseHTTPRequestHandler):
         logprobs = bool(request.get('logprobs'))
         if mode in ('good', 'models_html'):
             self._json(completion(good_answer(prompt), logprobs))
+        elif mode == 'uniform':
+            self._json(completion(good_answer(prompt), logprobs,
+                                  [(t, 1.0 / len(TOP)) for t, _ in TOP]))
         elif mode == 'no_logprobs':
             self._json(completion(good_answer(prompt), False))
         elif mode == 'unmatched':

@@ -392,6 +392,7 @@ def test_doctor_checks_and_profiles_a_served_model(server):
     assert profile['data']['backend'] == 'ServedBackend'
     assert profile['data']['decision_ms'] > 0
     assert profile['data']['scoring'].startswith('generate-and-match')
+    assert checks['served_budget']['status'] == 'ok', checks['served_budget']
     # A server that is not there: the model check fails with the URL and a fix.
     port = free_port()
     run = subprocess.run([sys.executable, '-m', 'vlm_nav.cli.main', 'doctor', '--json', '--model',
@@ -400,3 +401,110 @@ def test_doctor_checks_and_profiles_a_served_model(server):
     model = {c['name']: c for c in json.loads(run.stdout)['checks']}['model']
     assert model['status'] == 'fail' and f'127.0.0.1:{port}' in model['detail']
     assert 'transformers serve' in model['fix'] and run.returncode == 1
+
+
+def _doctor(spec: str, profile: bool = False):
+    """Run doctor's checks in-process; return ({name: check}, exit code)."""
+    from vlm_nav.cli.doctor import report, run_checks
+    checks = run_checks(spec, profile=profile)
+    return {c.name: c for c in checks}, 0 if report(checks)['ok'] else 1
+
+
+def test_doctor_says_what_the_node_says_about_a_server():
+    port = free_port()
+    spec = f'openai://127.0.0.1:{port}/v1?retries=0'
+    with pytest.raises(ModelLoadError) as err:
+        ServedBackend(spec).load()
+    checks, code = _doctor(spec)
+    node_says, _, fix = str(err.value).partition('. Fix: ')
+    assert checks['model'].status == 'fail' and checks['model'].detail == node_says
+    assert fix in checks['model'].fix and 'server_retry_max_s' in checks['model'].fix
+    assert code == 1
+    # A model list with broken chat: the model check fails as vlm_node's load does.
+    with FakeServer(mode='html') as fake:
+        checks, code = _doctor(fake.spec(retries=0), profile=True)
+        assert checks['model'].status == 'fail' and code == 1
+        assert 'POST /chat/completions' in checks['model'].detail
+        assert 'text/html' in checks['model'].detail
+        assert checks['profile'].status == 'fail'
+
+
+def test_doctor_profile_fails_on_answers_that_are_not_answers():
+    with FakeServer() as fake:
+        checks, code = _doctor(fake.spec(), profile=True)
+        assert code == 0 and checks['profile'].status == 'ok', checks['profile']
+        assert checks['model'].data['scoring'] == SCORING_LOGPROBS
+        assert checks['served_budget'].status == 'ok'
+        # Answers naming none of the choices: the decision fails, with the server's URL.
+        fake.mode = 'unmatched'
+        checks, code = _doctor(fake.spec(), profile=True)
+        assert checks['model'].status == 'ok'       # it answers, just not the questions
+        assert checks['profile'].status == 'fail' and code == 1
+        assert fake.base_url in checks['profile'].detail and 'none of' in \
+            checks['profile'].detail
+        # Valid completions whose every probability is uniform: no information.
+        fake.mode = 'uniform'
+        checks, code = _doctor(fake.spec(), profile=True)
+        assert checks['profile'].status == 'fail' and code == 1
+        assert 'same probability' in checks['profile'].detail
+
+
+def test_doctor_checks_the_request_budget_against_the_deadline():
+    from vlm_nav.cli.doctor import check_served_budget, inference_timeout_s
+    from vlm_nav.models.served import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
+    deadline = inference_timeout_s()
+    assert deadline == 5.0          # config/vlm_nav.yaml
+    # The default spec fits vlm_node's default deadline.
+    assert request_budget_s(DEFAULT_TIMEOUT_S, DEFAULT_RETRIES) <= deadline
+    check = check_served_budget('openai://127.0.0.1:8000/v1', deadline)
+    assert check.status == 'ok' and check.data['request_budget_s'] == 4.5
+    check = check_served_budget('openai://127.0.0.1:8000/v1?timeout=5&retries=1', deadline)
+    assert check.status == 'warn' and '10.5 s per request' in check.detail
+    assert 'inference_timeout_s above 10.5' in check.fix
+    assert check_served_budget('', deadline) is None
+
+
+@pytest.mark.ros
+def test_vlm_node_names_a_hung_server_not_a_busy_model(views, ros_domain, tmp_path):
+    with FakeServer(hang_s=20) as fake:
+        # A request may take 3 s, past the 1 s deadline: the node says so.
+        specs = [NodeSpec('vlm_node', 'vlm_node', {'model': fake.spec(timeout=3, retries=0),
+                                                   'inference_timeout_s': 1.0})]
+        with running_stack(specs, tmp_path):
+            probe = Probe('hung_probe')
+            probe.record(DiagnosticArray, '/diagnostics')
+            stop = threading.Event()
+            _publish_frames(probe, views, stop)
+            question = Ask.Request(question=vocabulary.PATH_QUESTION, choices=['yes', 'no'])
+            try:
+                assert probe.wait_for(lambda: (probe.diagnostics('vlm_node') or {}).get(
+                    '_message', '').startswith('ready; the model spec lets a request'), 30), \
+                    probe.diagnostics('vlm_node')
+                assert probe.diagnostics('vlm_node')['_level'] == DiagnosticStatus.WARN
+                assert probe.call(Ask, 'vlm_nav/ask', question).success
+                fake.mode = 'hang'
+                first = probe.call(Ask, 'vlm_nav/ask', question)
+                assert not first.success
+                assert first.message.startswith(f'model server {fake.base_url} did not answer '
+                                                'within inference_timeout_s (1.00 s)')
+                again = probe.call(Ask, 'vlm_nav/ask', question)
+                assert not again.success and 'model busy' not in again.message
+                assert again.message.startswith(f'model server {fake.base_url} has not '
+                                                'answered a request for')
+
+                def server_error():
+                    values = probe.diagnostics('vlm_node') or {}
+                    return values.get('_level') == DiagnosticStatus.ERROR and \
+                        fake.base_url in values['_message']
+                assert probe.wait_for(server_error, 10), probe.diagnostics('vlm_node')
+                # The hung request times out (3 s); the good server answers again: OK.
+                fake.mode = 'good'
+                assert probe.wait_for(lambda: probe.call(Ask, 'vlm_nav/ask', question).success,
+                                      15)
+                assert probe.wait_for(lambda: probe.diagnostics('vlm_node')['_level'] ==
+                                      DiagnosticStatus.WARN, 5)
+                values = probe.diagnostics('vlm_node')
+                assert values['server_last_error'] == '' and values['server_failed_timeout'] == '1'
+            finally:
+                stop.set()
+                probe.close()

@@ -18,9 +18,12 @@
 Each check gives ok / warn / fail, what was found, and for a problem a one-line fix.
 Checks: Python, packages (torch, transformers, ...), CUDA/GPU and its memory, RAM, ROS
 environment, DDS settings, camera devices, the interface package, and the model: is it
-supported, and does it fit at each precision (registry estimate vs free memory).
+supported, and does it fit at each precision (registry estimate vs free memory); for a
+served model, that the server lists it and answers a question as the vlm_node checks at
+load, and that the spec's timeout x tries fits vlm_node's inference_timeout_s.
 ``--profile`` also loads the model and runs one decision (the navigator's four closed-set
-questions on a simulator frame), reporting load time, peak memory and latency.
+questions on a simulator frame), reporting load time, peak memory and latency; it fails
+when the answers are not valid or every probability is uniform.
 ``--json`` prints the same as JSON. The exit code is 1 when any check fails.
 """
 
@@ -317,7 +320,7 @@ def check_model(model: str, device: str, dtype: str, gpu: Dict[str, Any],
     path = resolve_model(model)
     label = model or "'' (embedded)"
     if is_served_spec(path):
-        return _check_served(path)
+        return check_served(path)
     data: Dict[str, Any] = {'model': model, 'resolved': path, 'device': device, 'dtype': dtype}
     folder = os.path.isdir(os.path.expanduser(path))
     hub_id = re.match(r'^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$', path) is not None
@@ -381,19 +384,66 @@ def check_model(model: str, device: str, dtype: str, gpu: Dict[str, Any],
                  '(openai://HOST:PORT/v1?model=NAME)', data)
 
 
-def _check_served(spec: str) -> Check:
+def check_served(spec: str) -> Check:
+    """
+    Load a served model as vlm_node does: the same check, the same message.
+
+    The server must list its models and answer one question with a chat completion.
+    """
     from vlm_nav.models.base import ModelLoadError
     from vlm_nav.models.served import ServedBackend
     try:
         backend = ServedBackend(spec)
         backend.load()
     except ModelLoadError as err:
-        return Check('model', FAIL, str(err).split('. Fix: ')[0],
-                     str(err).split('. Fix: ')[1] if '. Fix: ' in str(err) else
-                     'check the spec and the server', {'model': spec})
-    data = {'model': spec, 'served_model': backend.model, 'server': backend.base_url}
-    return Check('model', OK, f'server {backend.base_url} serves {backend.model!r} (memory '
-                 "is the server's; --profile measures latency and the scoring mode)", data=data)
+        detail, _, fix = str(err).partition('. Fix: ')
+        return Check('model', FAIL, detail, (fix or 'check the spec and the server') +
+                     '; vlm_node keeps trying (server_retry_max_s) and becomes ready once '
+                     'the server answers', {'model': spec})
+    data = {'model': spec, 'served_model': backend.model, 'server': backend.base_url,
+            'scoring': backend.scoring}
+    return Check('model', OK, f'server {backend.base_url} serves {backend.model!r} and '
+                 f'answers ({backend.scoring}; memory is the server\'s, --profile measures '
+                 'latency)', data=data)
+
+
+def inference_timeout_s(params_file: str = '') -> Optional[float]:
+    """Return vlm_node's inference_timeout_s from config/vlm_nav.yaml; None if unreadable."""
+    try:
+        from vlm_nav.bringup.profiles import node_parameters
+        return float(node_parameters('vlm_node', params_file)['inference_timeout_s'])
+    except Exception:  # noqa: B902 - no config (or no yaml): the caller says so
+        return None
+
+
+def check_served_budget(spec: str, deadline_s: Optional[float]) -> Optional[Check]:
+    """
+    Check that a served spec's longest request (timeout x tries + waits) fits the deadline.
+
+    None for a model that is not served.
+    """
+    from vlm_nav.models.base import ModelLoadError
+    from vlm_nav.models.served import is_served_spec, ServedBackend
+    if not is_served_spec(spec):
+        return None
+    try:
+        backend = ServedBackend(spec)
+    except ModelLoadError as err:
+        return Check('served_budget', FAIL, str(err), 'fix the spec')
+    source = 'config/vlm_nav.yaml'
+    if deadline_s is None:
+        deadline_s, source = 5.0, "vlm_node's default (config/vlm_nav.yaml unreadable)"
+    data = {'timeout_s': backend.timeout_s, 'retries': backend.retries,
+            'request_budget_s': backend.budget_s, 'inference_timeout_s': deadline_s}
+    detail = (f'timeout {backend.timeout_s:g} s x {backend.retries + 1} tries + waits = '
+              f'{backend.budget_s:g} s per request; inference_timeout_s {deadline_s:g} s '
+              f'({source})')
+    if backend.budget_s > deadline_s:
+        return Check('served_budget', WARN, detail + ': a hung server outlasts the deadline, '
+                     'and vlm_node then refuses work until it answers',
+                     'lower timeout= or retries= in the spec, or raise the vlm_node parameter '
+                     f'inference_timeout_s above {backend.budget_s:g}', data)
+    return Check('served_budget', OK, detail, data=data)
 
 
 def profile_model(model: str, device: str, dtype: str, decisions: int = 3) -> Check:
@@ -412,15 +462,18 @@ def profile_model(model: str, device: str, dtype: str, decisions: int = 3) -> Ch
     load_s = time.monotonic() - started
     image = _profile_image()
     questions = vocabulary.target_questions('red ball')
-    latencies = []
+    latencies, every = [], []
     try:
         for _ in range(1 + decisions):
             t0 = time.monotonic()
             answers = backend.score(image, questions)
             latencies.append(time.monotonic() - t0)
+            every += answers
     except Exception as err:  # noqa: B902 - a failing decision is the finding
-        return Check('profile', FAIL, f'decision failed: {type(err).__name__}: {err}',
-                     'run the same model with the vlm_node and read its log', {'load_s': load_s})
+        detail, _, fix = f'decision failed: {type(err).__name__}: {err}'.partition('. Fix: ')
+        return Check('profile', FAIL, detail,
+                     fix or 'run the same model with the vlm_node and read its log',
+                     {'load_s': load_s})
     warm = sorted(latencies[1:]) or latencies
     data = {'load_s': load_s, 'first_decision_ms': latencies[0] * 1e3,
             'decision_ms': warm[len(warm) // 2] * 1e3, 'decisions': len(latencies),
@@ -439,7 +492,16 @@ def profile_model(model: str, device: str, dtype: str, decisions: int = 3) -> Ch
         detail += f", peak GPU allocated {_gib(data['peak_gpu_allocated_bytes'])}"
     if 'scoring' in data:
         detail += f", scoring: {data['scoring'].split(':')[0]}"
+    if all(_uniform(a.probs) for a in every):
+        return Check('profile', FAIL, detail + '; every answer gives each choice the same '
+                     'probability: the model does not answer the questions',
+                     'check the model is a trained vision-language model (and, served, that '
+                     'the server runs it with its chat template)', data)
     return Check('profile', OK, detail, data=data)
+
+
+def _uniform(probs) -> bool:
+    return len(probs) > 0 and max(probs) - min(probs) < 1e-6
 
 
 def _profile_image():
@@ -456,20 +518,27 @@ def _profile_image():
 def run_checks(model: str = '', device: str = 'cpu', dtype: str = 'float32',
                profile: bool = False, allow_download: bool = False) -> List[Check]:
     gpu = gpu_info()
-    steps: List[Callable[[], Check]] = [
+    def model_check() -> Check:
+        return check_model(model, device, dtype, gpu, allow_download)
+
+    steps: List[Callable[[], Optional[Check]]] = [
         check_python, check_packages, lambda: check_gpu(device, gpu), check_ram, check_ros,
-        check_dds, check_camera, check_interfaces,
-        lambda: check_model(model, device, dtype, gpu, allow_download)]
+        check_dds, check_camera, check_interfaces, model_check,
+        lambda: check_served_budget(model, inference_timeout_s())]
     checks = []
+    model_failed = False
     for step in steps:
         try:
-            checks.append(step())
+            check = step()
         except Exception as err:  # noqa: B902 - one broken check must not hide the others
             name = getattr(step, '__name__', 'check').replace('check_', '')
-            checks.append(Check(name, FAIL, f'check crashed: {type(err).__name__}: {err}',
-                                'report this as a vlm_nav bug'))
+            check = Check(name, FAIL, f'check crashed: {type(err).__name__}: {err}',
+                          'report this as a vlm_nav bug')
+        if check is not None:
+            checks.append(check)
+            model_failed = model_failed or (step is model_check and check.status == FAIL)
     if profile:
-        if checks[-1].status == FAIL:
+        if model_failed:
             checks.append(Check('profile', FAIL, 'skipped: the model check failed',
                                 'fix the model check first'))
         else:
