@@ -22,6 +22,7 @@ here with rosbags (vlm_nav.testing.bags); vlm_node's /diagnostics says how many 
 received.
 """
 
+from pathlib import Path
 import subprocess
 import sys
 
@@ -42,6 +43,19 @@ pytestmark = pytest.mark.ros
 
 REALSENSE = '/camera/color/image_raw/compressed'
 FRAMES = 20                     # at 10 Hz: a 2 s replay
+LAUNCH_FILE = Path(__file__).resolve().parents[2] / 'launch' / 'replay.launch.py'
+# `ros2 launch vlm_nav replay.launch.py ARG:=VALUE ...`, without needing the ros2 CLI
+RUN_LAUNCH = """
+import sys
+from launch import LaunchService
+from launch.actions import IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+service = LaunchService(argv=sys.argv[2:])
+service.include_launch_description(IncludeLaunchDescription(
+    PythonLaunchDescriptionSource(sys.argv[1]),
+    launch_arguments=[a.split(':=', 1) for a in sys.argv[2:]]))
+sys.exit(service.run())
+"""
 
 
 def _stamp(t: int) -> Time:
@@ -206,3 +220,33 @@ def test_depth_and_camera_info_pass_through(ros_domain, probe, tmp_path):
     assert (images[0].header.stamp.sec, images[0].header.stamp.nanosec) in stamps
     assert (infos[0].width, infos[0].height, infos[0].distortion_model) == (32, 24, 'plumb_bob')
     assert list(infos[0].d)[0] == 0.1
+
+
+def test_replay_launch_ends_with_the_player(ros_domain, tmp_path):
+    """
+    Run replay.launch.py for real where launch_ros and an installed vlm_nav are found.
+
+    The launch ends after the bag with exit code 0, and at once with exit code 1 when the
+    player fails; every other node is stopped either way.
+    """
+    pytest.importorskip('launch_ros')
+    from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
+    try:
+        get_package_share_directory('vlm_nav')
+    except PackageNotFoundError:
+        pytest.skip('vlm_nav is not installed in an ament prefix (colcon build)')
+
+    def launch(*arguments):
+        return subprocess.run([sys.executable, '-c', RUN_LAUNCH, str(LAUNCH_FILE),
+                               *arguments], capture_output=True, text=True, timeout=180)
+    played = launch(f'bag:={realsense(tmp_path / "realsense")}')
+    assert played.returncode == 0, played.stdout[-3000:] + played.stderr[-3000:]
+    output = played.stdout + played.stderr
+    assert f'replay finished: {FRAMES} frames' in output
+    assert "sending signal 'SIGINT' to process[vlm_node" in output
+    write_bag(str(tmp_path / 'no_camera'), list(depth_frames(2)))
+    failed = launch(f'bag:={tmp_path / "no_camera"}')
+    output = failed.stdout + failed.stderr
+    assert failed.returncode == 1, output[-3000:]
+    assert 'bag_player_node: replay failed: ' in output and 'has no camera stream' in output
+    assert 'process has finished cleanly' in output.split('replay failed')[-1]
