@@ -20,8 +20,9 @@ Everything here builds real transformers objects (`LlavaForConditionalGeneration
 `from_pretrained` like any hub model. No ROS imports.
 """
 
+import os
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 from vlm_nav.perception import vocabulary
 
@@ -217,6 +218,21 @@ def set_generation_defaults(model, tokenizer) -> None:
     gen.eos_token_id = tokenizer.eos_token_id
     gen.do_sample = False
     gen.max_new_tokens = 64
+
+
+def model_vocabulary(folder: str) -> Tuple[str, Optional[List[str]]]:
+    """
+    Return how replies name a model, and the closed vocabulary its folder declares.
+
+    The vocabulary is None for a model that takes any target (no vocabulary file, or not
+    a folder here: a hub id or a served model).
+    """
+    path = os.path.expanduser(folder)
+    if os.path.isdir(path) and os.path.samefile(path, EMBEDDED_MODEL_DIR):
+        name = 'the embedded model'
+    else:
+        name = f'model {os.path.basename(os.path.normpath(folder)) or folder!r}'
+    return name, vocabulary.load_vocabulary(folder)
 
 
 def load_embedded(path: Optional[Path] = None, device: str = 'cpu'):

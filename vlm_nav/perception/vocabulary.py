@@ -21,7 +21,9 @@ as probabilities over these labels. No ROS imports here.
 """
 
 from dataclasses import dataclass, field
+import json
 import math
+import os
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 import unicodedata
@@ -64,6 +66,61 @@ def clean_text(text: str, limit: int, what: str, multiline: bool = True) -> str:
     if markup:
         raise ValueError(f'{what} contains model markup {markup.group(0)!r}')
     return stripped
+
+
+# A model folder with this file declares a closed vocabulary: {"vocabulary": [labels]}.
+VOCABULARY_FILE = 'vocabulary.json'
+TARGET_LIMIT = 100                  # characters
+_ARTICLES = ('the', 'a', 'an')
+
+
+def normalise_target(text: str) -> str:
+    """
+    Return a target as the questions use it: lower case, no leading article, single spaces.
+
+    'The  Red Ball.' -> 'red ball'. Raise ValueError when the text can't be a target.
+    """
+    words = clean_text(text, TARGET_LIMIT, 'target', multiline=False).lower().split()
+    while words and words[0] in _ARTICLES:
+        words = words[1:]
+    target = ' '.join(words).rstrip('.!?').strip()
+    if not target:
+        raise ValueError(f'target {text.strip()!r} names no thing')
+    return target
+
+
+def check_target(text: str, known: Optional[Sequence[str]],
+                 model: str = 'the model') -> str:
+    """
+    Return the normalised target if the model knows it; raise ValueError saying why not.
+
+    known: the model's closed vocabulary, None for an open-vocabulary model (any target).
+    """
+    target = normalise_target(text)
+    if known is None or target in known:
+        return target
+    raise ValueError(f'{model} does not know {target!r}: {model} knows: {", ".join(known)}; '
+                     'for other things use a general VLM (model:=...)')
+
+
+def load_vocabulary(folder: str) -> Optional[List[str]]:
+    """
+    Return the closed vocabulary a model folder declares, or None (open, or not a folder).
+
+    Raise ValueError when the folder's vocabulary file is not a list of labels.
+    """
+    path = os.path.join(os.path.expanduser(folder), VOCABULARY_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding='utf-8') as f:
+            labels = json.load(f)['vocabulary']
+        if not (isinstance(labels, list) and labels and
+                all(isinstance(label, str) and label.strip() for label in labels)):
+            raise TypeError('not a list of labels')
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f'{path}: "vocabulary" must be a list of labels ({error})') from None
+    return [normalise_target(label) for label in labels]
 
 
 def visible_question(target: str) -> str:
