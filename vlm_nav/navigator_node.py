@@ -24,24 +24,42 @@ With a planar lidar (sensor_msgs/LaserScan on scan, use_scan) the policy maps it
 takes the path ahead from it; the scan's frame is taken to be base_link (no TF on the pip
 path: mount the lidar at the base's origin, facing forward, or republish it so). A scan
 older than scan_timeout_s is not used: the policy goes back to the camera alone.
+
+The FindObject action (vlm_nav/find_object) runs one search or follow as a goal with
+feedback, cancel and a timeout; SetTarget, the mode and target parameters, or a newer
+goal preempt it. Goals are taken up, ended and reported by the control loop, so they
+never race it, whichever executor spins the node.
+
+Targets are checked against the model's vocabulary: the navigator reads vlm_node's model
+parameter, and a model folder with a vocabulary file (the embedded model's) declares the
+only things it knows; anything else is refused with that list. Until vlm_node answers,
+targets are taken and checked once it does.
 """
 
 from collections import deque
+from dataclasses import dataclass
 import math
+import threading
 import time
-from typing import Optional, Tuple, Union
+from typing import Any, List, Optional, Tuple, Union
 
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import OccupancyGrid, Odometry
 import numpy as np
-from rcl_interfaces.msg import SetParametersResult
+from rcl_interfaces.msg import ParameterType, SetParametersResult
+from rcl_interfaces.srv import GetParameters
 import rclpy
+from rclpy.action import ActionServer, CancelResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from rclpy.task import Future
 from rclpy.time import Time
 from sensor_msgs.msg import Image, LaserScan
 from visualization_msgs.msg import MarkerArray
 
+from vlm_nav.models import resolve_model
+from vlm_nav.models.embedded import model_vocabulary
 from vlm_nav.nav.debug_view import draw_debug
 from vlm_nav.nav.free_text import Answer, FreeTextPolicy
 from vlm_nav.nav.limits import VelocityLimiter
@@ -49,12 +67,13 @@ from vlm_nav.nav.policy import (config_from_parameters, Decision, MODES,
                                 NavigationPolicy, POLICY_PARAMETERS, POLICY_PARAMS)
 from vlm_nav.nav.scan_map import Scan
 from vlm_nav.perception.checks import observation_problem
-from vlm_nav.perception.vocabulary import clean_text, Observation
+from vlm_nav.perception.vocabulary import check_target, normalise_target, Observation
 from vlm_nav.ros.diagnostics import DiagnosticsPublisher, OK, WARN
 from vlm_nav.ros.image import image_to_rgb, rgb_to_image
 from vlm_nav.ros.markers import policy_markers, scan_map_grid
 from vlm_nav.ros.params import check_choices, declare
 from vlm_nav.ros.session import ros_session
+from vlm_nav_interfaces.action import FindObject
 from vlm_nav_interfaces.msg import NavigatorState
 from vlm_nav_interfaces.srv import Ask, Observe, SetTarget
 
@@ -68,6 +87,28 @@ FREE_TEXT_POLICIES = ('free_text', 'original')
 
 # Odometry older than this is not used; the policy dead-reckons from its commands instead.
 ODOM_TIMEOUT_S = 0.5
+
+# FindObject: the modes a goal may ask for, and its feedback period (5 Hz).
+GOAL_MODES = ('search', 'follow')
+FEEDBACK_PERIOD_S = 0.2
+
+# The node whose model parameter names the model (its vocabulary), asked this often until
+# it answers.
+VLM_NODE = 'vlm_node'
+VOCABULARY_RETRY_S = 2.0
+
+
+@dataclass
+class _Goal:
+    """One FindObject goal: its handle, what it asked for, and the future its result ends."""
+
+    handle: Any
+    done: Future
+    mode: str = ''
+    target: str = ''
+    timeout_s: float = 0.0
+    started_s: float = 0.0
+    feedback_s: float = -math.inf
 
 
 class NavigatorNode(Node):
@@ -99,6 +140,11 @@ class NavigatorNode(Node):
         declare(self, 'use_scan', True, 'map the planar lidar on scan (when one publishes) '
                 'for the path ahead and for exploring', read_only=True)
         declare(self, 'scan_timeout_s', 0.5, 'a scan older than this is not used', 0.05, 10.0)
+        declare(self, 'enable_stamped_cmd_vel', False, 'publish geometry_msgs/TwistStamped '
+                '(stamp, frame_id = base_frame) on cmd_vel instead of Twist, as Nav2 on '
+                "Kilted and ros2_control's diff_drive_controller expect", read_only=True)
+        declare(self, 'base_frame', 'base_link', "the robot's base frame (REP 105): the "
+                'frame_id of stamped commands', read_only=True)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._on_parameters_set)
 
@@ -129,8 +175,11 @@ class NavigatorNode(Node):
         # the model server when the model is served), said with a stale stop.
         self._failure = ''
 
+        self._stamped = self.get_parameter('enable_stamped_cmd_vel').value
+        self._base_frame = self.get_parameter('base_frame').value
         self._cmd_pub = self.create_publisher(
-            Twist, 'cmd_vel', QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+            TwistStamped if self._stamped else Twist, 'cmd_vel',
+            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
         self._state_pub = self.create_publisher(NavigatorState, 'vlm_nav/navigator_state', 10)
         # Odometry: the policy's memory of where the target was and which headings were
         # looked at lives in the odom frame.
@@ -151,9 +200,32 @@ class NavigatorNode(Node):
                                      qos_profile_sensor_data)
             self.create_timer(1.0 / rate, self._publish_visualization)
         self.create_service(SetTarget, 'vlm_nav/set_target', self._on_set_target)
+        # FindObject: the server only hands goals to the control loop (_serve_goals) and
+        # waits for their result, in a group of its own so the wait blocks nothing else.
+        self._goal: Optional[_Goal] = None
+        self._goal_inbox: List[_Goal] = []
+        self._goal_lock = threading.Lock()
+        self._action = ActionServer(
+            self, FindObject, 'vlm_nav/find_object', self._execute_goal,
+            callback_group=ReentrantCallbackGroup(), cancel_callback=self._on_cancel)
         self._diagnostics = DiagnosticsPublisher(self)
         self.create_timer(1.0, self._publish_diagnostics)
+        # The model's vocabulary: (how replies name the model, its closed vocabulary or None
+        # for any target); None until vlm_node said which model it serves.
+        self._vocabulary: Optional[Tuple[str, Optional[List[str]]]] = None
+        self._vocabulary_new = False
+        self._vocabulary_call = None
+        self._model_name = ''             # model_name of the newest Observe reply
+        self._get_parameters = self.create_client(GetParameters,
+                                                  f'{VLM_NODE}/get_parameters')
+        self.create_timer(VOCABULARY_RETRY_S, self._ask_vocabulary)
         mode, target = self.get_parameter('mode').value, self.get_parameter('target').value
+        if target.strip():
+            try:
+                target = normalise_target(target)
+            except ValueError as error:
+                self.get_logger().error(f'target parameter refused: {error}; idle')
+                mode, target = 'idle', ''
         self._set_mode('search' if mode == 'idle' and target.strip() else mode, target.strip())
         period = 1.0 / self.get_parameter('control_rate_hz').value
         self.create_timer(period, self._tick)
@@ -178,7 +250,7 @@ class NavigatorNode(Node):
         target = new.get('target', self.get_parameter('target').value)
         try:
             if target.strip():
-                clean_text(target, 100, 'target', multiline=False)
+                self._checked_target(target)
             elif mode in ('search', 'follow'):
                 raise ValueError(f'mode {mode} needs a target')
         except ValueError as error:
@@ -188,8 +260,9 @@ class NavigatorNode(Node):
     def _on_parameters_set(self, params) -> None:
         self._apply_parameters(params)
         if any(p.name in ('mode', 'target') for p in params):
+            target = self.get_parameter('target').value
             self._set_mode(self.get_parameter('mode').value,
-                           self.get_parameter('target').value.strip())
+                           normalise_target(target) if target.strip() else '')
 
     def _on_set_target(self, request: SetTarget.Request,
                        response: SetTarget.Response) -> SetTarget.Response:
@@ -199,7 +272,7 @@ class NavigatorNode(Node):
                 raise ValueError(f'unknown mode {request.mode!r}; one of {", ".join(MODES)}')
             target = request.target.strip()
             if mode in ('search', 'follow') or target:
-                target = clean_text(target, 100, 'target', multiline=False)
+                target = self._checked_target(target)
         except ValueError as error:
             response.success, response.message = False, str(error)
             self._counts['set_target_rejected'] += 1
@@ -208,15 +281,174 @@ class NavigatorNode(Node):
         self._set_mode(mode, target)
         response.success = True
         response.message = f'mode {mode}' + (f', target {target!r}' if target else '')
+        if target and self._vocabulary is None:
+            response.message += ("; the model's vocabulary is not known yet (vlm_node has "
+                                 'not answered): the target is checked once it does')
         return response
 
+    # ---- the model's vocabulary -------------------------------------------------------------
+    def _checked_target(self, text: str) -> str:
+        """Return the normalised target; raise ValueError if unusable or unknown to the model."""
+        name, known = self._vocabulary or ('the model', None)
+        return check_target(text, known, name)
+
+    def _ask_vocabulary(self) -> None:
+        """Ask vlm_node which model it serves, until it answers."""
+        if self._vocabulary is not None or not self._get_parameters.service_is_ready():
+            return
+        if self._vocabulary_call is not None and not self._vocabulary_call.done():
+            return
+        self._vocabulary_call = self._get_parameters.call_async(
+            GetParameters.Request(names=['model']))
+        self._vocabulary_call.add_done_callback(self._on_model_parameter)
+
+    def _on_model_parameter(self, future) -> None:
+        try:
+            values = future.result().values
+        except Exception as error:  # noqa: B902 - asked again at the next retry
+            self.get_logger().warning(f'{VLM_NODE} model parameter: {error}',
+                                      throttle_duration_sec=10.0)
+            return
+        if len(values) != 1 or values[0].type != ParameterType.PARAMETER_STRING:
+            return
+        try:
+            vocabulary = model_vocabulary(resolve_model(values[0].string_value))
+        except ValueError as error:
+            self.get_logger().error(f'{error}; any target is taken', once=True)
+            vocabulary = ('the model', None)
+        self._vocabulary, self._vocabulary_new = vocabulary, True
+
+    def _recheck_target(self) -> None:
+        """Check the target taken before the vocabulary was known; refuse it now if unknown."""
+        self._vocabulary_new = False
+        target = self._policy.target
+        if self._policy.mode not in ('search', 'follow') or not target:
+            return
+        try:
+            self._checked_target(target)
+        except ValueError as error:
+            self.get_logger().error(f'target refused: {error}; idle')
+            if self._goal is not None:
+                self._end_goal('refused', str(error))
+            self._set_mode('idle', '')
+
     def _set_mode(self, mode: str, target: str) -> None:
+        if self._goal is not None:
+            self._end_goal('preempted', f'preempted: mode {mode}' +
+                           (f', target {target!r}' if target else '') + ' set')
         self._policy.reset(mode, target)
         self._observation = self._observation_stamp = None   # never act on the old target's
         self._pending = None
         self._limiter.stop()
         self._publish_twist(0.0, 0.0)
         self.get_logger().info(f'mode {mode}' + (f', target {target!r}' if target else ''))
+
+    # ---- FindObject goals ------------------------------------------------------------------
+    async def _execute_goal(self, handle) -> FindObject.Result:
+        """Hand the goal to the control loop and wait for the result it ends with."""
+        goal = _Goal(handle, Future())
+        with self._goal_lock:
+            self._goal_inbox.append(goal)
+        result = await goal.done
+        if result.outcome == 'arrived':
+            handle.succeed()
+        elif result.outcome == 'canceled' and handle.is_cancel_requested:
+            handle.canceled()
+        else:
+            handle.abort()
+        return result
+
+    def _on_cancel(self, _handle) -> CancelResponse:
+        """Accept a cancel and stop at once; the control loop then ends the goal canceled."""
+        self._publish_twist(0.0, 0.0)
+        return CancelResponse.ACCEPT
+
+    def _serve_goals(self, now: float) -> None:
+        """Take up new goals (each preempts the one before) and end a canceled one."""
+        with self._goal_lock:
+            inbox, self._goal_inbox = self._goal_inbox, []
+        for goal in inbox:
+            self._start_goal(goal, now)
+        goal = self._goal
+        if goal is not None and goal.handle.is_cancel_requested:
+            self._end_goal('canceled', 'canceled: stopped')
+            self._set_mode('idle', '')
+
+    def _start_goal(self, goal: _Goal, now: float) -> None:
+        request = goal.handle.request
+        try:
+            mode = request.mode.strip().lower() or 'search'
+            if mode not in GOAL_MODES:
+                raise ValueError(f'unknown mode {request.mode!r}; one of '
+                                 f'{", ".join(GOAL_MODES)}')
+            if not (math.isfinite(request.timeout_s) and request.timeout_s >= 0.0):
+                raise ValueError(f'timeout_s is {request.timeout_s}; give 0 (none) or more')
+            target = self._checked_target(request.target)
+        except ValueError as error:
+            goal.started_s = now
+            self._finish(goal, 'refused', str(error), now)
+            return
+        if self._goal is not None:
+            self._end_goal('preempted', f'preempted by a new goal: {mode} {target!r}')
+        self._set_mode(mode, target)
+        goal.mode, goal.target, goal.timeout_s = mode, target, float(request.timeout_s)
+        goal.started_s = now
+        self._goal = goal
+
+    def _goal_progress(self, now: float) -> None:
+        """End the running goal when it arrived or timed out; else send feedback if due."""
+        goal = self._goal
+        if goal is None:
+            return
+        elapsed = now - goal.started_s
+        if goal.mode == 'search' and self._last.arrived:
+            self._end_goal('arrived', self._last.reason)
+        elif goal.timeout_s > 0.0 and elapsed >= goal.timeout_s:
+            self._end_goal('timeout', f'no arrival within {goal.timeout_s:g} s '
+                           f'({self._last.phase}: {self._last.reason}); stopped')
+            self._set_mode('idle', '')
+        elif now - goal.feedback_s >= FEEDBACK_PERIOD_S or now < goal.feedback_s:
+            goal.feedback_s = now
+            goal.handle.publish_feedback(self._goal_feedback(goal, now))
+
+    def _goal_feedback(self, goal: _Goal, now: float) -> FindObject.Feedback:
+        feedback = FindObject.Feedback(phase=self._last.phase, reason=self._last.reason,
+                                       elapsed_s=float(now - goal.started_s),
+                                       visible_prob=math.nan, bearing_rad=math.nan,
+                                       distance_m=math.nan, since_seen_s=-1.0)
+        obs = self._observation
+        if isinstance(obs, Observation):
+            feedback.visible_prob = float(obs.visible_prob)
+            feedback.bearing_rad = float(self._bearing(obs))
+            feedback.distance_m = float(self._target_range(obs, now))
+        memory = getattr(self._policy, 'target_memory', None)
+        if memory is not None:
+            feedback.since_seen_s = float(max(0.0, now - memory.seen_s))
+        return feedback
+
+    def _bearing(self, obs: Observation) -> float:
+        return obs.expected_bearing(math.radians(self.get_parameter('hfov_deg').value))
+
+    def _target_range(self, obs: Observation, now: float) -> float:
+        """Return the scan's range at the target's bearing while it is seen, else NaN."""
+        scan = self._fresh_scan(now)
+        if scan is None or \
+                obs.visible_prob < self.get_parameter('visible_threshold').value:
+            return math.nan
+        distance = float(scan.range_toward(np.array([self._bearing(obs)]))[0])
+        return distance if math.isfinite(distance) and distance > 0.0 else math.nan
+
+    def _end_goal(self, outcome: str, message: str) -> None:
+        goal, self._goal = self._goal, None
+        if goal is not None:
+            self._finish(goal, outcome, message, self.get_clock().now().nanoseconds * 1e-9)
+
+    def _finish(self, goal: _Goal, outcome: str, message: str, now: float) -> None:
+        result = FindObject.Result(success=outcome == 'arrived', outcome=outcome,
+                                   message=message, elapsed_s=float(now - goal.started_s))
+        log = self.get_logger().warning if outcome == 'refused' else self.get_logger().info
+        log(f'FindObject {goal.target or goal.handle.request.target!r}: {outcome}: {message}')
+        goal.done.set_result(result)
 
     def _on_odom(self, msg: Odometry) -> None:
         p, q = msg.pose.pose.position, msg.pose.pose.orientation
@@ -376,6 +608,11 @@ class NavigatorNode(Node):
                 target != (self._policy.target if self._policy.mode != 'explore' else ''):
             return
         o = response.observation
+        if o.model_name != self._model_name:
+            if self._model_name:           # vlm_node serves another model now: ask again
+                self._vocabulary = None
+                self._ask_vocabulary()
+            self._model_name = o.model_name
         observation = Observation(
             target=o.target, stamp_s=Time.from_msg(o.header.stamp).nanoseconds * 1e-9,
             visible_prob=o.visible_prob,
@@ -395,6 +632,9 @@ class NavigatorNode(Node):
         tick = now if self.get_parameter('use_sim_time').value else mono
         dt = 0.0 if self._last_tick is None else min(1.0, max(0.0, tick - self._last_tick))
         self._last_tick = tick
+        if self._vocabulary_new:
+            self._recheck_target()
+        self._serve_goals(now)
         if self._policy.mode == 'idle':
             return
         self._request_observation(mono)
@@ -420,6 +660,7 @@ class NavigatorNode(Node):
                 linear, angular = self._stale_stop(obs, age, timeout)
         self._publish_twist(linear, angular)
         self._publish_state(linear, angular, age)
+        self._goal_progress(now)
 
     def _stale_stop(self, obs: Optional[Union[Observation, Answer]], age: float,
                     timeout: float) -> Tuple[float, float]:
@@ -437,9 +678,16 @@ class NavigatorNode(Node):
         return self._limiter.stop()
 
     def _publish_twist(self, linear: float, angular: float) -> None:
+        """Publish a command: the one way anything here moves or stops the robot."""
         twist = Twist()
         twist.linear.x, twist.angular.z = float(linear), float(angular)
-        self._cmd_pub.publish(twist)
+        if self._stamped:
+            stamped = TwistStamped(twist=twist)
+            stamped.header.stamp = self.get_clock().now().to_msg()
+            stamped.header.frame_id = self._base_frame
+            self._cmd_pub.publish(stamped)
+        else:
+            self._cmd_pub.publish(twist)
 
     def _publish_state(self, linear: float, angular: float, age: float) -> None:
         state = NavigatorState(mode=self._policy.mode, target=self._policy.target,
@@ -502,6 +750,8 @@ class NavigatorNode(Node):
 
     def destroy_node(self):
         self._publish_twist(0.0, 0.0)     # leave the robot stopped
+        self._end_goal('failed', 'navigator_node shut down')
+        self._action.destroy()
         return super().destroy_node()
 
 
