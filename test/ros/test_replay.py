@@ -144,8 +144,8 @@ def test_bringup_replay_ends_cleanly_with_the_bag(ros_domain, tiny_llava_dir, tm
                             timeout=120)
     # Refused before any node starts: one line naming the bag, no traceback.
     assert failed.returncode == 1, failed.stdout[-3000:]
-    assert failed.stderr.strip() == (f'vlm-nav: error: {empty} has no camera stream '
-                                      '(sensor_msgs/msg/Image or CompressedImage); its topics: '
-                                      '/other (Twist); record the camera topic too (e.g. '
-                                      '`ros2 bag record /camera/image_raw`)'), failed.stderr
+    expected = (f'vlm-nav: error: {empty} has no camera stream (sensor_msgs/msg/Image or '
+                'CompressedImage); its topics: /other (Twist); record the camera topic too '
+                '(e.g. `ros2 bag record /camera/image_raw`)')
+    assert failed.stderr.strip() == expected, failed.stderr
     assert 'bag_player_node' not in failed.stdout

@@ -144,8 +144,8 @@ def test_bringup_replays_a_robot_bag_into_vlm_node(shape, ros_domain, probe, tin
     assert info in result.stdout
 
 
-def test_two_cameras_are_listed_and_camera_topic_picks_one(ros_domain, probe, tiny_llava_dir,
-                                                          tmp_path):
+def test_two_cameras_are_listed_and_camera_topic_picks_one(ros_domain, probe,
+                                                           tiny_llava_dir, tmp_path):
     bag = tmp_path / 'two'
     write_bag(str(bag), list(frames(REALSENSE, compressed=True)) +
               list(frames('/front_camera/image_raw', size=(48, 32))))
@@ -209,8 +209,8 @@ def test_depth_and_camera_info_pass_through(ros_domain, probe, tmp_path):
     images = probe.messages('camera/image_raw')
     depths = probe.messages('camera/depth/image_raw')
     infos = probe.messages('camera/camera_info')
-    assert len(images) >= FRAMES // 2 and len(depths) >= FRAMES // 2, (len(images),
-                                                                      len(depths))
+    counts = (len(images), len(depths))
+    assert min(counts) >= FRAMES // 2, counts
     assert images[0].encoding == 'rgb8' and images[0].header.frame_id == \
         'camera_color_optical_frame'
     assert depths[0].encoding == '16UC1' and np.frombuffer(

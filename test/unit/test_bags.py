@@ -29,11 +29,11 @@ import pytest
 from rosbags.highlevel import AnyReader
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
-import yaml
 
 from vlm_nav.ros.bags import Bag, BagError
 from vlm_nav.ros.image import compressed_to_rgb, image_to_rgb, rgb_to_image
 from vlm_nav.testing.bags import write_bag, write_humble_bag
+import yaml
 
 REALSENSE = '/camera/color/image_raw/compressed'
 
@@ -165,7 +165,7 @@ def test_an_unreadable_compression_is_refused_with_what_to_do(tmp_path):
     path = bag / 'metadata.yaml'
     document = yaml.safe_load(path.read_text())
     document['rosbag2_bagfile_information'].update(compression_mode='file',
-                                                    compression_format='lz4')
+                                                   compression_format='lz4')
     path.write_text(yaml.safe_dump(document))
     with pytest.raises(BagError, match=r"compressed with 'lz4'.*ros2 bag convert") as error:
         Bag(bag).open()

@@ -33,10 +33,10 @@ from typing import Dict, Iterable, Iterator, List, Tuple
 from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 from rosbags.typesys import get_typestore, Stores
-import yaml
 
 from vlm_nav.ros.bag_types import message_class
 from vlm_nav.ros.bags import Bag
+import yaml
 
 STORAGES = ('mcap', 'sqlite3')
 COMPRESSIONS = ('', 'file', 'message')
