@@ -28,9 +28,17 @@ from vlm_nav.bringup.supervisor import ros_value, Stack
 REPLAY_DRAIN_S = 3.0    # after a replay ends, before the stack stops
 FAILED = 'replay failed: '    # bag_player_node's line saying why (vlm_nav.bag_player_node)
 
-# Errors a subcommand reports as one line (`vlm-nav: error: ...`, exit 1) instead of a
-# traceback, by class (module.name), so that none of their modules is imported here.
-REPORTED_ERRORS = ('vlm_nav.ros.bags.BagError',)
+# Errors any subcommand reports as one line (`vlm-nav: error: ...`, exit 1) instead of a
+# traceback: what a user can fix (a bag, a model, a scenario file, a path, a server). By
+# class (module.name), so that none of their modules is imported here.
+REPORTED_ERRORS = (
+    'vlm_nav.ros.bags.BagError',
+    'vlm_nav.models.base.ModelLoadError',
+    'vlm_nav.models.registry.UnsupportedModel',
+    'vlm_nav.models.served.ServedError',
+    'vlm_nav.monitor.scenarios.ScenarioError',
+    'builtins.OSError',         # a file or folder missing, unreadable or unwritable
+)
 
 # The subcommands that live in modules of their own: name -> (module, help). A module is
 # imported only when its subcommand runs, not at the top: demo, evaluate-bag, record and
@@ -98,7 +106,8 @@ def _player_failure(stack: Stack) -> str:
 def _bringup(args) -> int:
     if args.profile == 'replay':
         if not args.bag:
-            print('replay needs --bag PATH (a rosbag2 folder or .mcap/.db3 file)')
+            print('vlm-nav: error: bringup replay needs --bag PATH (a rosbag2 folder or '
+                  '.mcap/.db3 file)', file=sys.stderr, flush=True)
             return 2
         _check_bag(args)
     specs = profile_nodes(args.profile, model=args.model, target=args.target,
