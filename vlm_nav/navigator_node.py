@@ -43,7 +43,7 @@ import threading
 import time
 from typing import Any, List, Optional, Tuple, Union
 
-from geometry_msgs.msg import Twist, TwistStamped
+from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
 from nav_msgs.msg import OccupancyGrid, Odometry
 import numpy as np
 from rcl_interfaces.msg import ParameterType, SetParametersResult
@@ -66,6 +66,7 @@ from vlm_nav.nav.limits import VelocityLimiter
 from vlm_nav.nav.policy import (config_from_parameters, Decision, MODES,
                                 NavigationPolicy, POLICY_PARAMETERS, POLICY_PARAMS)
 from vlm_nav.nav.scan_map import Scan
+from vlm_nav.nav.target_pose import target_pose, yaw_quaternion
 from vlm_nav.perception.checks import observation_problem
 from vlm_nav.perception.vocabulary import check_target, normalise_target, Observation
 from vlm_nav.ros.diagnostics import DiagnosticsPublisher, OK, WARN
@@ -109,6 +110,7 @@ class _Goal:
     timeout_s: float = 0.0
     started_s: float = 0.0
     feedback_s: float = -math.inf
+    target_pose: Optional[PoseStamped] = None   # the newest one published while it ran
 
 
 class NavigatorNode(Node):
@@ -145,6 +147,8 @@ class NavigatorNode(Node):
                 "Kilted and ros2_control's diff_drive_controller expect", read_only=True)
         declare(self, 'base_frame', 'base_link', "the robot's base frame (REP 105): the "
                 'frame_id of stamped commands', read_only=True)
+        declare(self, 'odom_frame', 'odom', 'the odometry frame (REP 105): the frame_id of '
+                'vlm_nav/target_pose', read_only=True)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._on_parameters_set)
 
@@ -181,6 +185,11 @@ class NavigatorNode(Node):
             TwistStamped if self._stamped else Twist, 'cmd_vel',
             QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
         self._state_pub = self.create_publisher(NavigatorState, 'vlm_nav/navigator_state', 10)
+        # The target's pose (odom frame) whenever it is seen and its range is known, once
+        # per observation, for Nav2's following server or any planner.
+        self._target_pose_pub = self.create_publisher(PoseStamped, 'vlm_nav/target_pose', 10)
+        self._target_pose_frame = self.get_parameter('odom_frame').value
+        self._target_pose_stamp = None    # stamp of the observation last published from
         # Odometry: the policy's memory of where the target was and which headings were
         # looked at lives in the odom frame.
         self.create_subscription(Odometry, 'odom', self._on_odom, 10)
@@ -446,8 +455,14 @@ class NavigatorNode(Node):
     def _finish(self, goal: _Goal, outcome: str, message: str, now: float) -> None:
         result = FindObject.Result(success=outcome == 'arrived', outcome=outcome,
                                    message=message, elapsed_s=float(now - goal.started_s))
-        log = self.get_logger().warning if outcome == 'refused' else self.get_logger().info
-        log(f'FindObject {goal.target or goal.handle.request.target!r}: {outcome}: {message}')
+        if goal.target_pose is not None:
+            result.target_pose, result.target_pose_known = goal.target_pose, True
+        text = f'FindObject {goal.target or goal.handle.request.target!r}: {outcome}: {message}'
+        # One call site per severity: rclpy refuses a severity change at the same call.
+        if outcome == 'refused':
+            self.get_logger().warning(text)
+        else:
+            self.get_logger().info(text)
         goal.done.set_result(result)
 
     def _on_odom(self, msg: Odometry) -> None:
@@ -647,6 +662,7 @@ class NavigatorNode(Node):
             self._stale = False
             self._last = self._policy.decide(obs, now) if self._free_text else \
                 self._policy.decide(obs, now, self._pose(now), self._fresh_scan(now))
+            self._publish_target_pose(obs, now)
             if self._last.arrived:      # stop where the target was judged near: no coasting
                 linear, angular = self._limiter.stop()
             else:
@@ -688,6 +704,28 @@ class NavigatorNode(Node):
             self._cmd_pub.publish(stamped)
         else:
             self._cmd_pub.publish(twist)
+
+    def _publish_target_pose(self, obs, now: float) -> None:
+        """Publish the target's pose once per observation where it is seen with a range."""
+        if not isinstance(obs, Observation) or self._observation_stamp is None or \
+                self._target_pose_stamp is self._observation_stamp:
+            return
+        robot = self._pose(now)
+        if robot is None:
+            return
+        pose = target_pose(robot, self._bearing(obs), self._target_range(obs, now))
+        if pose is None:
+            return
+        self._target_pose_stamp = self._observation_stamp
+        msg = PoseStamped()
+        msg.header.stamp = self._observation_stamp
+        msg.header.frame_id = self._target_pose_frame
+        msg.pose.position.x, msg.pose.position.y = float(pose[0]), float(pose[1])
+        q = msg.pose.orientation
+        q.x, q.y, q.z, q.w = yaw_quaternion(pose[2])
+        self._target_pose_pub.publish(msg)
+        if self._goal is not None:
+            self._goal.target_pose = msg
 
     def _publish_state(self, linear: float, angular: float, age: float) -> None:
         state = NavigatorState(mode=self._policy.mode, target=self._policy.target,

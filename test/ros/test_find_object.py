@@ -18,7 +18,7 @@ The FindObject action over DDS on the simulator with the embedded model.
 One stack for the module: the robot starts 1.8 m from the red ball, facing it. Goals
 find it with feedback, end canceled (the robot stopped within a control period),
 preempted (by a goal, by SetTarget), timed out or refused (a thing the model does not
-know).
+know). The target's pose on vlm_nav/target_pose lies where the simulator put it.
 """
 
 import json
@@ -27,7 +27,7 @@ import time
 
 from action_msgs.msg import GoalStatus
 from conftest import running_stack
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import PoseStamped, Twist
 import pytest
 from rclpy.action import ActionClient
 from std_msgs.msg import String
@@ -116,6 +116,30 @@ def test_find_the_red_ball_with_feedback(stack, probe):
     truth = json.loads(probe.messages('sim/ground_truth')[-1].data)
     ball = next(o for o in truth['objects'] if o['label'] == 'red ball')
     assert ball['distance_m'] <= 1.3 and ball['visible'], ball
+
+
+def test_the_target_pose_is_where_the_ball_is(stack, probe):
+    probe.record(PoseStamped, 'vlm_nav/target_pose')
+    probe.record(String, 'sim/ground_truth')
+    _vocabulary_known(probe)
+    goals = Goals(probe)
+    handle, _ = goals.send('red ball', timeout_s=60.0)   # in view, near after the test above
+    wrapped = goals.result(handle, 90.0)
+    result = wrapped.result
+    assert result.outcome == 'arrived' and result.target_pose_known, result
+    assert probe.wait_for(lambda: probe.messages('sim/ground_truth'), 5.0)
+    truth = json.loads(probe.messages('sim/ground_truth')[-1].data)
+    ball = next(o for o in truth['objects'] if o['label'] == 'red ball')
+    poses = probe.messages('vlm_nav/target_pose')
+    assert poses, 'no target pose published'
+    for pose in poses + [result.target_pose]:
+        assert pose.header.frame_id == 'odom'
+        assert math.hypot(pose.pose.position.x - ball['x'],
+                          pose.pose.position.y - ball['y']) < 0.3, (pose, ball)
+        q = pose.pose.orientation
+        assert math.hypot(q.z, q.w) == pytest.approx(1.0)
+    stamp = result.target_pose.header.stamp
+    assert stamp.sec or stamp.nanosec
 
 
 def test_cancel_stops_the_robot_within_a_control_period(stack, probe):
