@@ -40,7 +40,7 @@ from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness, Q
                                 QosTime)
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from vlm_nav.ros.bag_types import message_class, typestore_for
+from vlm_nav.ros.bags import message_class, typestore_for
 from vlm_nav.ros.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
 from vlm_nav.ros.params import declare
 from vlm_nav.ros.session import ros_session

@@ -34,9 +34,11 @@ Every problem is a `BagError`: one line naming the file, what is wrong and what 
 from contextlib import ExitStack
 from dataclasses import dataclass
 import heapq
+import importlib
 import os
 from pathlib import Path
 import sqlite3
+import sys
 from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from rosbags.interfaces import Connection, MessageDefinitionFormat
@@ -63,6 +65,9 @@ VERSION_DISTROS = {1: 'dashing', 2: 'eloquent', 3: 'eloquent', 4: 'foxy', 5: 'hu
 NEWEST_VERSION = 9                   # the newest metadata version rosbags reads
 DEFAULT_DISTRO = 'kilted'            # the package's own distro, when nothing else tells
 STORAGE_SUFFIXES = ('.mcap', '.db3')
+
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 class BagError(ValueError):
@@ -466,3 +471,32 @@ class Bag:
         if len(infos) == 1 and len(self.streams()) == 1:
             return infos[0]
         return None
+
+
+def message_class(type_name: str):
+    """Return the rclpy message class of a type name ('sensor_msgs/msg/Image')."""
+    package, _, name = type_name.split('/')
+    return getattr(importlib.import_module(f'{package}.msg'), name)
+
+
+def _interface_dirs(package: str) -> List[Path]:
+    """Return where a package's .msg files may be: ament index, Python prefix, source tree."""
+    prefixes = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
+    dirs = [Path(p) / 'share' / package / 'msg' for p in prefixes + [sys.prefix]]
+    return dirs + [REPO / package / 'msg']
+
+
+def typestore_for(msgtypes) -> object:
+    """Return rosbags' Kilted typestore plus the definitions of any msgtypes it lacks."""
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    missing = {t.split('/')[0] for t in msgtypes if t not in typestore.fielddefs}
+    for package in sorted(missing):
+        folder = next((d for d in _interface_dirs(package) if d.is_dir()), None)
+        if folder is None:
+            raise FileNotFoundError(f'no .msg definitions for {package} in '
+                                    f'{[str(d) for d in _interface_dirs(package)]}')
+        types = {}
+        for path in sorted(folder.glob('*.msg')):
+            types.update(get_types_from_msg(path.read_text(), f'{package}/msg/{path.stem}'))
+        typestore.register(types)
+    return typestore

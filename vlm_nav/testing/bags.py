@@ -34,8 +34,7 @@ from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 from rosbags.typesys import get_typestore, Stores
 
-from vlm_nav.ros.bag_types import message_class
-from vlm_nav.ros.bags import Bag
+from vlm_nav.ros.bags import Bag, message_class
 import yaml
 
 STORAGES = ('mcap', 'sqlite3')
