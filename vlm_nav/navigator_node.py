@@ -787,9 +787,12 @@ class NavigatorNode(Node):
         self._diagnostics.publish(level, message, values)
 
     def destroy_node(self):
-        self._publish_twist(0.0, 0.0)     # leave the robot stopped
-        self._end_goal('failed', 'navigator_node shut down')
-        self._action.destroy()
+        # A node stopped while it is being built (Ctrl-C at start-up) has no action server
+        # or publisher yet: the session's teardown still destroys it.
+        if hasattr(self, '_action'):
+            self._publish_twist(0.0, 0.0)     # leave the robot stopped
+            self._end_goal('failed', 'navigator_node shut down')
+            self._action.destroy()
         return super().destroy_node()
 
 
