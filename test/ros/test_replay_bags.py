@@ -16,7 +16,8 @@
 Replay the bags real robots record through `vlm-nav bringup replay`, frames counted at vlm_node.
 
 Humble's sqlite3 without definitions, a RealSense-style compressed camera with its
-camera_info, a split bag, two cameras (refused, then one picked with --camera-topic), and
+camera_info, a split bag, a USB webcam's YUYV and an industrial camera's Bayer frames
+under another camera topic, two cameras (refused, then one picked with --camera-topic), and
 the failures: no camera, every frame refused, nothing subscribed. The bags are written
 here with rosbags (vlm_nav.testing.bags); vlm_node's /diagnostics says how many frames it
 received.
@@ -78,6 +79,20 @@ def frames(topic: str = '/camera/image_raw', compressed: bool = False, size=(32,
         yield topic, t, msg
 
 
+def camera_frames(encoding: str, count: int = FRAMES):
+    """Yield (topic, time ns, message): a USB webcam's YUYV or an industrial camera's Bayer."""
+    rng = np.random.default_rng(7)
+    width, height = 32, 24
+    channels = 2 if encoding == 'yuv422_yuy2' else 1
+    for i in range(count):
+        t = 1_000_000_000 + i * 100_000_000
+        pixels = rng.integers(0, 256, (height, width * channels), np.uint8)
+        msg = Image(height=height, width=width, encoding=encoding, step=width * channels,
+                    data=pixels.tobytes())
+        msg.header.stamp, msg.header.frame_id = _stamp(t), 'camera'
+        yield '/usb_cam/image_raw', t, msg
+
+
 def depth_frames(count: int = FRAMES):
     for i in range(count):
         t = 1_000_000_000 + i * 100_000_000 + 5
@@ -119,7 +134,7 @@ def _one_line(result) -> str:
     return result.stderr.strip()
 
 
-@pytest.mark.parametrize('shape', ['humble', 'realsense', 'split'])
+@pytest.mark.parametrize('shape', ['humble', 'realsense', 'split', 'yuyv', 'bayer'])
 def test_bringup_replays_a_robot_bag_into_vlm_node(shape, ros_domain, probe, tiny_llava_dir,
                                                    tmp_path):
     bag = tmp_path / shape
@@ -129,9 +144,12 @@ def test_bringup_replays_a_robot_bag_into_vlm_node(shape, ros_domain, probe, tin
     elif shape == 'realsense':
         realsense(bag)
         note = 'message definitions stored in the bag'
-    else:
+    elif shape == 'split':
         write_bag(str(bag), frames(), 'sqlite3', split_every=7)
         note = 'split in 3 files'
+    else:
+        write_bag(str(bag), camera_frames('yuv422_yuy2' if shape == 'yuyv' else 'bayer_rggb8'))
+        note = 'message definitions stored in the bag'
     probe.record(DiagnosticArray, '/diagnostics')
     result = bringup(bag, tiny_llava_dir)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
