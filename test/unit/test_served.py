@@ -475,19 +475,22 @@ def test_vlm_node_names_a_hung_server_not_a_busy_model(views, ros_domain, tmp_pa
             probe.record(DiagnosticArray, '/diagnostics')
             stop = threading.Event()
             _publish_frames(probe, views, stop)
-            question = Ask.Request(question=vocabulary.PATH_QUESTION, choices=['yes', 'no'])
+
+            def question(what='ball'):
+                # A new question each time: answers are cached per frame and question.
+                return Ask.Request(question=f'Is there a {what}?', choices=['yes', 'no'])
             try:
                 assert probe.wait_for(lambda: (probe.diagnostics('vlm_node') or {}).get(
                     '_message', '').startswith('ready; the model spec lets a request'), 30), \
                     probe.diagnostics('vlm_node')
                 assert probe.diagnostics('vlm_node')['_level'] == DiagnosticStatus.WARN
-                assert probe.call(Ask, 'vlm_nav/ask', question).success
+                assert probe.call(Ask, 'vlm_nav/ask', question()).success
                 fake.mode = 'hang'
-                first = probe.call(Ask, 'vlm_nav/ask', question)
+                first = probe.call(Ask, 'vlm_nav/ask', question('box'))
                 assert not first.success
                 assert first.message.startswith(f'model server {fake.base_url} did not answer '
                                                 'within inference_timeout_s (1.00 s)')
-                again = probe.call(Ask, 'vlm_nav/ask', question)
+                again = probe.call(Ask, 'vlm_nav/ask', question('door'))
                 assert not again.success and 'model busy' not in again.message
                 assert again.message.startswith(f'model server {fake.base_url} has not '
                                                 'answered a request for')
@@ -499,8 +502,8 @@ def test_vlm_node_names_a_hung_server_not_a_busy_model(views, ros_domain, tmp_pa
                 assert probe.wait_for(server_error, 10), probe.diagnostics('vlm_node')
                 # The hung request times out (3 s); the good server answers again: OK.
                 fake.mode = 'good'
-                assert probe.wait_for(lambda: probe.call(Ask, 'vlm_nav/ask', question).success,
-                                      15)
+                assert probe.wait_for(lambda: probe.call(Ask, 'vlm_nav/ask', question(
+                    'plant')).success, 15)
                 assert probe.wait_for(lambda: probe.diagnostics('vlm_node')['_level'] ==
                                       DiagnosticStatus.WARN, 5)
                 values = probe.diagnostics('vlm_node')
