@@ -19,13 +19,17 @@ N simulated robots (threads, each with its own client and connection, as separat
 would have) send Observe-style decisions (the navigator's four closed-set questions about
 a simulator frame) to one OpenAI-compatible server for a fixed time, for each N in
 --robots. Records per-robot latency (p50/p95) and the fleet's throughput; writes
-results.csv, summary.json and latency.png. Without --server it starts `transformers
-serve` on the given model folder on a free loopback port for the run.
+results.csv, summary.json and latency.png. Without --server it starts a server on the
+given model folder on a free loopback port for the run: `transformers serve` (--kind
+transformers, the default) or llama.cpp's server (--kind llamacpp: llama-cpp-python in its
+own venv, made by scripts/setup_llamacpp_server.sh, on the model converted to GGUF by
+scripts/make_llamacpp_gguf.py; it returns first-token logprobs).
 """
 
 import argparse
 from contextlib import contextmanager
 import csv
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -35,7 +39,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import urllib.request
 
 import numpy as np
@@ -47,6 +51,32 @@ from vlm_nav.perception import vocabulary
 
 DEFAULT_OUT = 'bench/results/served_cpu'
 TARGET = 'red ball'
+KINDS = ('transformers', 'llamacpp')
+REPO = Path(__file__).resolve().parents[2]
+LLAMACPP_ALIAS = 'vlm'
+# The model's chat template in the form llama-cpp-python's LLaVA handler renders (the image
+# as its URL, which the handler replaces by the image's embeddings): the embedded model's
+# <|user|><image>\n{question}<|assistant|>, text lowercased as its tokenizer does.
+LLAMACPP_TEMPLATE = (
+    "{% for message in messages %}{% if message.role == 'user' %}<|user|>"
+    "{% if message.content is string %}{{ message.content | lower }}{% else %}"
+    "{% for c in message.content %}{% if c.type == 'image_url' %}"
+    "{{ c.image_url.url if c.image_url is mapping else c.image_url }}\n"
+    "{% endif %}{% endfor %}"
+    "{% for c in message.content %}{% if c.type == 'text' %}{{ c.text | lower }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "{% elif message.role == 'assistant' %}<|assistant|>{{ message.content }}</s>{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
+# Run by the server venv's python: llama-cpp-python's server with the LLaVA handler given
+# the model's template and no system message of its own.
+_LLAMACPP_LAUNCHER = """
+import sys
+from llama_cpp import llama_chat_format
+llama_chat_format.Llava15ChatHandler.DEFAULT_SYSTEM_MESSAGE = None
+llama_chat_format.Llava15ChatHandler.CHAT_FORMAT = sys.argv.pop(1)
+from llama_cpp.server.__main__ import main
+main()
+"""
 
 
 def free_port() -> int:
@@ -71,27 +101,101 @@ def local_server(model_dir: str, port: Optional[int] = None, threads: int = 1,
     command = [sys.executable, '-c', 'from transformers.cli.transformers import main; main()',
                'serve', str(model_dir), '--host', '127.0.0.1', '--port', str(port),
                '--device', 'cpu', '--log-level', 'warning', *extra_args]
+    with _running('transformers serve', command, env, f'http://127.0.0.1:{port}/health',
+                  log_path, start_timeout_s):
+        yield f'openai://127.0.0.1:{port}/v1?model={Path(model_dir).resolve()}'
+
+
+def llamacpp_home() -> Path:
+    """Return where the llama.cpp server lives ($VLM_NAV_SERVERS/llamacpp)."""
+    servers = os.environ.get('VLM_NAV_SERVERS', '~/.cache/vlm_nav/servers')
+    return Path(servers).expanduser() / 'llamacpp'
+
+
+def llamacpp_missing() -> str:
+    """Return why the llama.cpp server cannot run here, or '' when it can."""
+    home = llamacpp_home()
+    if not (home / 'venv' / 'bin' / 'python').exists():
+        return (f'no llama.cpp server venv in {home}: run bash '
+                'scripts/setup_llamacpp_server.sh (builds llama-cpp-python[server])')
+    if not (home / 'llama.cpp' / 'convert_hf_to_gguf.py').exists():
+        return f'no llama.cpp converter in {home}/llama.cpp: run the setup script again'
+    if not (REPO / 'scripts' / 'make_llamacpp_gguf.py').exists():
+        return 'scripts/make_llamacpp_gguf.py not found (a source checkout is needed)'
+    return ''
+
+
+def llamacpp_gguf(model_dir: str) -> Tuple[Path, Path]:
+    """
+    Return (text model, image encoder) GGUF files of a LLaVA folder, converted once.
+
+    They are kept under the server's folder, keyed by the weights' and config's hash.
+    """
+    folder = Path(model_dir).resolve()
+    digest = hashlib.sha256()
+    for name in ('config.json', 'model.safetensors', 'tokenizer.json'):
+        digest.update((folder / name).read_bytes())
+    out = llamacpp_home() / 'models' / f'{folder.name}-{digest.hexdigest()[:12]}'
+    text, vision = out / 'text-f32.gguf', out / 'mmproj-model-f32.gguf'
+    if not (text.exists() and vision.exists()):
+        run = subprocess.run(
+            [sys.executable, str(REPO / 'scripts' / 'make_llamacpp_gguf.py'), '--llama-cpp',
+             str(llamacpp_home() / 'llama.cpp'), '--model', str(folder), '--out', str(out)],
+            capture_output=True, text=True)
+        if run.returncode != 0 or not (text.exists() and vision.exists()):
+            raise RuntimeError(f'converting {folder} to GGUF failed:\n{run.stderr[-2000:]}')
+    return text, vision
+
+
+@contextmanager
+def llamacpp_server(model_dir: str, port: Optional[int] = None, threads: int = 1,
+                    log_path: Optional[str] = None,
+                    start_timeout_s: float = 120.0) -> Iterator[str]:
+    """
+    Run llama.cpp's server (llama-cpp-python) on a LLaVA folder on 127.0.0.1; yield its spec.
+
+    The folder is converted to GGUF first (once). RuntimeError saying what is missing
+    (llamacpp_missing) or with the server's log tail if it does not start.
+    """
+    missing = llamacpp_missing()
+    if missing:
+        raise RuntimeError(missing)
+    text, vision = llamacpp_gguf(model_dir)
+    port = port or free_port()
+    command = [str(llamacpp_home() / 'venv' / 'bin' / 'python'), '-c', _LLAMACPP_LAUNCHER,
+               LLAMACPP_TEMPLATE, '--model', str(text), '--clip_model_path', str(vision),
+               '--chat_format', 'llava-1-5', '--model_alias', LLAMACPP_ALIAS,
+               '--n_ctx', '1024', '--n_threads', str(threads), '--logits_all', 'true',
+               '--host', '127.0.0.1', '--port', str(port)]
+    with _running('llama.cpp server', command, dict(os.environ),
+                  f'http://127.0.0.1:{port}/v1/models', log_path, start_timeout_s):
+        yield f'openai://127.0.0.1:{port}/v1?model={LLAMACPP_ALIAS}'
+
+
+@contextmanager
+def _running(what: str, command: Sequence[str], env: Dict[str, str], ready_url: str,
+             log_path: Optional[str], start_timeout_s: float) -> Iterator[None]:
+    """Run a server process until ready_url answers 200; stop it on exit."""
     log = open(log_path, 'w') if log_path else subprocess.DEVNULL
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
-    base = f'http://127.0.0.1:{port}'
     try:
         deadline = time.monotonic() + start_timeout_s
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f'transformers serve exited with {process.returncode}'
+                raise RuntimeError(f'{what} exited with {process.returncode}'
                                    + _tail(log_path))
             try:
-                with urllib.request.urlopen(base + '/health', timeout=1.0) as reply:
+                with urllib.request.urlopen(ready_url, timeout=1.0) as reply:
                     if reply.status == 200:
                         break
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f'transformers serve did not answer /health in '
+                raise RuntimeError(f'{what} did not answer {ready_url} in '
                                    f'{start_timeout_s:.0f} s' + _tail(log_path))
             time.sleep(0.25)
-        yield f'openai://127.0.0.1:{port}/v1?model={Path(model_dir).resolve()}'
+        yield
     finally:
         process.terminate()
         try:
@@ -116,13 +220,15 @@ def frames(count: int = 16, layout_seed: int = 3) -> List[np.ndarray]:
 
 
 def _robot(spec: str, images: List[np.ndarray], offset: int, stop: threading.Event,
-           done: List, errors: List[str], start: threading.Barrier) -> None:
+           done: List, errors: List[str], start: threading.Barrier,
+           scoring: List[str]) -> None:
     """One robot: its own client; decisions back to back until stop; (t_done, latency)."""
     backend = ServedBackend(spec)
     questions = vocabulary.target_questions(TARGET)
     try:
         backend.load()
-        backend.score(images[offset % len(images)], questions)     # warm-up, learns scoring
+        backend.score(images[offset % len(images)], questions)     # warm-up
+        scoring.append(backend.scoring)
     except Exception as error:  # noqa: B902 - reported, the fleet still starts
         errors.append(str(error))
     start.wait()
@@ -157,10 +263,12 @@ def run_fleet(spec: str, robots: int, duration_s: float,
     """
     done: List[List] = [[] for _ in range(robots)]
     errors: List[List[str]] = [[] for _ in range(robots)]
+    scoring: List[str] = []
     barrier = threading.Barrier(robots + 1)
     stop = threading.Event()
     workers = [threading.Thread(target=_robot, daemon=True,
-                                args=(spec, images, r * 5, stop, done[r], errors[r], barrier))
+                                args=(spec, images, r * 5, stop, done[r], errors[r], barrier,
+                                      scoring))
                for r in range(robots)]
     for t in workers:
         t.start()
@@ -180,6 +288,7 @@ def run_fleet(spec: str, robots: int, duration_s: float,
                               **_stats_ms(inside)))
     first_errors = sorted({e for errs in errors for e in errs})[:3]
     return dict(robots=robots, duration_s=end - begin, decisions=len(every),
+                scoring=sorted(set(scoring)),
                 throughput_per_s=len(every) / (end - begin),
                 errors=sum(len(e) for e in errors), first_errors=first_errors,
                 per_robot=per_robot, **_stats_ms(every))
@@ -251,14 +360,18 @@ def plot(results: List[Dict], baseline: Optional[Dict], path: Path, title: str) 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--server', default='',
                         help='served-model spec (openai://HOST:PORT/v1?model=NAME); default: '
-                        'start `transformers serve` on --model for the run')
+                        'start a server (--kind) on --model for the run')
+    parser.add_argument('--kind', choices=KINDS, default='transformers',
+                        help='the server started without --server: transformers serve, or '
+                        "llama.cpp's server (llamacpp; its venv: "
+                        'bash scripts/setup_llamacpp_server.sh)')
     parser.add_argument('--model', default='',
                         help="model folder for the local server; '' = embedded")
     parser.add_argument('--robots', type=int, nargs='+', default=[1, 2, 4, 8])
     parser.add_argument('--duration', type=float, default=20.0,
                         help='seconds of decisions per fleet size (after warm-up)')
     parser.add_argument('--server-threads', type=int, default=1,
-                        help='torch threads of the local server')
+                        help='CPU threads of the local server')
     parser.add_argument('--out', default=DEFAULT_OUT)
     parser.add_argument('--no-baseline', action='store_true',
                         help='skip the in-process latency baseline')
@@ -274,8 +387,9 @@ def run(args) -> int:
     results = []
     # The server's log goes to a temporary file; its tail is in the error if it won't start.
     log_path = os.path.join(tempfile.gettempdir(), f'vlm_nav_bench_served_{os.getpid()}.log')
+    start = llamacpp_server if args.kind == 'llamacpp' else local_server
     with (_given(args.server) if args.server else
-          local_server(model_dir, threads=args.server_threads, log_path=log_path)) as spec:
+          start(model_dir, threads=args.server_threads, log_path=log_path)) as spec:
         meta['server'] = spec
         for robots in args.robots:
             print(f'[bench served] {robots} robot(s), {args.duration:.0f} s ...', flush=True)
@@ -291,8 +405,9 @@ def run(args) -> int:
         baseline = local_baseline(model_dir, images)
         print(f"[bench served] in-process baseline: p50 {baseline['p50_ms']:.0f} ms, "
               f"p95 {baseline['p95_ms']:.0f} ms", flush=True)
+    names = {'transformers': 'transformers serve (CPU)', 'llamacpp': 'llama.cpp server (CPU)'}
     meta['title'] = (f'{len(images)} sim frames, Observe decisions, server '
-                     f"{'given' if args.server else 'transformers serve (CPU)'}")
+                     f"{'given' if args.server else names[args.kind]}")
     write_results(out, results, baseline, meta)
     print(f'[bench served] wrote {out}/results.csv, summary.json, latency.png')
     return 0 if all(r['decisions'] for r in results) else 1
