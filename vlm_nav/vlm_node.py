@@ -110,7 +110,7 @@ class VlmNode(Node):
         declare(self, 'frame_wait_s', 0.5, 'longest wait for a frame newer than an Observe '
                 "request's newer_than stamp", 0.0, 10.0)
         declare(self, 'inference_timeout_s', 5.0, 'deadline of one inference; with a served '
-                'model keep the spec\'s timeout x (retries + 1) (+ 0.5 s per retry) under it',
+                "model keep the spec's timeout x (retries + 1) (+ 0.5 s per retry) under it",
                 0.05, 600.0)
         declare(self, 'server_retry_max_s', 10.0, 'a served model (openai://...) that could not '
                 'be loaded (server down, not answering, not an OpenAI API) is tried again after '

@@ -59,14 +59,14 @@ LLAMACPP_ALIAS = 'vlm'
 # <|user|><image>\n{question}<|assistant|>, text lowercased as its tokenizer does.
 LLAMACPP_TEMPLATE = (
     "{% for message in messages %}{% if message.role == 'user' %}<|user|>"
-    "{% if message.content is string %}{{ message.content | lower }}{% else %}"
+    '{% if message.content is string %}{{ message.content | lower }}{% else %}'
     "{% for c in message.content %}{% if c.type == 'image_url' %}"
-    "{{ c.image_url.url if c.image_url is mapping else c.image_url }}\n"
-    "{% endif %}{% endfor %}"
+    '{{ c.image_url.url if c.image_url is mapping else c.image_url }}\n'
+    '{% endif %}{% endfor %}'
     "{% for c in message.content %}{% if c.type == 'text' %}{{ c.text | lower }}{% endif %}"
-    "{% endfor %}{% endif %}"
+    '{% endfor %}{% endif %}'
     "{% elif message.role == 'assistant' %}<|assistant|>{{ message.content }}</s>{% endif %}"
-    "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    '{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}')
 # Run by the server venv's python: llama-cpp-python's server with the LLaVA handler given
 # the model's template and no system message of its own.
 _LLAMACPP_LAUNCHER = """

@@ -403,7 +403,7 @@ def check_served(spec: str) -> Check:
     data = {'model': spec, 'served_model': backend.model, 'server': backend.base_url,
             'scoring': backend.scoring}
     return Check('model', OK, f'server {backend.base_url} serves {backend.model!r} and '
-                 f'answers ({backend.scoring}; memory is the server\'s, --profile measures '
+                 f"answers ({backend.scoring}; memory is the server's, --profile measures "
                  'latency)', data=data)
 
 
@@ -518,6 +518,7 @@ def _profile_image():
 def run_checks(model: str = '', device: str = 'cpu', dtype: str = 'float32',
                profile: bool = False, allow_download: bool = False) -> List[Check]:
     gpu = gpu_info()
+
     def model_check() -> Check:
         return check_model(model, device, dtype, gpu, allow_download)
 
