@@ -21,9 +21,13 @@ pure policy and the velocity limiter. When the newest observation's frame is old
 than perception_timeout_s, the robot is stopped at once and holds.
 
 With a planar lidar (sensor_msgs/LaserScan on scan, use_scan) the policy maps it and
-takes the path ahead from it; the scan's frame is taken to be base_link (no TF on the pip
-path: mount the lidar at the base's origin, facing forward, or republish it so). A scan
-older than scan_timeout_s is not used: the policy goes back to the camera alone.
+takes the path ahead from it. The scan's header.frame_id is honoured (REP 105): a scan in
+base_frame is used as it is; one in scan_frame is moved onto the base by the static
+scan_to_base transform; any other frame through tf2 where tf2_ros is installed (a ROS
+distro; the pip path has no tf2 wheels). A scan in a frame it cannot place (an empty
+frame_id included) is refused, counted and reported on /diagnostics with what to set,
+never taken to be the base's. A scan older than scan_timeout_s is not used: the policy
+goes back to the camera alone.
 
 The FindObject action (vlm_nav/find_object) runs one search or follow as a goal with
 feedback, cancel and a timeout; SetTarget, the mode and target parameters, or a newer
@@ -65,7 +69,7 @@ from vlm_nav.nav.free_text import Answer, FreeTextPolicy
 from vlm_nav.nav.limits import VelocityLimiter
 from vlm_nav.nav.policy import (config_from_parameters, Decision, MODES,
                                 NavigationPolicy, POLICY_PARAMETERS, POLICY_PARAMS)
-from vlm_nav.nav.scan_map import Scan
+from vlm_nav.nav.scan_map import Scan, scan_in_base, ScanMount
 from vlm_nav.nav.target_pose import target_pose, yaw_quaternion
 from vlm_nav.perception.checks import observation_problem
 from vlm_nav.perception.vocabulary import check_target, normalise_target, Observation
@@ -77,6 +81,11 @@ from vlm_nav.ros.session import ros_session
 from vlm_nav_interfaces.action import FindObject
 from vlm_nav_interfaces.msg import NavigatorState
 from vlm_nav_interfaces.srv import Ask, Observe, SetTarget
+
+try:                      # a ROS distro; the pip path has no tf2 wheels: scan_to_base only
+    import tf2_ros
+except ImportError:
+    tf2_ros = None
 
 # A frame stamp may lead the navigator's clock by this much (clock skew between
 # machines); further ahead it would look fresh for too long and is refused.
@@ -149,6 +158,13 @@ class NavigatorNode(Node):
                 'frame_id of stamped commands', read_only=True)
         declare(self, 'odom_frame', 'odom', 'the odometry frame (REP 105): the frame_id of '
                 'vlm_nav/target_pose', read_only=True)
+        declare(self, 'scan_frame', '', "the lidar's frame that scan_to_base places on "
+                "base_frame ('' = none); scans in base_frame need neither, scans in other "
+                'frames need tf2 (a ROS distro)', read_only=True)
+        declare(self, 'scan_to_base', [0.0, 0.0, 0.0], "scan_frame's pose in base_frame, "
+                'as static_transform_publisher takes it: [x, y, yaw] or '
+                '[x, y, z, roll, pitch, yaw] (m, rad); level lidars only: pitch 0, roll 0 '
+                'or pi (upside down)', read_only=True)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._on_parameters_set)
 
@@ -170,6 +186,7 @@ class NavigatorNode(Node):
         self._odom_history = deque(maxlen=60)       # (header stamp_s, (x, y, yaw))
         self._scan: Optional[Tuple[float, Scan]] = None   # (received at, scan)
         self._scans = {'received': 0, 'refused': 0}
+        self._scan_frame_problem = ''               # why the newest scan's frame was refused
         self._odom_frame = 'odom'
         self._frame: Optional[Image] = None         # newest camera frame (debug image only)
         self._counts = {'observations': 0, 'observe_failures': 0, 'stale_stops': 0,
@@ -181,6 +198,17 @@ class NavigatorNode(Node):
 
         self._stamped = self.get_parameter('enable_stamped_cmd_vel').value
         self._base_frame = self.get_parameter('base_frame').value
+        self._scan_frame = self.get_parameter('scan_frame').value
+        self._scan_to_base, self._scan_to_base_problem = None, ''
+        try:
+            self._scan_to_base = ScanMount.from_values(
+                self.get_parameter('scan_to_base').value)
+        except ValueError as error:
+            self._scan_to_base_problem = f'scan_to_base refused: {error}'
+            if self._scan_frame:
+                self.get_logger().error(f'{self._scan_to_base_problem}; scans in '
+                                        f'{self._scan_frame!r} will be refused')
+        self._tf_buffer = None
         self._cmd_pub = self.create_publisher(
             TwistStamped if self._stamped else Twist, 'cmd_vel',
             QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
@@ -195,6 +223,9 @@ class NavigatorNode(Node):
         self.create_subscription(Odometry, 'odom', self._on_odom, 10)
         if self.get_parameter('use_scan').value and not self._free_text:
             self.create_subscription(LaserScan, 'scan', self._on_scan, qos_profile_sensor_data)
+            if tf2_ros is not None:
+                self._tf_buffer = tf2_ros.Buffer()
+                self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
         self._observe = self.create_client(Observe, 'vlm_nav/observe')
         self._ask = self.create_client(Ask, 'vlm_nav/ask')
         rate = self.get_parameter('visualization_rate_hz').value
@@ -490,16 +521,60 @@ class NavigatorNode(Node):
             problem = 'no beams or no angles'
         elif not (math.isfinite(msg.range_max) and msg.range_max > 0.0):
             problem = f'range_max {msg.range_max}'
-        elif not self._odom_history:
-            problem = 'no odometry yet'
+        else:
+            mount, self._scan_frame_problem = self._scan_mount(msg)
+            problem = self._scan_frame_problem
+            if not problem and not self._odom_history:
+                problem = 'no odometry yet'
         if problem:
             self._scans['refused'] += 1
             self.get_logger().warning(f'scan refused: {problem}', throttle_duration_sec=5.0)
             return
         _, pose = min(self._odom_history, key=lambda entry: abs(entry[0] - stamp))
-        scan = Scan(float(msg.angle_min), float(msg.angle_increment), ranges,
-                    float(msg.range_max), float(max(0.0, msg.range_min)), pose=pose)
+        if mount is None:
+            scan = Scan(float(msg.angle_min), float(msg.angle_increment), ranges,
+                        float(msg.range_max), float(max(0.0, msg.range_min)), pose=pose)
+        else:
+            scan = scan_in_base(mount, ranges, float(msg.angle_min),
+                                float(msg.angle_increment), float(msg.range_max),
+                                float(max(0.0, msg.range_min)), pose=pose)
         self._scan = (self.get_clock().now().nanoseconds * 1e-9, scan)
+
+    def _scan_mount(self, msg: LaserScan) -> Tuple[Optional[ScanMount], str]:
+        """
+        Return where the scan's frame sits on the base (None: it is the base), or why not.
+
+        scan_frame's static scan_to_base first, then tf2 (base_frame <- frame at the scan's
+        stamp, else the newest, as a static transform has) where it is installed.
+        """
+        frame, base = msg.header.frame_id, self._base_frame
+        if frame == base:
+            return None, ''
+        fix = (f"set scan_frame: '{frame}' and scan_to_base: [x, y, yaw] (its pose on "
+               f'{base}), or publish the scan in {base}')
+        if not frame:
+            return None, ("no frame_id: the scan's frame is unknown; set its header.frame_id "
+                          f"({base}, or the lidar's frame with scan_frame and scan_to_base)")
+        if frame == self._scan_frame:
+            if self._scan_to_base_problem:
+                return None, f"frame '{frame}': {self._scan_to_base_problem}"
+            return self._scan_to_base, ''
+        if self._tf_buffer is None:
+            return None, f"frame '{frame}' cannot be placed on {base} (no tf2 here): {fix}"
+        try:
+            try:
+                t = self._tf_buffer.lookup_transform(base, frame,
+                                                     Time.from_msg(msg.header.stamp))
+            except tf2_ros.TransformException:
+                t = self._tf_buffer.lookup_transform(base, frame, Time())
+        except tf2_ros.TransformException as error:
+            return None, f"frame '{frame}': no transform to {base} ({error}): publish it " \
+                f'(robot_state_publisher, static_transform_publisher) or {fix}'
+        p, q = t.transform.translation, t.transform.rotation
+        try:
+            return ScanMount.from_quaternion(p.x, p.y, q.x, q.y, q.z, q.w), ''
+        except ValueError as error:
+            return None, f"frame '{frame}': {error}"
 
     def _fresh_scan(self, now: float) -> Optional[Scan]:
         if self._scan is None or now - self._scan[0] > \
@@ -776,9 +851,14 @@ class NavigatorNode(Node):
         now = self.get_clock().now().nanoseconds * 1e-9
         if self._scan is not None:
             values['scan_age_s'] = f'{now - self._scan[0]:.2f}'
+        if self._scan_frame_problem:
+            values['scan_refused_because'] = self._scan_frame_problem
         scan_lost = self._scan is not None and self._fresh_scan(now) is None
         if self._policy.mode != 'idle' and self._stale:
             level, message = WARN, f'stopped: {self._last.reason}'
+        elif self._scan_frame_problem:
+            level, message = WARN, (f'{self._policy.mode}: {self._last.phase}; scan refused: '
+                                    f'{self._scan_frame_problem}')
         elif scan_lost and self._policy.mode != 'idle':
             level, message = WARN, (f'{self._policy.mode}: {self._last.phase}; scan stale, '
                                     'driving by the camera alone')

@@ -108,6 +108,143 @@ class Scan:
         return out
 
 
+# A lidar within this of level (roll 0 or pi, pitch 0) scans the floor plane.
+LEVEL_TOLERANCE_RAD = 0.01
+# Seen from the base, an offset lidar's beams spread wider where it is nearer a thing than
+# the base is: up to this many empty bins between two returns that are within
+# _GAP_FILL_M (+ _GAP_FILL_SHARE of their range) of each other are filled in between.
+_GAP_FILL_BINS = 3
+_GAP_FILL_M, _GAP_FILL_SHARE = 0.1, 0.05
+
+
+def _wrap(a):
+    return (a + math.pi) % (2.0 * math.pi) - math.pi
+
+
+@dataclass(frozen=True)
+class ScanMount:
+    """
+    Where a planar lidar sits on the robot: its frame's pose in the base frame.
+
+    x, y in metres, yaw in radians (where the lidar's x axis points); upside_down for a
+    lidar rolled by pi, whose beams then sweep the other way. Its height does not matter
+    to a planar map.
+    """
+
+    x: float = 0.0
+    y: float = 0.0
+    yaw: float = 0.0
+    upside_down: bool = False
+
+    @property
+    def identity(self) -> bool:
+        return self.x == 0.0 and self.y == 0.0 and self.yaw == 0.0 and not self.upside_down
+
+    @classmethod
+    def from_values(cls, values: Sequence[float]) -> 'ScanMount':
+        """
+        Read [x, y, yaw] or [x, y, z, roll, pitch, yaw] (static_transform_publisher's order).
+
+        Raises ValueError, with the reason, for another length, a value that is not finite
+        or a lidar that is not level.
+        """
+        v = [float(a) for a in values]
+        if len(v) not in (3, 6):
+            raise ValueError(f'{len(v)} values: give [x, y, yaw] or '
+                             '[x, y, z, roll, pitch, yaw] (m, rad)')
+        if not all(math.isfinite(a) for a in v):
+            raise ValueError(f'{v}: not all finite')
+        if len(v) == 3:
+            return cls(v[0], v[1], _wrap(v[2]))
+        x, y, _, roll, pitch, yaw = v
+        cr, cp = math.cos(roll), math.cos(pitch)
+        # R = Rz(yaw) Ry(pitch) Rx(roll) (REP 103): the lidar's x axis and its z axis's z.
+        return cls.from_axes(x, y, math.cos(yaw) * cp, math.sin(yaw) * cp, cp * cr)
+
+    @classmethod
+    def from_quaternion(cls, x: float, y: float, qx: float, qy: float, qz: float,
+                        qw: float) -> 'ScanMount':
+        """Read a transform's translation and rotation (a tf2 lookup's); see from_values."""
+        norm = math.sqrt(qx * qx + qy * qy + qz * qz + qw * qw)
+        if not (math.isfinite(norm) and norm > 0.0):
+            raise ValueError('rotation is not a quaternion')
+        qx, qy, qz, qw = qx / norm, qy / norm, qz / norm, qw / norm
+        return cls.from_axes(x, y, 1.0 - 2.0 * (qy * qy + qz * qz),
+                             2.0 * (qx * qy + qw * qz), 1.0 - 2.0 * (qx * qx + qy * qy))
+
+    @classmethod
+    def from_axes(cls, x: float, y: float, r00: float, r10: float,
+                  r22: float) -> 'ScanMount':
+        """Build from the rotation's x axis (r00, r10 in the plane) and its z axis's z (r22)."""
+        tilt = math.acos(min(1.0, abs(r22)))
+        if tilt > LEVEL_TOLERANCE_RAD:
+            raise ValueError(
+                f'the lidar is tilted {math.degrees(tilt):.1f} deg from level: a planar '
+                'map needs pitch 0 and roll 0 or pi (upside down)')
+        return cls(float(x), float(y), math.atan2(r10, r00), r22 < 0.0)
+
+
+def scan_in_base(mount: ScanMount, ranges: Sequence[float], angle_min: float,
+                 angle_increment: float, range_max: float, range_min: float = 0.0,
+                 pose: Optional[Pose] = None) -> Scan:
+    """
+    Return a lidar's scan, taken where mount places it on the robot, as a Scan of the base.
+
+    The other arguments are sensor_msgs/LaserScan's fields. At the identity mount the
+    scan is kept as it is. Otherwise each return (and each beam with none, at range_max)
+    is placed in the base frame, and its range and bearing from the base's origin are
+    binned onto beams of the lidar's angular step: the nearest return of a bin wins; a bin
+    with only beams that returned nothing reads inf (free to range_max, which grows by the
+    lidar's distance from the origin); a few bins between two returns about as far read
+    as the line between them (the beams spread wider seen from the base); any other bin no
+    beam falls in reads nan (no information; Scan reads it as no return), as does what
+    lies in the lidar's shadow seen from the base (behind something near). A full-circle
+    scan's beams start at -pi; a partial one's span its arc from the base's origin,
+    starting in [-pi, pi) (bearings past pi read as outside it). An upside-down lidar's
+    beams sweep the other way.
+    """
+    r = np.asarray(ranges, dtype=float)
+    if mount.identity:
+        return Scan(float(angle_min), float(angle_increment), r, float(range_max),
+                    float(range_min), pose=pose)
+    step = abs(float(angle_increment))
+    sense = -1.0 if mount.upside_down else 1.0
+    beams = mount.yaw + sense * (angle_min + np.arange(len(r)) * angle_increment)
+    with np.errstate(invalid='ignore'):
+        hit = np.isfinite(r) & (r >= range_min) & (r <= range_max)
+    empty = np.isposinf(r)
+    reach = np.where(hit, r, range_max)
+    px, py = mount.x + reach * np.cos(beams), mount.y + reach * np.sin(beams)
+    distance, bearing = np.hypot(px, py), np.arctan2(py, px)
+    if len(r) * step >= 2.0 * math.pi - step / 2.0:
+        start, count = -math.pi, int(round(2.0 * math.pi / step))
+        index = np.rint((bearing + math.pi) / step).astype(np.int64) % count
+    else:
+        centre = _wrap(mount.yaw + sense * (angle_min + (len(r) - 1) * angle_increment / 2.0))
+        offsets = _wrap(bearing - centre)
+        span = np.concatenate([_wrap(beams - centre), offsets[hit | empty]])
+        low, high = float(span.min()), float(span.max())
+        start, count = _wrap(centre + low), int(math.floor((high - low) / step + 0.5)) + 1
+        index = np.clip(np.rint((offsets - low) / step).astype(np.int64), 0, count - 1)
+    out = np.full(count, np.nan)
+    out[index[empty]] = np.inf
+    nearest = np.full(count, np.inf)
+    np.minimum.at(nearest, index[hit], distance[hit])
+    returned = np.isfinite(nearest)
+    out[returned] = nearest[returned]
+    bins = np.flatnonzero(returned)
+    a, b = bins[:-1], bins[1:]
+    ra, rb = nearest[a], nearest[b]
+    gaps = (b - a > 1) & (b - a <= _GAP_FILL_BINS + 1) & \
+        (np.abs(ra - rb) <= _GAP_FILL_M + _GAP_FILL_SHARE * np.minimum(ra, rb))
+    for i, j in zip(a[gaps], b[gaps]):
+        inside = np.arange(i + 1, j)
+        fill = np.isnan(out[inside])
+        out[inside[fill]] = np.interp(inside[fill], [i, j], [nearest[i], nearest[j]])
+    return Scan(float(start), step, out, float(range_max) + math.hypot(mount.x, mount.y),
+                0.0, pose=pose)
+
+
 class ScanMap:
     """Occupancy, camera coverage and planning on one grid around the first pose."""
 
