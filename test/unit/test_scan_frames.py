@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 import pytest
+import room_scans
 
 from vlm_nav.nav.scan_map import Scan, scan_in_base, ScanMap, ScanMount
 
@@ -28,20 +29,7 @@ BEAMS, RANGE_MAX = 360, 8.0
 
 
 def raycast(x, y, directions, range_max=RANGE_MAX):
-    """Return the range from (x, y) along each world direction to the room or a post."""
-    dx, dy = np.cos(directions), np.sin(directions)
-    hits = np.full(len(directions), np.inf)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        for t in ((ROOM[0] - x) / dx, (ROOM[1] - x) / dx,
-                  (ROOM[2] - y) / dy, (ROOM[3] - y) / dy):
-            hits = np.where((t > 0.0) & (t < hits), t, hits)
-    for cx, cy, radius in POSTS:
-        along = (cx - x) * dx + (cy - y) * dy
-        across2 = (cx - x) ** 2 + (cy - y) ** 2 - along ** 2
-        with np.errstate(invalid='ignore'):
-            t = along - np.sqrt(radius ** 2 - across2)
-        hits = np.where(np.isfinite(t) & (t > 0.0) & (t < hits), t, hits)
-    return np.where(hits <= range_max, hits, np.inf)
+    return room_scans.raycast(x, y, directions, ROOM, POSTS, range_max)
 
 
 def distance_to_world(px, py):

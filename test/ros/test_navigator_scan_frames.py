@@ -27,6 +27,7 @@ from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
+import room_scans
 from sensor_msgs.msg import LaserScan
 
 from vlm_nav.navigator_node import NavigatorNode
@@ -45,17 +46,7 @@ MOUNT = [0.2, 0.1, 0.3, math.pi, 0.0, math.pi / 2]
 
 
 def raycast(x, y, directions, range_max=8.0):
-    dx, dy = np.cos(directions), np.sin(directions)
-    hits = np.full(len(directions), np.inf)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        for t in ((ROOM[0] - x) / dx, (ROOM[1] - x) / dx,
-                  (ROOM[2] - y) / dy, (ROOM[3] - y) / dy):
-            hits = np.where((t > 0.0) & (t < hits), t, hits)
-        for cx, cy, radius in POSTS:
-            along = (cx - x) * dx + (cy - y) * dy
-            t = along - np.sqrt(radius ** 2 - ((cx - x) ** 2 + (cy - y) ** 2 - along ** 2))
-            hits = np.where(np.isfinite(t) & (t > 0.0) & (t < hits), t, hits)
-    return np.where(hits <= range_max, hits, np.inf)
+    return room_scans.raycast(x, y, directions, ROOM, POSTS, range_max)
 
 
 def scan_ranges(frame):
