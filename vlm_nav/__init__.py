@@ -14,4 +14,11 @@
 
 """vlm_nav: find and approach things by what a vision-language model sees."""
 
+import os
+
 __version__ = '0.1.0'
+
+
+def debug_requested() -> bool:
+    """Return whether errors should show their traceback (VLM_NAV_DEBUG=1, `--debug`)."""
+    return os.environ.get('VLM_NAV_DEBUG', '') not in ('', '0')

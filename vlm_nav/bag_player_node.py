@@ -51,8 +51,8 @@ from rclpy.serialization import deserialize_message, serialize_message
 from rclpy.task import Future
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from vlm_nav.ros.bags import (Bag, BagError, CAMERA_INFO, debug_requested, message_class,
-                              topic_name)
+from vlm_nav import debug_requested
+from vlm_nav.ros.bags import Bag, BagError, CAMERA_INFO, message_class, topic_name
 from vlm_nav.ros.image import compressed_to_rgb, image_to_rgb, rgb_to_image
 from vlm_nav.ros.params import declare
 from vlm_nav.ros.session import ros_session

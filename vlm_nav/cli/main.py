@@ -22,6 +22,7 @@ import time
 from types import ModuleType
 from typing import Callable, Dict, Optional, Sequence
 
+from vlm_nav import debug_requested
 from vlm_nav.bringup.profiles import default_params_file, PROFILE_ARGUMENTS, profile_nodes
 from vlm_nav.bringup.supervisor import ros_value, Stack
 
@@ -60,10 +61,6 @@ BENCHES = {
 }
 
 
-def _debug() -> bool:
-    return os.environ.get('VLM_NAV_DEBUG', '') not in ('', '0')
-
-
 def _reported(error: BaseException) -> bool:
     return any(f'{c.__module__}.{c.__qualname__}' in REPORTED_ERRORS
                for c in type(error).__mro__)
@@ -80,7 +77,7 @@ def _run_reporting_errors(run: Callable[[argparse.Namespace], int],
     try:
         return run(args)
     except Exception as error:  # noqa: B902 - only REPORTED_ERRORS are caught; others re-raised
-        if _debug() or not _reported(error):
+        if debug_requested() or not _reported(error):
             raise
         print(f'vlm-nav: error: {error}', file=sys.stderr, flush=True)
         return 1

@@ -74,11 +74,6 @@ class BagError(ValueError):
     """A bag that can't be read or used; the message names the file and says what to do."""
 
 
-def debug_requested() -> bool:
-    """Return whether errors should show their traceback (VLM_NAV_DEBUG=1, `--debug`)."""
-    return os.environ.get('VLM_NAV_DEBUG', '') not in ('', '0')
-
-
 def topic_name(topic: str) -> str:
     """Return a topic as bags name it: absolute ('camera/image_raw' -> '/camera/image_raw')."""
     topic = topic.strip()
