@@ -153,7 +153,7 @@ class VlmNode(Node):
         self._cache: 'OrderedDict[Tuple, object]' = OrderedDict()
         self._stats = {'frames_received': 0, 'frames_rejected': 0, 'last_reject_reason': '',
                        'requests_ok': 0, 'requests_failed': 0, 'deadline_exceeded': 0,
-                       'cache_hits': 0, 'last_latency_ms': 0.0,
+                       'cache_hits': 0, 'last_latency_ms': 0.0, 'last_frame': '',
                        'batches': 0, 'batched_requests': 0, 'largest_batch': 0,
                        'answered_mid_generation': 0}
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix='vlm_infer')
@@ -278,6 +278,9 @@ class VlmNode(Node):
         with self._lock:
             self._frames[camera] = frame
             self._stats['frames_received'] += 1
+            # which camera feeds the model, at a glance: size and frame id
+            height, width = frame.rgb.shape[:2]
+            self._stats['last_frame'] = f'{width}x{height} {frame.frame_id}'.strip()
             self._new_frame.notify_all()
 
     def _reject(self, reason: str) -> None:
