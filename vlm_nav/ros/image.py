@@ -153,3 +153,73 @@ def resize_rgb(rgb: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
     if width <= 0 or height <= 0 or (rgb.shape[1], rgb.shape[0]) == (width, height):
         return rgb
     return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+
+
+# REP 118 depth images: 32FC1 in metres (NaN invalid), 16UC1 in millimetres (0 invalid).
+DEPTH_ENCODINGS = {'32fc1': ('f4', 1.0), '16uc1': ('u2', 0.001)}
+
+
+def depth_to_metres(msg: Image) -> np.ndarray:
+    """
+    Return a depth Image (REP 118) as HxW float32 metres, NaN where invalid.
+
+    32FC1 is taken as metres (NaN, 0 and negative invalid; +inf kept: beyond range),
+    16UC1 as millimetres (0 invalid). Raises ImageError for any other encoding or a
+    message whose size does not add up.
+    """
+    encoding = msg.encoding.lower()
+    if encoding not in DEPTH_ENCODINGS:
+        raise ImageError(f'depth image encoding {msg.encoding!r} is not a depth encoding '
+                         '(REP 118: 32FC1 metres or 16UC1 millimetres)')
+    kind, scale = DEPTH_ENCODINGS[encoding]
+    size = int(kind[1])
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height <= 0 or width <= 0:
+        raise ImageError(f'empty depth image {width}x{height}')
+    if height > MAX_SIDE or width > MAX_SIDE:
+        raise ImageError(f'depth image {width}x{height} exceeds {MAX_SIDE} px per side')
+    if step < width * size or step % size:
+        raise ImageError(f'step {step} does not hold {width} {msg.encoding} values '
+                         f'of {size} bytes')
+    if len(msg.data) != step * height:
+        raise ImageError(f'data has {len(msg.data)} bytes, expected step*height = '
+                         f'{step * height}')
+    flat = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, (bytes, bytearray))
+                         else msg.data, dtype=np.uint8)
+    order = ('>' if msg.is_bigendian else '<') + kind
+    rows = np.ascontiguousarray(flat.reshape(height, step)[:, :width * size])
+    values = rows.view(order).astype(np.float32)
+    if scale != 1.0:
+        values *= np.float32(scale)
+    with np.errstate(invalid='ignore'):
+        values[~(values > 0.0)] = np.nan
+    return values
+
+
+def metres_to_depth_image(depth: np.ndarray, stamp, frame_id: str,
+                          encoding: str = '32FC1') -> Image:
+    """
+    Build a depth Image (REP 118) from HxW metres, NaN invalid.
+
+    32FC1: float32 metres, NaN kept. 16UC1: uint16 millimetres (rounded), invalid and
+    what does not fit 16 bits (over 65.535 m) 0.
+    """
+    msg = Image()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = int(depth.shape[0]), int(depth.shape[1])
+    msg.is_bigendian = 0
+    if encoding.lower() == '32fc1':
+        msg.encoding = '32FC1'
+        msg.step = msg.width * 4
+        msg.data = np.ascontiguousarray(depth, dtype='<f4').tobytes()
+    elif encoding.lower() == '16uc1':
+        msg.encoding = '16UC1'
+        msg.step = msg.width * 2
+        with np.errstate(invalid='ignore'):
+            mm = np.rint(np.asarray(depth, dtype=np.float64) * 1000.0)
+            mm[~((mm > 0.0) & (mm <= 65535.0))] = 0.0
+        msg.data = mm.astype('<u2').tobytes()
+    else:
+        raise ValueError(f'depth encoding {encoding!r}: 32FC1 or 16UC1')
+    return msg

@@ -29,6 +29,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 import pybullet as p
 
+from vlm_nav.nav.depth_scan import CameraMount, Intrinsics
 from vlm_nav.perception.vocabulary import BEARINGS, format_description, SeenObject
 from vlm_nav.sim.layout import Layout, ObjectSpec, Rect, ROBOT_RADIUS
 from vlm_nav.sim.plot import top_down_figure
@@ -46,6 +47,45 @@ CAMERA_FAR_M = 25.0
 # straight behind (angle_min = -pi), range_max in metres.
 SCAN_BEAMS = 180
 SCAN_RANGE_M = 8.0
+# The simulated depth camera (the colour camera's render): z depth in metres, NaN beyond
+# this range (and where nothing is hit: the far plane).
+DEPTH_RANGE_M = 6.0
+
+
+@dataclass(frozen=True)
+class DepthFaults:
+    """
+    What a real depth camera gets wrong, for render_rgbd; all off by default.
+
+    noise_k: Gaussian noise on z with sigma = noise_k * z^2 (metres; a stereo camera's
+    error grows with the square of range: RealSense D435 about 0.002-0.005 per metre).
+    dark_dropout: probability that a pixel darker than dark_threshold (mean RGB / 255)
+    reads invalid (stereo and IR cameras lose dark, unlit surfaces).
+    edge_dropout: probability that a pixel next to a depth jump of more than edge_jump_m
+    reads invalid (thin things and edges: chair legs, a wall's end).
+    min_range_m: nearer than this reads invalid (a stereo camera's minimum range).
+    seed: the random generator's seed; each render draws anew.
+    """
+
+    noise_k: float = 0.0
+    dark_dropout: float = 0.0
+    dark_threshold: float = 0.15
+    edge_dropout: float = 0.0
+    edge_jump_m: float = 0.1
+    min_range_m: float = 0.0
+    seed: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return (self.noise_k > 0.0 or self.dark_dropout > 0.0 or self.edge_dropout > 0.0
+                or self.min_range_m > 0.0)
+
+
+def linear_depth(buffer: np.ndarray, near: float = CAMERA_NEAR_M,
+                 far: float = CAMERA_FAR_M) -> np.ndarray:
+    """Return the z depth (metres, float32) of an OpenGL depth buffer in [0, 1]."""
+    d = np.asarray(buffer, dtype=np.float64)
+    return (far * near / (far - (far - near) * d)).astype(np.float32)
 
 
 def min_visible_pixels(image_size: int) -> int:
@@ -355,6 +395,74 @@ class World:
     # ---------------------------------------------------------------- camera
     def render(self) -> np.ndarray:
         """HxWx3 uint8 RGB from the robot camera; keeps the segmentation mask."""
+        return self._render()[0]
+
+    def render_rgbd(self, max_range_m: float = DEPTH_RANGE_M,
+                    faults: Optional[DepthFaults] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """
+        Return (rgb, depth) of one render: HxWx3 uint8 and HxW float32 z depth in metres.
+
+        The depth is the same render's depth buffer, so it is aligned with the colour image
+        pixel for pixel (the intrinsics of camera_intrinsics(), the pose of camera_mount()).
+        It is the distance along the optical axis (REP 118), linearised with the near and
+        far planes; NaN beyond max_range_m and where nothing is hit. faults (off by
+        default) add noise and dropouts (NaN) as a real depth camera has them. Keeps the
+        segmentation mask, as render() does.
+        """
+        rgb, buffer = self._render()
+        depth = linear_depth(buffer)
+        depth[~(depth <= max_range_m)] = np.nan
+        if faults is not None and faults.enabled:
+            depth = self._with_faults(rgb, depth, faults, max_range_m)
+        return rgb, depth
+
+    def _with_faults(self, rgb: np.ndarray, depth: np.ndarray, faults: DepthFaults,
+                     max_range_m: float) -> np.ndarray:
+        if not hasattr(self, '_fault_rng') or self._fault_seed != faults.seed:
+            self._fault_rng = np.random.default_rng(faults.seed)
+            self._fault_seed = faults.seed
+        rng = self._fault_rng
+        out = depth.copy()
+        drop = np.zeros(depth.shape, dtype=bool)
+        if faults.dark_dropout > 0.0:
+            dark = rgb.mean(axis=2) < faults.dark_threshold * 255.0
+            drop |= dark & (rng.random(depth.shape) < faults.dark_dropout)
+        if faults.edge_dropout > 0.0:
+            filled = np.where(np.isfinite(depth), depth, np.float32(CAMERA_FAR_M))
+            jump = np.zeros(depth.shape, dtype=bool)
+            dx = np.abs(np.diff(filled, axis=1)) > faults.edge_jump_m
+            dy = np.abs(np.diff(filled, axis=0)) > faults.edge_jump_m
+            jump[:, 1:] |= dx
+            jump[:, :-1] |= dx
+            jump[1:, :] |= dy
+            jump[:-1, :] |= dy
+            drop |= jump & (rng.random(depth.shape) < faults.edge_dropout)
+        if faults.noise_k > 0.0:
+            out = out + (faults.noise_k * out * out *
+                         rng.standard_normal(depth.shape)).astype(np.float32)
+        if faults.min_range_m > 0.0:
+            drop |= out < faults.min_range_m
+        drop |= ~(out <= max_range_m)
+        out[drop] = np.nan
+        return out
+
+    def camera_intrinsics(self) -> Intrinsics:
+        """Return the camera's pinhole intrinsics (as sim_node's camera_info gives them)."""
+        return Intrinsics.from_hfov(self.image_size, self.image_size, self.hfov_rad)
+
+    def camera_mount(self) -> CameraMount:
+        """
+        Return the camera's pose on the robot: at the base's origin, the layout's height.
+
+        Pitched down by the layout's camera_pitch_deg (negative there: down; positive
+        pitch in CameraMount: down, REP 103).
+        """
+        lay = self.layout
+        return CameraMount(0.0, 0.0, float(lay.camera_height), 0.0,
+                           -math.radians(lay.camera_pitch_deg), 0.0)
+
+    def _render(self) -> Tuple[np.ndarray, np.ndarray]:
+        """Return (rgb, OpenGL depth buffer) of one render; keeps the segmentation mask."""
         lay = self.layout
         x, y, yaw = self._pose
         z = lay.camera_height
@@ -364,7 +472,7 @@ class World:
         view = p.computeViewMatrix([x, y, z], [x + fwd[0], y + fwd[1], z + fwd[2]],
                                    [0.0, 0.0, 1.0], physicsClientId=self._cid)
         n = self.image_size
-        _, _, rgba, _, seg = p.getCameraImage(
+        _, _, rgba, depth, seg = p.getCameraImage(
             n, n, view, self._proj, renderer=p.ER_TINY_RENDERER, shadow=0,
             lightDirection=list(lay.light_direction), lightColor=[1.0, 1.0, 1.0],
             lightAmbientCoeff=lay.light_ambient, lightDiffuseCoeff=lay.light_diffuse,
@@ -373,7 +481,7 @@ class World:
         self._last_seg = np.asarray(seg, dtype=np.int64).reshape(n, n)
         self._last_image = image
         self._seg_pose = self._pose
-        return image
+        return image, np.asarray(depth, dtype=np.float32).reshape(n, n)
 
     def ground_truth(self) -> List[ObjectTruth]:
         """Truth for every object, from the last render's mask (renders if stale)."""
