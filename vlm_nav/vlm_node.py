@@ -23,19 +23,34 @@ frame the model saw, which is what lets the navigator stop on stale vocabulary.
 A served model (openai://...) that cannot be loaded is tried again with backoff until its
 server answers; while its requests fail, /diagnostics is ERROR with the last failure,
 back to OK once one succeeds.
+
+A managed (lifecycle) node, driven through the standard lifecycle services
+(`ros2 lifecycle set /vlm_node <transition>`): configure loads the model, activate serves,
+deactivate refuses requests (success false, with how to activate), cleanup frees the
+model's memory (the process's RSS before and after in the log), shutdown ends the calls in
+flight and, run as its own process, exits. With `autostart` (the default) the node
+configures and activates itself at start.
 """
 
 from collections import OrderedDict
 from concurrent.futures import (FIRST_COMPLETED, Future, ThreadPoolExecutor,
                                 TimeoutError as FutureTimeout, wait as wait_futures)
+import ctypes
 from functools import partial
+import gc
+import sys
 import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
+import weakref
 
 import numpy as np
+import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleNodeMixin, LifecycleState
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
@@ -58,6 +73,37 @@ MAX_CHOICES = 32
 SAME_STAMP_NS = 1000          # Observe newer_than: stamps closer than this are one frame
 STOPPING = 'vlm_node is shutting down'
 SERVER_RETRY_FIRST_S = 0.5    # first wait before loading a served model again, doubling
+EXIT_AFTER_SHUTDOWN_S = 0.5   # the shutdown transition's answer goes out, then the process ends
+FREE_WAIT_S = 2.0             # cleanup waits this long for work in flight to let go of the model
+
+
+def rss_mb() -> float:
+    """Return this process's resident memory in MB (VmRSS of /proc/self/status); NaN if unknown."""
+    try:
+        with open('/proc/self/status') as status:
+            for line in status:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float('nan')
+
+
+def release_memory() -> None:
+    """
+    Give freed memory back: garbage-collect, empty torch's GPU caches, trim the C heap.
+
+    The C heap keeps freed blocks for reuse; malloc_trim (glibc) returns them to the
+    system, so the process's RSS shows what was freed.
+    """
+    gc.collect()
+    torch = sys.modules.get('torch')     # only if a model imported it
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+    try:
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):   # not glibc
+        pass
 
 
 class Frame:
@@ -83,10 +129,21 @@ class ScoreRequest:
         self.future: Future = Future()
 
 
-class VlmNode(Node):
+class VlmNode(LifecycleNode):
 
     def __init__(self, **kwargs):
-        super().__init__('vlm_node', **kwargs)
+        # LifecycleNode's own __init__, with the lifecycle services on a group of their own:
+        # get_state answers while configure loads a model (transitions are serialized by
+        # self._transitions); parameter services keep the node's default group.
+        Node.__init__(self, 'vlm_node', **kwargs)
+        LifecycleNodeMixin.__init__(self, callback_group=ReentrantCallbackGroup())
+        self._transitions = threading.Lock()
+        self._serialize_change_state()
+        self.exit_on_shutdown = False     # main(): the shutdown transition ends the process
+        autostart = declare(self, 'autostart', True, 'configure and activate at start '
+                            '(load the model, then serve); false = wait unconfigured for '
+                            '`ros2 lifecycle set /vlm_node configure`, then activate',
+                            read_only=True)
         self.model_id = declare(self, 'model', '', 'Hugging Face model id or local folder; '
                                 '"" = the embedded model shipped with vlm_nav; '
                                 'openai://HOST:PORT/v1?model=NAME = an OpenAI-compatible '
@@ -146,7 +203,9 @@ class VlmNode(Node):
         self._frames: Dict[str, Frame] = {}          # newest frame per camera
         self._pending: List[ScoreRequest] = []        # closed-set requests for the next batch
         self._backend: Optional[VLMBackend] = None
-        self._model_state = 'loading'
+        self._model_state = 'unloaded'               # loading, ready, failed, unloaded
+        self._unload = threading.Event()              # ends a served model's load retries
+        self._last_cleanup = ''
         self._model_error = ''
         self._load_attempts = 0
         self._next_load_s = 0.0                       # wait before the next try (served)
@@ -183,10 +242,153 @@ class VlmNode(Node):
         self._diagnostics = DiagnosticsPublisher(self)
         self._diag_timer = self.create_timer(self.get_parameter('diagnostics_period_s').value,
                                              self._publish_diagnostics, callback_group=frames)
-        threading.Thread(target=self._load_model, name='vlm_load', daemon=True).start()
+        if autostart:
+            threading.Thread(target=self._autostart, name='vlm_autostart', daemon=True).start()
+        else:
+            self.get_logger().info(
+                f'autostart is false: unconfigured, no model loaded; start with `ros2 lifecycle '
+                f'set {self.get_fully_qualified_name()} configure`, then activate')
+
+    # ---- lifecycle ------------------------------------------------------------------------
+    def _serialize_change_state(self) -> None:
+        """
+        Run change_state requests one at a time; a transition the state lacks answers false.
+
+        rclpy 9 (Kilted) answers such a request success=false; rclpy 7 (Jazzy) raises
+        RCLError out of the service callback, which would end the executor's spin.
+        """
+        service = getattr(self, '_service_change_state', None)
+        if service is None:
+            return
+        change_state = service.callback
+
+        def serialized(request, response):
+            with self._transitions:
+                try:
+                    return change_state(request, response)
+                except RCLError as error:
+                    self.get_logger().warning(
+                        f'transition {request.transition.label or request.transition.id} '
+                        f'refused in state {self.lifecycle_state()}: {error}')
+                    response.success = False
+                    return response
+        service.callback = serialized
+
+    def lifecycle_state(self) -> str:
+        """Return the lifecycle state's label: unconfigured, inactive, active, finalized, ..."""
+        return self._state_machine.current_state[1]
+
+    def _autostart(self) -> None:
+        """Configure (load the model), then activate, as `autostart` asks."""
+        with self._transitions:
+            try:
+                if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                    self.get_logger().error(
+                        'autostart: configure failed, the node stays unconfigured; configure '
+                        f'again with `ros2 lifecycle set {self.get_fully_qualified_name()} '
+                        'configure`')
+                elif not self._stopping.done():
+                    self.trigger_activate()
+            except (RCLError, RuntimeError) as error:   # the node was destroyed meanwhile
+                if not self._stopping.done():
+                    self.get_logger().error(f'autostart: {error}')
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the model (a served one whose server is down is tried again in the background)."""
+        if self._stopping.done():
+            return TransitionCallbackReturn.FAILURE
+        if self._load_model():
+            return TransitionCallbackReturn.SUCCESS
+        return TransitionCallbackReturn.FAILURE
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().info('active: serving Ask, Describe and Observe')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().info(
+            'inactive: requests are refused until `ros2 lifecycle set '
+            f'{self.get_fully_qualified_name()} activate` (the model stays loaded)')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._free_model('cleanup')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop_serving()
+        self._free_model('shutdown')
+        if self.exit_on_shutdown:
+            self.get_logger().info('finalized: the process exits')
+            threading.Timer(EXIT_AFTER_SHUTDOWN_S, rclpy.try_shutdown,
+                            kwargs={'context': self.context}).start()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().error(f'a transition from {state.label} failed: freeing the model')
+        self._free_model('error')
+        return TransitionCallbackReturn.SUCCESS
+
+    def _free_model(self, why: str) -> None:
+        """Drop the model (ending a served model's retries) and give its memory back."""
+        self._unload.set()
+        before = rss_mb()
+        with self._lock:
+            backend, self._backend = self._backend, None
+            self._cache.clear()
+        self._model_state = 'unloaded'
+        name = backend.name if backend is not None else 'none loaded'
+        held = weakref.ref(backend) if backend is not None else lambda: None
+        del backend
+        release_memory()
+        deadline = time.monotonic() + FREE_WAIT_S
+        while held() is not None and time.monotonic() < deadline:
+            time.sleep(0.05)        # work in flight still holds it: freed when that ends
+            release_memory()
+        if held() is not None:
+            self.get_logger().warning(f'{why}: the model is still held by work in flight; '
+                                      'its memory is freed when that ends')
+        after = rss_mb()
+        self._last_cleanup = f'{why}: RSS {before:.0f} MB -> {after:.0f} MB'
+        self.get_logger().info(f'{why}: model freed ({name}); RSS {before:.0f} MB -> '
+                               f'{after:.0f} MB')
+
+    def _refusal(self, state: str) -> str:
+        """Return why a request is refused in a lifecycle state other than active."""
+        name = self.get_fully_qualified_name()
+        if state == 'configuring':
+            return f'model is still loading ({name} is configuring)'
+        if state == 'inactive':
+            return (f'{name} is inactive: requests are refused until it is activated '
+                    f'(ros2 lifecycle set {name} activate)')
+        if state == 'unconfigured':
+            if self._model_state == 'failed':
+                return (f'{self._load_failure()}; {name} is unconfigured: configure it to try '
+                        f'again (ros2 lifecycle set {name} configure, then activate)')
+            return (f'{name} is unconfigured, no model loaded: configure and activate it '
+                    f'(ros2 lifecycle set {name} configure, then ros2 lifecycle set {name} '
+                    'activate)')
+        if state == 'finalized':
+            return f'{name} is finalized (shut down): start the node again'
+        return f'{name} is {state}, not active'
+
+    def _require_active(self) -> None:
+        state = self.lifecycle_state()
+        if state != 'active':
+            raise RuntimeError(self._refusal(state))
 
     # ---- model --------------------------------------------------------------------------
-    def _load_model(self) -> None:
+    def _load_model(self) -> bool:
+        """
+        Load the model; return whether the node can go on (configure succeeds).
+
+        A local model is tried once. A served model whose server does not answer is tried
+        again in the background (server_retry_max_s), requests failing with the reason
+        until it answers.
+        """
+        self._unload = unload = threading.Event()
+        self._model_state, self._model_error = 'loading', ''
+        self._load_attempts, self._next_load_s = 0, 0.0
         path = resolve_model(self.model_id)
         self.get_logger().info(f'loading model {path!r} on {self.device} ({self.dtype}, '
                                f'scoring in {self.runtime})')
@@ -200,22 +402,45 @@ class VlmNode(Node):
                                    runtime=self.runtime)
         except ModelLoadError as error:
             self._fail_model(str(error))
-            return
+            return False
         except Exception as error:  # noqa: B902 - anything a loader throws must not kill us
             self._fail_model(f'{type(error).__name__}: {error}')
-            return
-        while not self._load_once(backend):
+            return False
+        if self._load_once(backend):
+            return self._ready(backend, started, unload)
+        if (not isinstance(backend, ServedBackend) or self._stopping.done() or
+                self.get_parameter('server_retry_max_s').value <= 0):
+            return False
+        self.get_logger().warning('configured without the model: its server is tried again '
+                                  'in the background (server_retry_max_s); requests fail '
+                                  'until it answers')
+        threading.Thread(target=self._retry_load, args=(backend, started, unload),
+                         name='vlm_load', daemon=True).start()
+        return True
+
+    def _retry_load(self, backend: VLMBackend, started: float,
+                    unload: threading.Event) -> None:
+        """Load a served model again with backoff until its server answers, or unload."""
+        while True:
             retry_max = self.get_parameter('server_retry_max_s').value
-            if not isinstance(backend, ServedBackend) or retry_max <= 0:
+            if retry_max <= 0:
                 self._next_load_s = 0.0
                 return
             wait = min(SERVER_RETRY_FIRST_S * 2 ** (self._load_attempts - 1), retry_max)
             self._next_load_s = wait
-            wait_futures([self._stopping], timeout=wait)
-            if self._stopping.done():
+            if unload.wait(wait) or self._stopping.done():
                 return
-        self._backend = backend
-        self._model_state = 'ready'
+            if self._load_once(backend):
+                self._ready(backend, started, unload)
+                return
+
+    def _ready(self, backend: VLMBackend, started: float, unload: threading.Event) -> bool:
+        """Serve backend, unless the model was unloaded meanwhile; return whether it serves."""
+        with self._lock:
+            if unload.is_set():
+                return False
+            self._backend = backend
+            self._model_state = 'ready'
         tries = f' (try {self._load_attempts})' if self._load_attempts > 1 else ''
         self.get_logger().info(f'model {backend.name!r} ready in '
                                f'{time.monotonic() - started:.1f} s{tries}')
@@ -223,6 +448,7 @@ class VlmNode(Node):
             deadline = self.get_parameter('inference_timeout_s').value
             if backend.budget_s > deadline:
                 self.get_logger().warning(self._budget_warning(backend, deadline))
+        return True
 
     def _load_once(self, backend: VLMBackend) -> bool:
         """Try to load backend once; on failure record why (and log it) and return False."""
@@ -488,9 +714,11 @@ class VlmNode(Node):
         generation here.
         """
         self._raise_if_stopping()
-        if self._pending and self.get_parameter('answer_during_generation').value:
+        backend = self._backend
+        if backend is not None and self._pending and \
+                self.get_parameter('answer_during_generation').value:
             self._stats['answered_mid_generation'] += 1
-            self._drain(self._backend)
+            self._drain(backend)
 
     def _refuse_if_abandoned(self) -> None:
         abandoned = self._abandoned
@@ -530,6 +758,8 @@ class VlmNode(Node):
     def _serve(self, response, work: Callable[[], None]):
         """Run work with the common error handling: any failure -> success=false, reason."""
         try:
+            self._raise_if_stopping()
+            self._require_active()      # refused while not active: the state says how
             self._require_model()       # the model's state first: it's the cause to report
             work()
             response.success = True
@@ -654,9 +884,11 @@ class VlmNode(Node):
     # ---- health -------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
         backend = self._backend
+        state = self.lifecycle_state()
         values = dict(self._stats, model=resolve_model(self.model_id),
                       model_state=self._model_state, device=self.device, dtype=self.dtype,
-                      model_load_attempts=self._load_attempts)
+                      model_load_attempts=self._load_attempts, lifecycle_state=state,
+                      rss_mb=f'{rss_mb():.0f}', last_cleanup=self._last_cleanup)
         if backend is not None:
             values.update(backend.diagnostics())
         served = backend if isinstance(backend, ServedBackend) else None
@@ -682,6 +914,13 @@ class VlmNode(Node):
             level, message = WARN, 'ready; ' + self._budget_warning(served, deadline)
         else:
             level, message = OK, 'ready'
+        if state == 'unconfigured' or state == 'finalized':
+            level, message = (ERROR if self._model_state == 'failed' else WARN,
+                              self._refusal(state))
+        elif state != 'active' and state != 'configuring':
+            refusal = self._refusal(state)
+            level, message = (level, f'{message}; {refusal}') if level == ERROR else \
+                (WARN, refusal)
         self._diagnostics.publish(level, message, values)
 
     def stop_serving(self) -> None:
@@ -695,6 +934,7 @@ class VlmNode(Node):
             if not self._stopping.done():
                 self._stopping.set_result(None)
             self._new_frame.notify_all()
+        self._unload.set()                  # a served model's load retries end
         self._worker.shutdown(wait=False, cancel_futures=True)
 
     def destroy_node(self):
@@ -705,6 +945,7 @@ class VlmNode(Node):
 def main(args=None):
     with ros_session(args=args):
         node = VlmNode()
+        node.exit_on_shutdown = True
         # Service callbacks block until their inference is done: enough threads that a
         # full batch of waiting requests never starves frame intake (an old frame) or
         # the next requests.
