@@ -29,6 +29,17 @@ frame_id included) is refused, counted and reported on /diagnostics with what to
 never taken to be the base's. A scan older than scan_timeout_s is not used: the policy
 goes back to the camera alone.
 
+With a depth camera and no lidar (use_depth: sensor_msgs/Image on camera/depth/image_raw,
+REP 118 32FC1 metres or 16UC1 millimetres, with its camera_info) the depth image becomes
+a planar scan over the camera's view (vlm_nav.nav.depth_scan: the points within a height
+band above the floor, placed on the base by the camera's intrinsics from camera_info and
+its mounting pose: depth_camera_frame's static depth_camera_to_base, other frames through
+tf2) and goes into the same map and policy as a lidar's scan (a lidar's, when fresh, is
+preferred). Depth older than depth_timeout_s is not used, as a stale scan; an image that
+cannot be used (an encoding that is not depth, no camera_info, a frame it cannot place)
+is refused, counted and reported on /diagnostics. The target's range on
+vlm_nav/target_pose comes from the depth at the target's bearing.
+
 The FindObject action (vlm_nav/find_object) runs one search or follow as a goal with
 feedback, cancel and a timeout; SetTarget, the mode and target parameters, or a newer
 goal preempt it. Goals are taken up, ended and reported by the control loop, so they
@@ -59,12 +70,13 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rclpy.task import Future
 from rclpy.time import Time
-from sensor_msgs.msg import Image, LaserScan
+from sensor_msgs.msg import CameraInfo, Image, LaserScan
 from visualization_msgs.msg import MarkerArray
 
 from vlm_nav.models import resolve_model
 from vlm_nav.models.embedded import model_vocabulary
 from vlm_nav.nav.debug_view import draw_debug
+from vlm_nav.nav.depth_scan import CameraMount, depth_scan, Intrinsics, range_at_bearing
 from vlm_nav.nav.free_text import Answer, FreeTextPolicy
 from vlm_nav.nav.limits import VelocityLimiter
 from vlm_nav.nav.policy import (config_from_parameters, Decision, MODES,
@@ -72,9 +84,10 @@ from vlm_nav.nav.policy import (config_from_parameters, Decision, MODES,
 from vlm_nav.nav.scan_map import Scan, scan_in_base, ScanMount
 from vlm_nav.nav.target_pose import target_pose, yaw_quaternion
 from vlm_nav.perception.checks import observation_problem
-from vlm_nav.perception.vocabulary import check_target, normalise_target, Observation
+from vlm_nav.perception.vocabulary import (BEARINGS, check_target, normalise_target,
+                                           Observation)
 from vlm_nav.ros.diagnostics import DiagnosticsPublisher, OK, WARN
-from vlm_nav.ros.image import image_to_rgb, rgb_to_image
+from vlm_nav.ros.image import depth_to_metres, image_to_rgb, ImageError, rgb_to_image
 from vlm_nav.ros.markers import policy_markers, scan_map_grid
 from vlm_nav.ros.params import check_choices, declare
 from vlm_nav.ros.session import ros_session
@@ -101,6 +114,25 @@ ODOM_TIMEOUT_S = 0.5
 # FindObject: the modes a goal may ask for, and its feedback period (5 Hz).
 GOAL_MODES = ('search', 'follow')
 FEEDBACK_PERIOD_S = 0.2
+
+# Depth images kept for the target's range: the one of the observation's frame is looked up
+# by stamp (within DEPTH_MATCH_S).
+DEPTH_HISTORY = 8
+DEPTH_MATCH_S = 0.06
+
+
+@dataclass
+class _Depth:
+    """One usable depth image: when it came, its stamp, the odometry pose at its stamp."""
+
+    received_s: float
+    stamp_s: float
+    pose: Tuple[float, float, float]
+    metres: np.ndarray
+    intrinsics: Intrinsics
+    mount: CameraMount
+    scan: Scan
+
 
 # The node whose model parameter names the model (its vocabulary), asked this often until
 # it answers.
@@ -165,6 +197,34 @@ class NavigatorNode(Node):
                 'as static_transform_publisher takes it: [x, y, yaw] or '
                 '[x, y, z, roll, pitch, yaw] (m, rad); level lidars only: pitch 0, roll 0 '
                 'or pi (upside down)', read_only=True)
+        declare(self, 'use_depth', False, 'map a depth camera (camera/depth/image_raw, REP 118 '
+                '32FC1 m or 16UC1 mm, with camera/depth/camera_info) as a planar scan over its '
+                'view, for a robot without a lidar; a fresh lidar scan is preferred',
+                read_only=True)
+        declare(self, 'depth_timeout_s', 0.5, 'a depth image older than this is not used',
+                0.05, 10.0)
+        declare(self, 'depth_camera_frame', 'camera', "the depth image's frame that "
+                "depth_camera_to_base places on base_frame ('' = none; other frames need tf2, "
+                'a ROS distro, where they are taken as optical frames, REP 103)',
+                read_only=True)
+        declare(self, 'depth_camera_to_base', [0.0, 0.0, 0.45, 0.0, 0.1745, 0.0],
+                "the depth camera's pose in base_frame, [x, y, z, roll, pitch, yaw] (m, rad), "
+                'of its body frame (x forward, z up; positive pitch looks down), z its height '
+                "above the floor; the image's optical frame is that rotated as REP 103 has it "
+                "(the simulator's camera differs per layout: sim_node reports camera_to_base)",
+                read_only=True)
+        declare(self, 'depth_min_height', 0.05, 'depth points at least this high above the '
+                'floor (base frame z) are obstacles (below: the floor)', -1.0, 5.0,
+                read_only=True)
+        declare(self, 'depth_max_height', 1.0, 'depth points at most this high are '
+                "obstacles (above: beyond the robot's height)", 0.0, 10.0, read_only=True)
+        declare(self, 'depth_range_max', 6.0, 'depth points farther (horizontally) are not '
+                'obstacles: free to this range', 0.3, 50.0, read_only=True)
+        declare(self, 'depth_pixel_step', 0, 'use every n-th row and column of the depth '
+                'image; 0 = so that at most 160 columns remain', 0, 64, read_only=True)
+        declare(self, 'depth_target_half_width_deg', 5.0, "the target's range: the depth "
+                "within this of the target's bearing, in the image third the model places it "
+                'in', 0.5, 30.0, read_only=True)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._on_parameters_set)
 
@@ -187,6 +247,10 @@ class NavigatorNode(Node):
         self._scan: Optional[Tuple[float, Scan]] = None   # (received at, scan)
         self._scans = {'received': 0, 'refused': 0}
         self._scan_frame_problem = ''               # why the newest scan's frame was refused
+        self._depth_history = deque(maxlen=DEPTH_HISTORY)   # _Depth, newest last
+        self._depth_info: Optional[CameraInfo] = None
+        self._depths = {'received': 0, 'refused': 0}
+        self._depth_problem = ''                   # why the newest depth image was refused
         self._odom_frame = 'odom'
         self._frame: Optional[Image] = None         # newest camera frame (debug image only)
         self._counts = {'observations': 0, 'observe_failures': 0, 'stale_stops': 0,
@@ -208,6 +272,17 @@ class NavigatorNode(Node):
             if self._scan_frame:
                 self.get_logger().error(f'{self._scan_to_base_problem}; scans in '
                                         f'{self._scan_frame!r} will be refused')
+        self._use_depth = self.get_parameter('use_depth').value and not self._free_text
+        self._depth_frame = self.get_parameter('depth_camera_frame').value
+        self._depth_to_base, self._depth_to_base_problem = None, ''
+        try:
+            self._depth_to_base = CameraMount.from_values(
+                self.get_parameter('depth_camera_to_base').value)
+        except ValueError as error:
+            self._depth_to_base_problem = f'depth_camera_to_base refused: {error}'
+            if self._use_depth and self._depth_frame:
+                self.get_logger().error(f'{self._depth_to_base_problem}; depth images in '
+                                        f'{self._depth_frame!r} will be refused')
         self._tf_buffer = None
         self._cmd_pub = self.create_publisher(
             TwistStamped if self._stamped else Twist, 'cmd_vel',
@@ -221,11 +296,17 @@ class NavigatorNode(Node):
         # Odometry: the policy's memory of where the target was and which headings were
         # looked at lives in the odom frame.
         self.create_subscription(Odometry, 'odom', self._on_odom, 10)
-        if self.get_parameter('use_scan').value and not self._free_text:
+        use_scan = self.get_parameter('use_scan').value and not self._free_text
+        if use_scan:
             self.create_subscription(LaserScan, 'scan', self._on_scan, qos_profile_sensor_data)
-            if tf2_ros is not None:
-                self._tf_buffer = tf2_ros.Buffer()
-                self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
+        if self._use_depth:
+            self.create_subscription(Image, 'camera/depth/image_raw', self._on_depth,
+                                     qos_profile_sensor_data)
+            self.create_subscription(CameraInfo, 'camera/depth/camera_info',
+                                     self._on_depth_info, qos_profile_sensor_data)
+        if (use_scan or self._use_depth) and tf2_ros is not None:
+            self._tf_buffer = tf2_ros.Buffer()
+            self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
         self._observe = self.create_client(Observe, 'vlm_nav/observe')
         self._ask = self.create_client(Ask, 'vlm_nav/ask')
         rate = self.get_parameter('visualization_rate_hz').value
@@ -234,7 +315,7 @@ class NavigatorNode(Node):
                                                     qos_profile_sensor_data)
             self._marker_pub = self.create_publisher(MarkerArray, 'vlm_nav/markers', 10)
             self._grid_pub = None
-            if self.get_parameter('use_scan').value and not self._free_text:
+            if use_scan or self._use_depth:
                 self._grid_pub = self.create_publisher(OccupancyGrid, 'vlm_nav/scan_map', 1)
             self.create_subscription(Image, 'camera/image_raw', self._on_image,
                                      qos_profile_sensor_data)
@@ -470,13 +551,51 @@ class NavigatorNode(Node):
         return obs.expected_bearing(math.radians(self.get_parameter('hfov_deg').value))
 
     def _target_range(self, obs: Observation, now: float) -> float:
-        """Return the scan's range at the target's bearing while it is seen, else NaN."""
-        scan = self._fresh_scan(now)
-        if scan is None or \
-                obs.visible_prob < self.get_parameter('visible_threshold').value:
-            return math.nan
-        distance = float(scan.range_toward(np.array([self._bearing(obs)]))[0])
-        return distance if math.isfinite(distance) and distance > 0.0 else math.nan
+        """Return the target's range (scan or depth) at its bearing while it is seen, else NaN."""
+        return self._target_fix(obs, now)[0]
+
+    def _target_fix(self, obs: Observation, now: float
+                    ) -> Tuple[float, Optional[Tuple[float, float, float]]]:
+        """
+        Return the target's range at its bearing while it is seen, and the pose it is from.
+
+        From a fresh lidar scan (the pose: the newest odometry); else, with use_depth, from
+        the depth image of the observation's frame (the pose: odometry at its stamp). NaN
+        and None when the target is not seen or no range is known.
+        """
+        if obs.visible_prob < self.get_parameter('visible_threshold').value:
+            return math.nan, None
+        scan = self._fresh_lidar(now)
+        if scan is not None:
+            distance = float(scan.range_toward(np.array([self._bearing(obs)]))[0])
+            if math.isfinite(distance) and distance > 0.0:
+                return distance, self._pose(now)
+            return math.nan, None
+        depth = self._depth_of(obs.stamp_s, now)
+        if depth is None:
+            return math.nan, None
+        distance = self._depth_range(depth, obs)
+        return (distance, depth.pose) if math.isfinite(distance) and distance > 0.0 else \
+            (math.nan, None)
+
+    def _depth_range(self, depth: '_Depth', obs: Observation) -> float:
+        """
+        Return the depth's range at the target's bearing, masked to its image third.
+
+        The third is the one the model's bearing answer puts most probability on; the
+        columns are those within depth_target_half_width_deg of the expected bearing.
+        """
+        k = depth.intrinsics
+        third = max(range(len(BEARINGS)), key=lambda i: obs.bearing_probs.get(BEARINGS[i], 0.0))
+        edges = np.linspace(0, k.width, len(BEARINGS) + 1).round().astype(int)
+        mask = np.zeros(depth.metres.shape, dtype=bool)
+        mask[:, edges[third]:edges[third + 1]] = True     # left, centre, right thirds
+        return range_at_bearing(
+            depth.metres, k, depth.mount, self._bearing(obs),
+            math.radians(self.get_parameter('depth_target_half_width_deg').value),
+            min_height_m=self.get_parameter('depth_min_height').value,
+            range_max_m=self.get_parameter('depth_range_max').value, mask=mask,
+            pixel_step=self._depth_step(k))
 
     def _end_goal(self, outcome: str, message: str) -> None:
         goal, self._goal = self._goal, None
@@ -576,11 +695,118 @@ class NavigatorNode(Node):
         except ValueError as error:
             return None, f"frame '{frame}': {error}"
 
-    def _fresh_scan(self, now: float) -> Optional[Scan]:
+    def _fresh_lidar(self, now: float) -> Optional[Scan]:
         if self._scan is None or now - self._scan[0] > \
                 self.get_parameter('scan_timeout_s').value:
             return None
         return self._scan[1]
+
+    def _fresh_depth(self, now: float) -> Optional[_Depth]:
+        if not self._depth_history or now - self._depth_history[-1].received_s > \
+                self.get_parameter('depth_timeout_s').value:
+            return None
+        return self._depth_history[-1]
+
+    def _fresh_scan(self, now: float) -> Optional[Scan]:
+        """Return the scan the policy maps: a fresh lidar scan, else a fresh depth scan."""
+        scan = self._fresh_lidar(now)
+        if scan is None:
+            depth = self._fresh_depth(now)
+            scan = None if depth is None else depth.scan
+        return scan
+
+    def _depth_of(self, stamp_s: float, now: float) -> Optional[_Depth]:
+        """Return the fresh depth image of the frame stamped stamp_s (within DEPTH_MATCH_S)."""
+        if self._fresh_depth(now) is None:
+            return None
+        best = min(self._depth_history, key=lambda d: abs(d.stamp_s - stamp_s))
+        return best if abs(best.stamp_s - stamp_s) <= DEPTH_MATCH_S else None
+
+    def _depth_step(self, k: Intrinsics) -> int:
+        step = self.get_parameter('depth_pixel_step').value
+        return int(step) if step > 0 else max(1, int(math.ceil(k.width / 160.0)))
+
+    def _on_depth_info(self, msg: CameraInfo) -> None:
+        self._depth_info = msg
+
+    def _on_depth(self, msg: Image) -> None:
+        """
+        Keep the newest usable depth image as metres and as a planar scan of the base.
+
+        With the odometry pose at its stamp, as a lidar scan; refused (counted, reported)
+        when its encoding is not depth, there is no camera_info of its size, its frame
+        cannot be placed or there is no odometry yet.
+        """
+        self._depths['received'] += 1
+        stamp = Time.from_msg(msg.header.stamp).nanoseconds * 1e-9
+        problem, metres, intrinsics, mount = '', None, None, None
+        try:
+            metres = depth_to_metres(msg)
+            intrinsics = self._depth_intrinsics(msg)
+            mount, problem = self._depth_mount(msg)
+        except (ImageError, ValueError) as error:
+            problem = str(error)
+        if not problem and not self._odom_history:
+            problem = 'no odometry yet'
+        self._depth_problem = problem
+        if problem:
+            self._depths['refused'] += 1
+            self.get_logger().warning(f'depth image refused: {problem}',
+                                      throttle_duration_sec=5.0)
+            return
+        _, pose = min(self._odom_history, key=lambda entry: abs(entry[0] - stamp))
+        scan = depth_scan(metres, intrinsics, mount,
+                          self.get_parameter('depth_range_max').value,
+                          self.get_parameter('depth_min_height').value,
+                          self.get_parameter('depth_max_height').value,
+                          pixel_step=self._depth_step(intrinsics), pose=pose)
+        self._depth_history.append(_Depth(self.get_clock().now().nanoseconds * 1e-9, stamp,
+                                          pose, metres, intrinsics, mount, scan))
+
+    def _depth_intrinsics(self, msg: Image) -> Intrinsics:
+        """Return the depth camera's intrinsics from its camera_info; ValueError if unusable."""
+        info = self._depth_info
+        if info is None:
+            raise ValueError('no camera_info on camera/depth/camera_info yet: the intrinsics '
+                             'are unknown')
+        if (info.width, info.height) != (msg.width, msg.height):
+            raise ValueError(f'camera_info is for {info.width}x{info.height}, the depth image '
+                             f'is {msg.width}x{msg.height}')
+        return Intrinsics.from_k(info.k, int(info.width), int(info.height))
+
+    def _depth_mount(self, msg: Image) -> Tuple[Optional[CameraMount], str]:
+        """
+        Return where the depth image's camera sits on the base, or why not.
+
+        depth_camera_frame's static depth_camera_to_base first, then tf2 (base_frame <-
+        frame at the image's stamp, else the newest), the frame taken as an optical frame.
+        """
+        frame, base = msg.header.frame_id, self._base_frame
+        fix = (f"set depth_camera_frame: '{frame}' and depth_camera_to_base: "
+               f'[x, y, z, roll, pitch, yaw] (its pose on {base})')
+        if not frame:
+            return None, ("no frame_id: the depth camera's frame is unknown; set its "
+                          'header.frame_id (depth_camera_frame)')
+        if frame == self._depth_frame:
+            if self._depth_to_base_problem:
+                return None, f"frame '{frame}': {self._depth_to_base_problem}"
+            return self._depth_to_base, ''
+        if self._tf_buffer is None:
+            return None, f"frame '{frame}' cannot be placed on {base} (no tf2 here): {fix}"
+        try:
+            try:
+                t = self._tf_buffer.lookup_transform(base, frame,
+                                                     Time.from_msg(msg.header.stamp))
+            except tf2_ros.TransformException:
+                t = self._tf_buffer.lookup_transform(base, frame, Time())
+        except tf2_ros.TransformException as error:
+            return None, f"frame '{frame}': no transform to {base} ({error}): publish it " \
+                f'(robot_state_publisher, static_transform_publisher) or {fix}'
+        p, q = t.transform.translation, t.transform.rotation
+        try:
+            return CameraMount.from_quaternion(p.x, p.y, p.z, q.x, q.y, q.z, q.w), ''
+        except ValueError as error:
+            return None, f"frame '{frame}': {error}"
 
     def _on_image(self, msg: Image) -> None:
         self._frame = msg                 # converted only when someone watches
@@ -785,10 +1011,10 @@ class NavigatorNode(Node):
         if not isinstance(obs, Observation) or self._observation_stamp is None or \
                 self._target_pose_stamp is self._observation_stamp:
             return
-        robot = self._pose(now)
+        distance, robot = self._target_fix(obs, now)
         if robot is None:
             return
-        pose = target_pose(robot, self._bearing(obs), self._target_range(obs, now))
+        pose = target_pose(robot, self._bearing(obs), distance)
         if pose is None:
             return
         self._target_pose_stamp = self._observation_stamp
@@ -848,20 +1074,35 @@ class NavigatorNode(Node):
                       odometry_stalls=self._policy.stalls,
                       scans_received=self._scans['received'],
                       scans_refused=self._scans['refused'])
+        if self._use_depth:
+            values.update(depth_received=self._depths['received'],
+                          depth_refused=self._depths['refused'],
+                          depth_camera_info=self._depth_info is not None)
         now = self.get_clock().now().nanoseconds * 1e-9
         if self._scan is not None:
             values['scan_age_s'] = f'{now - self._scan[0]:.2f}'
         if self._scan_frame_problem:
             values['scan_refused_because'] = self._scan_frame_problem
-        scan_lost = self._scan is not None and self._fresh_scan(now) is None
+        if self._depth_history:
+            values['depth_age_s'] = f'{now - self._depth_history[-1].received_s:.2f}'
+        if self._depth_problem:
+            values['depth_refused_because'] = self._depth_problem
+        scan_lost = self._scan is not None and self._fresh_lidar(now) is None
+        depth_lost = self._use_depth and bool(self._depth_history) and \
+            self._fresh_depth(now) is None
         if self._policy.mode != 'idle' and self._stale:
             level, message = WARN, f'stopped: {self._last.reason}'
         elif self._scan_frame_problem:
             level, message = WARN, (f'{self._policy.mode}: {self._last.phase}; scan refused: '
                                     f'{self._scan_frame_problem}')
-        elif scan_lost and self._policy.mode != 'idle':
-            level, message = WARN, (f'{self._policy.mode}: {self._last.phase}; scan stale, '
-                                    'driving by the camera alone')
+        elif self._use_depth and self._depth_problem:
+            level, message = WARN, (f'{self._policy.mode}: {self._last.phase}; depth image '
+                                    f'refused: {self._depth_problem}')
+        elif (scan_lost or depth_lost) and self._fresh_scan(now) is None and \
+                self._policy.mode != 'idle':
+            level, message = WARN, (f'{self._policy.mode}: {self._last.phase}; '
+                                    f"{'scan' if scan_lost else 'depth'} stale, driving by "
+                                    'the camera alone')
         else:
             level, message = OK, f'{self._policy.mode}: {self._last.phase}'
         self._diagnostics.publish(level, message, values)

@@ -13,11 +13,14 @@
 # limitations under the License.
 
 """
-ROS 2 node around vlm_nav.sim: cmd_vel in; camera, scan, odom, collisions, truth out.
+ROS 2 node around vlm_nav.sim: cmd_vel in; camera, depth, scan, odom, collisions, truth out.
 
 No TF is published: tf2_msgs is not on PyPI. odom carries the robot pose
 (odom == world frame, perfect odometry); the camera sits at base_link's origin,
-looking along +x, at the layout's camera height, pitched down by its pitch.
+looking along +x, at the layout's camera height, pitched down by its pitch (logged at
+start and reported on /diagnostics as camera_to_base, what a navigator's
+depth_camera_to_base takes). The depth image is the colour render's depth buffer:
+aligned with the colour image pixel for pixel, same stamp, frame and intrinsics.
 """
 
 import json
@@ -38,10 +41,12 @@ from sensor_msgs.msg import CameraInfo, Image, LaserScan
 from std_msgs.msg import String, UInt32
 
 from vlm_nav.ros.diagnostics import DiagnosticsPublisher, OK
+from vlm_nav.ros.image import metres_to_depth_image
 from vlm_nav.ros.params import declare
 from vlm_nav.ros.session import ros_session
 from vlm_nav.sim.layout import make_layout
-from vlm_nav.sim.world import SCAN_BEAMS, SCAN_RANGE_M, World
+from vlm_nav.sim.world import (camera_to_base, DEPTH_RANGE_M, DepthFaults, SCAN_BEAMS,
+                               SCAN_RANGE_M, World)
 
 
 class SimNode(Node):
@@ -101,6 +106,47 @@ class SimNode(Node):
             self, 'scan_range_max', SCAN_RANGE_M,
             'Lidar range, metres; farther: no return (inf, REP 117).', 0.5, 100.0,
             read_only=True)
+        publish_depth = declare(
+            self, 'publish_depth', True,
+            'Publish camera/depth/image_raw and camera/depth/camera_info with every camera '
+            'frame: the depth of the colour render, aligned with it (same stamp, frame_id and '
+            'intrinsics), REP 118.', read_only=True)
+        self._depth_encoding = declare(
+            self, 'depth_encoding', '32FC1',
+            'Depth image encoding: 32FC1 (float metres, invalid NaN) or 16UC1 (millimetres, '
+            'invalid 0).', choices=['32FC1', '16UC1'], read_only=True)
+        if self._depth_encoding not in ('32FC1', '16UC1'):
+            raise ValueError(f'depth_encoding {self._depth_encoding!r}: 32FC1 or 16UC1')
+        self._depth_range = declare(
+            self, 'depth_max_range', DEPTH_RANGE_M,
+            'Depth camera range, metres; farther (and nothing hit): invalid.', 0.2, 25.0,
+            read_only=True)
+        self._depth_faults = DepthFaults(
+            noise_k=declare(
+                self, 'depth_noise_k', 0.0,
+                'Depth noise: Gaussian, sigma = k * z^2 metres (as a stereo camera has; '
+                'RealSense D435 about 0.002-0.005); 0 = none.', 0.0, 1.0, read_only=True),
+            dark_dropout=declare(
+                self, 'depth_dark_dropout', 0.0,
+                'Probability that a pixel darker than depth_dark_threshold reads invalid.',
+                0.0, 1.0, read_only=True),
+            dark_threshold=declare(
+                self, 'depth_dark_threshold', 0.15,
+                'Mean RGB (0-1) below which a pixel is dark for depth_dark_dropout.', 0.0, 1.0,
+                read_only=True),
+            edge_dropout=declare(
+                self, 'depth_edge_dropout', 0.0,
+                'Probability that a pixel beside a depth jump (edges, thin things) reads '
+                'invalid.', 0.0, 1.0, read_only=True),
+            edge_jump_m=declare(
+                self, 'depth_edge_jump_m', 0.1,
+                'A depth jump between neighbouring pixels larger than this is an edge.',
+                0.001, 10.0, read_only=True),
+            min_range_m=declare(
+                self, 'depth_min_range', 0.0,
+                'Depth camera minimum range, metres: nearer reads invalid; 0 = none.',
+                0.0, 5.0, read_only=True),
+            seed=int(seed))
         self._publish_truth = declare(
             self, 'publish_ground_truth', True,
             'Publish sim/ground_truth (tests and benchmarks only).', read_only=True)
@@ -126,6 +172,12 @@ class SimNode(Node):
                                                 qos_profile_sensor_data)
         self._info_pub = self.create_publisher(CameraInfo, 'camera/camera_info',
                                                qos_profile_sensor_data)
+        self._depth_pub = self._depth_info_pub = None
+        if publish_depth:
+            self._depth_pub = self.create_publisher(Image, 'camera/depth/image_raw',
+                                                    qos_profile_sensor_data)
+            self._depth_info_pub = self.create_publisher(
+                CameraInfo, 'camera/depth/camera_info', qos_profile_sensor_data)
         self._odom_pub = self.create_publisher(Odometry, 'odom', 10)
         self._scan_pub = None
         if publish_scan:
@@ -153,10 +205,15 @@ class SimNode(Node):
         self.create_timer(1.0, self._publish_diagnostics,
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
         x, y, yaw = self._world.robot_pose
+        self._camera_to_base = camera_to_base(self._world.layout)
         self.get_logger().info(
             f'layout seed {seed}: {self._world.layout.width:.1f} x '
             f'{self._world.layout.depth:.1f} m, objects {self._world.layout.labels}; '
-            f'robot at ({x:.2f}, {y:.2f}, {yaw:.2f})')
+            f'robot at ({x:.2f}, {y:.2f}, {yaw:.2f}); camera_to_base '
+            f'{self._camera_to_base_text()}')
+
+    def _camera_to_base_text(self) -> str:
+        return '[' + ', '.join(f'{v:.4f}' for v in self._camera_to_base) + ']'
 
     def cmd_vel_callback(self, msg: Twist) -> None:
         self._cmd = (float(msg.linear.x), float(msg.angular.z))
@@ -186,7 +243,8 @@ class SimNode(Node):
             'sim_time_s': f'{self._sim_time:.2f}', 'physics_steps': self._steps,
             'frames': self._frames, 'collisions': self._world.collisions,
             'blocked_steps': self._world.blocked_steps,
-            'pose': f'{x:.2f} {y:.2f} {yaw:.2f}'})
+            'pose': f'{x:.2f} {y:.2f} {yaw:.2f}',
+            'camera_to_base': self._camera_to_base_text()})
 
     def _stamp(self) -> Time:
         if self._publish_clock:
@@ -209,7 +267,10 @@ class SimNode(Node):
         self._odom_pub.publish(msg)
 
     def _publish_camera(self, stamp: Time) -> None:
-        image = self._world.render()
+        if self._depth_pub is not None:
+            image, depth = self._world.render_rgbd(self._depth_range, self._depth_faults)
+        else:
+            image, depth = self._world.render(), None
         self._frames += 1
         n = self._image_size
         msg = Image()
@@ -223,6 +284,10 @@ class SimNode(Node):
         self._image_pub.publish(msg)
         self._camera_info.header.stamp = stamp
         self._info_pub.publish(self._camera_info)
+        if depth is not None:     # camera_info first: a navigator needs it for the image
+            self._depth_info_pub.publish(self._camera_info)
+            self._depth_pub.publish(metres_to_depth_image(depth, stamp, self._frame_id,
+                                                          self._depth_encoding))
         self._collisions_pub.publish(UInt32(data=self._world.collisions))
         if self._scan_pub is not None:
             self._publish_scan(stamp)

@@ -81,6 +81,17 @@ class DepthFaults:
                 or self.min_range_m > 0.0)
 
 
+def camera_to_base(layout: Layout) -> List[float]:
+    """
+    Return the layout's camera pose on the robot as [x, y, z, roll, pitch, yaw] (m, rad).
+
+    The camera body frame's (x forward, z up) in base_link, positive pitch down (REP 103):
+    what a navigator's depth_camera_to_base takes (World.camera_mount() as a list).
+    """
+    return [0.0, 0.0, float(layout.camera_height), 0.0,
+            -math.radians(layout.camera_pitch_deg), 0.0]
+
+
 def linear_depth(buffer: np.ndarray, near: float = CAMERA_NEAR_M,
                  far: float = CAMERA_FAR_M) -> np.ndarray:
     """Return the z depth (metres, float32) of an OpenGL depth buffer in [0, 1]."""
@@ -457,9 +468,7 @@ class World:
         Pitched down by the layout's camera_pitch_deg (negative there: down; positive
         pitch in CameraMount: down, REP 103).
         """
-        lay = self.layout
-        return CameraMount(0.0, 0.0, float(lay.camera_height), 0.0,
-                           -math.radians(lay.camera_pitch_deg), 0.0)
+        return CameraMount.from_values(camera_to_base(self.layout))
 
     def _render(self) -> Tuple[np.ndarray, np.ndarray]:
         """Return (rgb, OpenGL depth buffer) of one render; keeps the segmentation mask."""
