@@ -161,6 +161,12 @@ class VlmNode(LifecycleNode):
                                'for a served model',
                                choices=list(RUNTIMES),
                                read_only=True)
+        self.max_image_pixels = declare(
+            self, 'max_image_pixels', 0, 'image budget of a dynamic-resolution model (Qwen-VL '
+            'max_pixels; SmolVLM/Idefics3 longest edge = its square root; LFM2-VL image tokens '
+            '= pixels / (patch x downsample)^2): fewer pixels, fewer image tokens, a cheaper '
+            "prefill; 0 = the checkpoint's own; refused for fixed-resolution models",
+            0, 1 << 26, read_only=True)
         declare(self, 'max_new_tokens', 48, 'default free-text budget (tokens)', 1, 512)
         declare(self, 'max_frame_age_s', 1.0, 'frames older than this are not answered', 0.05,
                 60.0)
@@ -399,7 +405,7 @@ class VlmNode(LifecycleNode):
                 import torch    # deferred: heavy, and a served model runs without it
                 torch.set_num_threads(threads)
             backend = make_backend(path, device=self.device, dtype=self.dtype,
-                                   runtime=self.runtime)
+                                   runtime=self.runtime, max_image_pixels=self.max_image_pixels)
         except ModelLoadError as error:
             self._fail_model(str(error))
             return False

@@ -35,7 +35,8 @@ from vlm_nav.models import onnx_scoring, registry
 from vlm_nav.models.base import (Image, ModelLoadError, Question, ScoredAnswer,
                                  UnsupportedOperation, VLMBackend)
 from vlm_nav.models.embedded import EMBEDDED_MODEL_DIR
-from vlm_nav.models.packing import block_layout, block_mask, eager_attention
+from vlm_nav.models.packing import (block_layout, block_mask, eager_attention,
+                                    open_image_blocks, sliding_window, to_additive)
 from vlm_nav.models.prompting import chat_prompt
 
 # owner/name as the hub spells it; anything else that is not a folder is a bad path.
@@ -44,6 +45,9 @@ _DEVICE = re.compile(r'^(cpu|cuda(:\d+)?)$')
 _CACHE_SIZE = 512     # prompts/choices remembered; a robot asks a handful
 # What runs the closed-set scoring pass (generation is always torch); see HFBackend.
 RUNTIMES = ('auto', 'torch', 'onnxruntime', 'onnxruntime_int8')
+# Per-token processor outputs (text 0, image 1, video 2): Qwen's rope index reads them,
+# Gemma 3's mask opens its image blocks with them. Rebuilt for every row from its ids.
+_TOKEN_TYPE_KEYS = ('mm_token_type_ids', 'token_type_ids')
 
 
 def answer_text(prompt: str, answer: str, tokenizer: Any = None) -> str:
@@ -100,7 +104,7 @@ class HFBackend(VLMBackend):
 
     def __init__(self, model: str, device: str = 'cpu', dtype: str = 'float32',
                  max_new_tokens: int = 32, allow_download: bool = False,
-                 runtime: str = 'auto') -> None:
+                 runtime: str = 'auto', max_image_pixels: int = 0) -> None:
         """
         Store settings only; load() does the work.
 
@@ -115,6 +119,10 @@ class HFBackend(VLMBackend):
             accuracy within half a point: bench/results/model_cpu), torch otherwise or if
             the export fails (diagnostics say why). Generation always runs in torch at
             ``dtype``. See vlm_nav.models.onnx_scoring.
+        :param max_image_pixels: image budget of a dynamic-resolution model (Qwen's
+            max_pixels; SmolVLM/Idefics3's longest edge = its square root; LFM2-VL's image
+            tokens = pixels / (patch x downsample)^2); 0 = the checkpoint's own setting.
+            Refused for fixed-resolution models.
         """
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
@@ -126,6 +134,11 @@ class HFBackend(VLMBackend):
         self.dtype = dtype
         self.max_new_tokens = max_new_tokens
         self.allow_download = allow_download
+        self.max_image_pixels = int(max_image_pixels)
+        if self.max_image_pixels < 0:
+            raise ValueError(f'max_image_pixels must be >= 0, not {max_image_pixels}')
+        self._type_keys: set = set()
+        self._rope_cache: Dict[Tuple[Tuple[int, ...], Tuple[int, ...]], Any] = {}
         is_dir = os.path.isdir(os.path.expanduser(self.model_id))
         self.name = (os.path.basename(os.path.normpath(self.model_id)) if is_dir
                      else self.model_id)
@@ -174,7 +187,7 @@ class HFBackend(VLMBackend):
         import transformers
         cls = getattr(transformers, family.model_class)
         try:
-            processor = self._from_pretrained(family.processor_class, source, local_only)
+            processor = self._load_processor(family, source, local_only)
             model = cls.from_pretrained(source, dtype=dtype, local_files_only=local_only)
             model = model.to(device).eval()
         except (torch.OutOfMemoryError, MemoryError) as err:
@@ -188,6 +201,9 @@ class HFBackend(VLMBackend):
         if getattr(processor, 'image_processor', None) is None:
             raise ModelLoadError(f"'{self.model_id}' has no image processor "
                                  '(processor_config / preprocessor_config.json)')
+        if self.max_image_pixels:
+            set_image_budget(processor, family, self.max_image_pixels, model.config,
+                             self.model_id)
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.model = model
@@ -213,8 +229,9 @@ class HFBackend(VLMBackend):
             raise ModelLoadError('runtime onnxruntime runs on the CPU here, not '
                                  f'{self.model.device}; use runtime torch')
         if not self.family.shared_prefix or self.family.image_reads_question:
-            raise ModelLoadError(f'runtime onnxruntime exports the packed scoring pass, which '
-                                 f'{self.family.name} models do not use; use runtime torch')
+            raise ModelLoadError(f'runtime onnxruntime exports the packed scoring pass with 1-D '
+                                 f'positions and a causal block mask, which {self.family.name} '
+                                 'models do not use; use runtime torch')
         size = getattr(self.processor.image_processor, 'size', None) or {}
         side = int(size.get('height') or size.get('shortest_edge') or 224)
         blank = PILImage.new('RGB', (side, side), (127, 127, 127))
@@ -297,6 +314,23 @@ class HFBackend(VLMBackend):
                                  'folder); give a folder written by save_pretrained or a hub id')
         return self.model_id
 
+    def _load_processor(self, family: registry.Family, source: str, local_only: bool):
+        """
+        Load the processor; one with a video part without it where torchvision is missing.
+
+        transformers builds every part of a processor, and its video processors need
+        torchvision (see images_only_processor).
+        """
+        try:
+            return self._from_pretrained(family.processor_class, source, local_only)
+        except (OSError, ValueError, ImportError, AttributeError, TypeError):
+            from transformers.utils import is_torchvision_available
+            cls = _processor_class(source, local_only)
+            if (is_torchvision_available() or cls is None
+                    or 'video_processor' not in cls.get_attributes()):
+                raise
+        return images_only_processor(cls).from_pretrained(source, local_files_only=local_only)
+
     def _from_pretrained(self, cls_name: str, source: str, local_only: bool):
         import transformers
         return getattr(transformers, cls_name).from_pretrained(source, local_files_only=local_only)
@@ -360,7 +394,52 @@ class HFBackend(VLMBackend):
         enc = self.processor(images=[pil], text=[prompt], return_tensors='pt')
         ids = enc.pop('input_ids')[0].tolist()
         enc.pop('attention_mask', None)
+        for key in _TOKEN_TYPE_KEYS:
+            if enc.pop(key, None) is not None:
+                self._type_keys.add(key)
         return {'ids': ids, 'image': dict(enc)}
+
+    def _token_types(self, ids) -> Dict[str, Any]:
+        """Return the per-token type inputs the processor gives, for a (B, W) id tensor."""
+        if not self._type_keys:
+            return {}
+        types = self._type_ids(ids)
+        return {key: types for key in self._type_keys}
+
+    def _type_ids(self, ids):
+        """Return 0 (text), 1 (image) or 2 (video) per token of a (B, W) id tensor."""
+        import torch
+        config = self.model.config
+        types = torch.zeros_like(ids)
+        for kind, name in ((1, 'image_token_id'), (2, 'video_token_id')):
+            token = getattr(config, name, None)
+            if token is not None:
+                types[ids == token] = kind
+        return types
+
+    def _mrope_rows(self, rows, grids) -> List[Any]:
+        """
+        Return each row's (3, len) M-RoPE positions, from the model's own get_rope_index.
+
+        ``grids[i]`` is row i's image_grid_thw; rows are full prompts (image included).
+        Remembered per (row, grid): a robot asks the same questions of same-size frames.
+        """
+        import torch
+        owner = next(m for m in (self.model, getattr(self.model, 'model', None))
+                     if hasattr(m, 'get_rope_index'))
+        out = []
+        for row, grid in zip(rows, grids):
+            grid = grid.reshape(-1, 3).cpu()
+            key = (tuple(row), tuple(grid.flatten().tolist()))
+            if key not in self._rope_cache:
+                if len(self._rope_cache) > _CACHE_SIZE:
+                    self._rope_cache.clear()
+                ids = torch.tensor([row])
+                positions, _ = owner.get_rope_index(
+                    input_ids=ids, mm_token_type_ids=self._type_ids(ids), image_grid_thw=grid)
+                self._rope_cache[key] = positions[:, 0]
+            out.append(self._rope_cache[key])
+        return out
 
     def _encode_prompts(self, pil, prompts: Sequence[str]):
         """
@@ -511,7 +590,7 @@ class HFBackend(VLMBackend):
         keep, prefix = self._keep_and_prefix([ids for plan in plans for ids in plan[0]], rows,
                                              [per for plan in plans for per in plan[3]])
         logits = None
-        if prefix > 0 and len(images) == 1 and self.packed:
+        if prefix > 0 and len(images) == 1 and self.packed and self.family.packs:
             logits = self._forward_packed(rows, prefix, images[0], keep)
         if logits is None and prefix > 0:
             logits = self._forward_shared(rows, prefix, images, row_image, keep)
@@ -544,7 +623,7 @@ class HFBackend(VLMBackend):
 
     def _shared_prefix_len(self, prompt_ids, rows) -> int:
         """Tokens all rows share, image included; 0 where sharing is off or unsafe."""
-        if not (self.share_prefix and self.family and self.family.shared_prefix):
+        if not (self.share_prefix and self.family and self.family.shares_prefix):
             return 0
         # Every row must keep at least one token of its prompt, so the position that
         # predicts the first choice token is always in the second pass.
@@ -572,10 +651,22 @@ class HFBackend(VLMBackend):
         import torch
         device = self.model.device
         # One prefill row per image (the prefix ids are the same, the pictures are not).
-        head = torch.tensor([rows[0][:prefix]] * len(images), dtype=torch.long, device=device)
+        head = torch.tensor([rows[0][:prefix]] * len(images), dtype=torch.long)
+        extra, tail_positions = {}, None
+        if self.family.mrope:
+            grids = [images[i]['image_grid_thw'] for i in row_image]
+            full = self._mrope_rows(rows, grids)
+            first = {}
+            for r, i in enumerate(row_image):
+                first.setdefault(i, full[r][:, :prefix])
+            extra['position_ids'] = torch.stack(
+                [first[i] for i in range(len(images))], dim=1).to(device)
+            tail_positions = [p[:, prefix:] for p in full]
+        head = head.to(device)
         out = self.model(input_ids=head, attention_mask=torch.ones_like(head),
                          use_cache=True, logits_to_keep=1,
-                         **self._batch_image_inputs(images, range(len(images))))
+                         **self._batch_image_inputs(images, range(len(images))),
+                         **self._token_types(head), **extra)
         cache = out.cache
         if len(images) > 1:
             cache.reorder_cache(torch.tensor(row_image, dtype=torch.long, device=device))
@@ -584,6 +675,11 @@ class HFBackend(VLMBackend):
         tails, tail_mask = self._left_pad([r[prefix:] for r in rows])
         # Pads sit between the prefix and each tail: masked out, and positions skip them.
         position_ids = prefix + (tail_mask.cumsum(-1) - 1).clamp(min=0)
+        if tail_positions is not None:
+            padded = torch.zeros((3, len(rows), tails.shape[1]), dtype=torch.long)
+            for r, p in enumerate(tail_positions):
+                padded[:, r, tails.shape[1] - p.shape[1]:] = p
+            position_ids = padded
         mask = torch.cat([torch.ones((len(rows), prefix), dtype=torch.long), tail_mask], dim=1)
         out = self.model(input_ids=tails.to(device), attention_mask=mask.to(device),
                          position_ids=position_ids.to(device), cache=cache,
@@ -632,13 +728,40 @@ class HFBackend(VLMBackend):
             # The last `keep` positions of this row; the ones a choice uses always lie in
             # its own tail (every tail keeps >= 1 prompt token plus choice[:-1]).
             keep_index += [max(0, end - keep + j) for j in range(keep)]
-        mask = block_mask(torch.tensor([segments]), eager_attention(self.model.config),
-                          self.model.dtype)
+        if self.family.mrope:
+            # Each tail at the (t, h, w) triples it has in its own prompt, by the model's rule.
+            full = self._mrope_rows(rows, [image['image_grid_thw']] * len(rows))
+            position_ids = torch.cat([full[0][:, :prefix]] + [p[:, prefix:] for p in full],
+                                     dim=1)[:, None]
+        else:
+            position_ids = torch.tensor([positions])
         return {'input_ids': torch.tensor([seq], device=device),
-                'attention_mask': mask.to(device),
-                'position_ids': torch.tensor([positions], device=device),
+                'attention_mask': self._packed_mask(seq, segments, positions, device),
+                'position_ids': position_ids.to(device),
                 'keep_index': torch.tensor(keep_index, device=device),
                 **self._image_inputs(image, 1)}
+
+    def _packed_mask(self, seq, segments, positions, device):
+        """
+        Return the packed row's attention mask: the block mask, plus what the family adds.
+
+        Gemma 3: its image blocks open both ways and its sliding layers get their window
+        by position, as a dict by layer type (the model takes it as it is).
+        """
+        import torch
+        additive = eager_attention(self.model.config)
+        if not self.family.bidirectional_image:
+            return block_mask(torch.tensor([segments]), additive, self.model.dtype).to(device)
+        allowed = open_image_blocks(block_mask(torch.tensor([segments])),
+                                    torch.tensor([seq]) == self.model.config.image_token_id)
+        text = self.model.config.get_text_config()
+        masks = {'full_attention': allowed}
+        window = getattr(text, 'sliding_window', None)
+        if window and 'sliding_attention' in (getattr(text, 'layer_types', None) or ()):
+            masks['sliding_attention'] = sliding_window(allowed, torch.tensor([positions]),
+                                                        window)
+        return {kind: (to_additive(m, self.model.dtype) if additive else m).to(device)
+                for kind, m in masks.items()}
 
     def _forward_full(self, rows, images, row_image, keep: int):
         ids, mask = self._left_pad(rows)
@@ -648,7 +771,7 @@ class HFBackend(VLMBackend):
             kwargs['position_ids'] = ((mask.cumsum(-1) - 1).clamp(min=0)).to(device)
         out = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
                          logits_to_keep=keep, **self._batch_image_inputs(images, row_image),
-                         **kwargs)
+                         **self._token_types(ids.to(device)), **kwargs)
         return out.logits
 
     def _reference_score(self, image: Image,
@@ -666,7 +789,8 @@ class HFBackend(VLMBackend):
                 for choice in choices:
                     ids = self.choice_ids(prompt, choice)
                     seq = torch.tensor([enc['ids'] + ids], device=self.model.device)
-                    out = self.model(input_ids=seq, **self._image_inputs(enc['image'], 1))
+                    out = self.model(input_ids=seq, **self._image_inputs(enc['image'], 1),
+                                     **self._token_types(seq))
                     lp = torch.log_softmax(out.logits[0].float(), dim=-1)
                     n = len(enc['ids'])
                     logps.append(sum(float(lp[n - 1 + t, tok]) for t, tok in enumerate(ids)))
@@ -724,7 +848,8 @@ class HFBackend(VLMBackend):
                 input_ids=ids, attention_mask=torch.ones_like(ids),
                 **self._batch_image_inputs([enc['image'] for enc in encoded],
                                            range(len(images))),
-                max_new_tokens=budget, min_new_tokens=min(int(min_new_tokens), budget),
+                **self._token_types(ids), max_new_tokens=budget,
+                min_new_tokens=min(int(min_new_tokens), budget),
                 do_sample=False, num_beams=1, stopping_criteria=hooks,
                 pad_token_id=tok.pad_token_id if tok.pad_token_id is not None
                 else tok.eos_token_id)
@@ -880,6 +1005,66 @@ def quantize_linear_int8(model):
         dtype=torch.qint8, inplace=True)
     release_memory()
     return model
+
+
+def _processor_class(source: str, local_only: bool):
+    """Return the transformers processor class a checkpoint names, or None."""
+    import json
+
+    import transformers
+    from transformers.utils import cached_file
+    for name in ('processor_config.json', 'preprocessor_config.json'):
+        try:
+            path = cached_file(source, name, local_files_only=local_only,
+                               _raise_exceptions_for_missing_entries=False)
+        except OSError:
+            path = None
+        if path:
+            with open(path) as f:
+                cls = json.load(f).get('processor_class')
+            if cls:
+                return getattr(transformers, cls, None)
+    return None
+
+
+def set_image_budget(processor, family: registry.Family, pixels: int, config, name: str):
+    """
+    Cap the image size a dynamic-resolution processor produces at about ``pixels``.
+
+    Fewer pixels, fewer image tokens: the prefill (and the vision tower) cost falls with
+    them. Raises ModelLoadError for a fixed-resolution family.
+    """
+    image = processor.image_processor
+    if family.image_budget == 'pixels':
+        size = dict(image.size)
+        size['longest_edge'] = pixels
+        size['shortest_edge'] = min(size.get('shortest_edge') or pixels, pixels)
+        image.size = size
+    elif family.image_budget == 'longest_edge':
+        image.size = {**dict(image.size), 'longest_edge': max(1, int(pixels ** 0.5))}
+    elif family.image_budget == 'image_tokens':
+        vision = config.vision_config
+        per_token = (vision.patch_size * getattr(config, 'downsample_factor', 1)) ** 2
+        image.max_image_tokens = max(1, pixels // per_token)
+    else:
+        raise ModelLoadError(
+            f"'{name}' ({family.title}) has a fixed input resolution: max_image_pixels "
+            f'{pixels} cannot change it; set 0')
+
+
+def images_only_processor(cls):
+    """
+    Return a subclass of processor class ``cls`` made of its image processor and tokenizer.
+
+    transformers' video processors need torchvision, which does not install beside the
+    CPU torch here; a processor with a video part (Qwen-VL, SmolVLM2) then fails to build
+    or load although stills need none of it. The subclass has the same name, so it saves
+    the same processor_config.json and reads a hub checkpoint's files, video config aside.
+    """
+    def get_attributes(klass):
+        return [a for a in cls.get_attributes() if a != 'video_processor']
+    return type(cls.__name__, (cls,), {'get_attributes': classmethod(get_attributes),
+                                       '__module__': cls.__module__, '__doc__': cls.__doc__})
 
 
 def _is_embedded(source: str) -> bool:

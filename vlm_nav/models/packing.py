@@ -71,8 +71,38 @@ def block_mask(segments, additive: bool = False, dtype: Optional[Any] = None):
                   | (segments[:, None, :] == segments[:, :, None])))
     allowed[:, :, 0] |= ~real
     allowed = allowed[:, None]
-    if not additive:
-        return allowed
+    return to_additive(allowed, dtype) if additive else allowed
+
+
+def to_additive(allowed, dtype: Optional[Any] = None):
+    """Turn a boolean mask (True: attend) into 0 / the most negative value of ``dtype``."""
+    import torch
     dtype = torch.float32 if dtype is None else dtype
-    return torch.zeros(allowed.shape, dtype=dtype, device=segments.device).masked_fill_(
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(
         ~allowed, torch.finfo(dtype).min)
+
+
+def open_image_blocks(allowed, is_image):
+    """
+    Let the tokens of each run of image tokens attend to each other both ways.
+
+    ``allowed`` is a boolean (B, 1, W, W) mask, ``is_image`` (B, W). Gemma 3's own mask
+    does this (every image is one bidirectional block); in a packed row the images are in
+    the shared prefix, so the blocks and the question blocks never meet.
+    """
+    import torch
+    previous = torch.nn.functional.pad(is_image, (1, 0))[:, :-1]
+    group = torch.cumsum((is_image & ~previous).long(), dim=1)
+    group = torch.where(is_image, group, torch.full_like(group, -1))
+    same = (group[:, :, None] == group[:, None, :]) & is_image[:, :, None]
+    return allowed | same[:, None]
+
+
+def sliding_window(allowed, positions, window: int):
+    """
+    Restrict a boolean (B, 1, W, W) mask to keys less than ``window`` positions back.
+
+    By position, not by index in the packed row, so a block sees what it sees alone.
+    """
+    back = positions[:, :, None] - positions[:, None, :]
+    return allowed & (back < window)[:, None]

@@ -64,13 +64,29 @@ class Family:
     text_model_types: Tuple[str, ...] = ()   # config.text_config.model_type; () = any
     architectures: Tuple[str, ...] = ()      # one must be in config.architectures; () = any
     # Image tokens sit before the question and positions are plain 1-D (RoPE), so one
-    # prefill of the shared prefix (image included) can be reused by all questions.
+    # prefill of the shared prefix (image included) can be reused by all questions. The
+    # flags below share it too, each in its own way (``shares_prefix``).
     shared_prefix: bool = False
     # The image encoder reads the question too (InstructBLIP's Q-Former): image inputs
     # differ per question, so questions are scored one at a time.
     image_reads_question: bool = False
     # Left-padded rows may be given plain 1-D position ids (RoPE language models).
     position_ids: bool = False
+    # Multimodal RoPE (Qwen2.5-VL, Qwen3-VL): positions are (temporal, height, width)
+    # triples from the model's own get_rope_index; the packed pass gives each question's
+    # tail the triples it has in its own prompt.
+    mrope: bool = False
+    # Image tokens attend to each other both ways (Gemma 3): the packed mask opens the
+    # image block in the prefix, as the model's own mask does.
+    bidirectional_image: bool = False
+    # Layers that are not attention (LFM2's short convolutions) mix each token with the
+    # ones before it whatever the mask says, so questions cannot share one packed
+    # sequence: the prefix is prefilled once and the tails run as one batch over its cache.
+    unmaskable_layers: bool = False
+    # What vlm_node's max_image_pixels sets in the image processor ('' = fixed
+    # resolution): 'pixels' (Qwen's size.longest_edge, max_pixels), 'longest_edge'
+    # (Idefics3/SmolVLM: sqrt of the budget), 'image_tokens' (LFM2-VL's max_image_tokens).
+    image_budget: str = ''
     # Contrastive families: the text each choice becomes.
     choice_template: str = ''
     examples: Tuple[str, ...] = ()           # hub ids of this family
@@ -93,6 +109,17 @@ class Family:
 
     def prompt(self, question: str) -> str:
         return self.prompt_template.format(question=question)
+
+    @property
+    def shares_prefix(self) -> bool:
+        """Tell whether one prefill of the image and the prompt's start serves all questions."""
+        return (self.shared_prefix or self.mrope or self.bidirectional_image
+                or self.unmaskable_layers)
+
+    @property
+    def packs(self) -> bool:
+        """Tell whether all questions can run as one packed sequence under a block mask."""
+        return self.shares_prefix and not self.unmaskable_layers
 
 
 LLAVA_PHI3 = Family(
@@ -152,7 +179,24 @@ IDEFICS3 = Family(
     model_class='AutoModelForImageTextToText', processor_class='AutoProcessor',
     prompt_template='<|im_start|>User:<image>{question}<end_of_utterance>\nAssistant:',
     operations=GENERATIVE_OPS, shared_prefix=True, position_ids=True,
-    examples=('HuggingFaceTB/SmolVLM-256M-Instruct',))
+    image_budget='longest_edge', examples=('HuggingFaceTB/SmolVLM-256M-Instruct',))
+
+QWEN2_5_VL = Family(
+    name='qwen2_5_vl', title='Qwen2.5-VL', model_types=('qwen2_5_vl',),
+    model_class='AutoModelForImageTextToText', processor_class='AutoProcessor',
+    prompt_template=('<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n'
+                     '<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>'
+                     '{question}<|im_end|>\n<|im_start|>assistant\n'),
+    operations=GENERATIVE_OPS, mrope=True, image_budget='pixels',
+    examples=('Qwen/Qwen2.5-VL-3B-Instruct', 'Qwen/Qwen2.5-VL-7B-Instruct'))
+
+QWEN3_VL = Family(
+    name='qwen3_vl', title='Qwen3-VL', model_types=('qwen3_vl',),
+    model_class='AutoModelForImageTextToText', processor_class='AutoProcessor',
+    prompt_template=('<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>'
+                     '{question}<|im_end|>\n<|im_start|>assistant\n'),
+    operations=GENERATIVE_OPS, mrope=True, image_budget='pixels',
+    examples=('Qwen/Qwen3-VL-2B-Instruct', 'Qwen/Qwen3-VL-4B-Instruct'))
 
 # Positions may be multimodal (e.g. Qwen2-VL's M-RoPE), so every question runs in full.
 GENERIC = Family(
@@ -162,7 +206,8 @@ GENERIC = Family(
     operations=GENERATIVE_OPS, examples=('Qwen/Qwen2-VL-2B-Instruct',))
 
 # Most specific first: family_for returns the first family that matches.
-FAMILIES = (LLAVA_PHI3, BAKLLAVA, LLAVA, BLIP2_ITM, BLIP2, INSTRUCTBLIP, CLIP, IDEFICS3, GENERIC)
+FAMILIES = (LLAVA_PHI3, BAKLLAVA, LLAVA, BLIP2_ITM, BLIP2, INSTRUCTBLIP, CLIP, IDEFICS3,
+            QWEN2_5_VL, QWEN3_VL, GENERIC)
 BY_NAME: Dict[str, Family] = {f.name: f for f in FAMILIES}
 
 

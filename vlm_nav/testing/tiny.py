@@ -392,6 +392,103 @@ def _build_llava(save_dir: PathLike, seed: int = 0) -> str:
     return build_tiny_llava(save_dir, seed=seed, image_size=48, patch_size=12)
 
 
+# ---- the families robots run: Qwen2.5-VL / Qwen3-VL, SmolVLM2, Gemma 3, FastVLM, LFM2-VL ----
+
+QWEN_SPECIALS = ('<|im_start|>', '<|im_end|>', '<|vision_start|>', '<|vision_end|>',
+                 '<|image_pad|>', '<|video_pad|>')
+
+
+def _qwen_chat_template(system: str) -> str:
+    """Qwen2-VL's chat template, the image and text parts (system turn first if given)."""
+    head = ("{% if loop.first and message['role'] != 'system' %}<|im_start|>system\n"
+            + system + '<|im_end|>\n{% endif %}') if system else ''
+    return ('{% for message in messages %}' + head
+            + "<|im_start|>{{ message['role'] }}\n"
+            + "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+            + "{% for c in message['content'] %}{% if c['type'] == 'image' %}"
+            + '<|vision_start|><|image_pad|><|vision_end|>'
+            + "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}"
+            + '<|im_end|>\n{% endfor %}'
+            + '{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}')
+
+
+def _qwen_tokens(tokenizer) -> dict:
+    ids = {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in (
+        ('vision_start_token_id', '<|vision_start|>'), ('vision_end_token_id', '<|vision_end|>'),
+        ('image_token_id', '<|image_pad|>'), ('video_token_id', '<|video_pad|>'))}
+    return ids
+
+
+def _qwen_processor(cls_name: str, tokenizer, patch_size: int, system: str, max_pixels: int):
+    import transformers
+    from transformers import Qwen2VLImageProcessorPil
+
+    from vlm_nav.models.hf_backend import images_only_processor
+    # min_pixels: one merged 2x2 patch; max_pixels: a 64x48 camera frame as it is.
+    image_processor = Qwen2VLImageProcessorPil(
+        patch_size=patch_size, temporal_patch_size=2, merge_size=2,
+        min_pixels=(2 * patch_size) ** 2, max_pixels=max_pixels)
+    cls = images_only_processor(getattr(transformers, cls_name))
+    return cls(image_processor=image_processor, tokenizer=tokenizer,
+               chat_template=_qwen_chat_template(system))
+
+
+def build_tiny_qwen2_5_vl(save_dir: PathLike, seed: int = 0, patch_size: int = 4,
+                          max_pixels: int = 64 * 48) -> str:
+    """
+    Save a small Qwen2_5_VLForConditionalGeneration: windowed ViT with 2-D RoPE + M-RoPE LM.
+
+    A 64x48 frame is 16x12 patches of 4 pixels, merged 2x2 into 48 image tokens.
+    """
+    import torch
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    tokenizer = build_tokenizer(extra_special=QWEN_SPECIALS, image_token_attribute=False)
+    vision = {'depth': 2, 'hidden_size': 32, 'intermediate_size': 64, 'num_heads': 2,
+              'patch_size': patch_size, 'spatial_merge_size': 2, 'temporal_patch_size': 2,
+              # Windows of 2x2 merged patches, the second block attends in full.
+              'window_size': 4 * patch_size, 'fullatt_block_indexes': [1],
+              'out_hidden_size': 64, 'initializer_range': 0.2}
+    text = {**_text_kwargs(tokenizer, hidden=64),
+            # head_dim 16: 8 rotary pairs split over (temporal, height, width).
+            'rope_parameters': {'rope_type': 'default', 'rope_theta': 10000.0,
+                                'mrope_section': [2, 3, 3]}}
+    config = Qwen2_5_VLConfig(vision_config=vision, text_config=text, **_qwen_tokens(tokenizer))
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    processor = _qwen_processor('Qwen2_5_VLProcessor', tokenizer, patch_size,
+                                'You are a helpful assistant.', max_pixels)
+    return _save(save_dir, model, processor, tokenizer)
+
+
+def build_tiny_qwen3_vl(save_dir: PathLike, seed: int = 0, patch_size: int = 4,
+                        max_pixels: int = 64 * 48) -> str:
+    """
+    Save a small Qwen3VLForConditionalGeneration: ViT with DeepStack features + M-RoPE LM.
+
+    The vision tower's features after block 0 are added to the LM's first layer's image
+    positions (DeepStack), its last ones become the image tokens; interleaved M-RoPE.
+    """
+    import torch
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+    tokenizer = build_tokenizer(extra_special=QWEN_SPECIALS, image_token_attribute=False)
+    vision = {'depth': 2, 'hidden_size': 32, 'intermediate_size': 64, 'num_heads': 2,
+              'patch_size': patch_size, 'spatial_merge_size': 2, 'temporal_patch_size': 2,
+              'out_hidden_size': 64, 'num_position_embeddings': 64,
+              'deepstack_visual_indexes': [0], 'initializer_range': 0.2}
+    text = {**_text_kwargs(tokenizer, hidden=64), 'head_dim': 16,
+            'rope_parameters': {'rope_type': 'default', 'rope_theta': 10000.0,
+                                'mrope_section': [2, 3, 3], 'mrope_interleaved': True}}
+    text.pop('tie_word_embeddings')
+    config = Qwen3VLConfig(vision_config=vision, text_config=text, tie_word_embeddings=False,
+                           **_qwen_tokens(tokenizer))
+    torch.manual_seed(seed)
+    model = Qwen3VLForConditionalGeneration(config).eval()
+    processor = _qwen_processor('Qwen3VLProcessor', tokenizer, patch_size, '', max_pixels)
+    return _save(save_dir, model, processor, tokenizer)
+
+
 # Registry family name -> builder of a small model of that family.
 BUILDERS = {
     'llava': _build_llava,
@@ -402,4 +499,6 @@ BUILDERS = {
     'instructblip': build_tiny_instructblip,
     'clip': build_tiny_clip,
     'idefics3': build_tiny_generic,
+    'qwen2_5_vl': build_tiny_qwen2_5_vl,
+    'qwen3_vl': build_tiny_qwen3_vl,
 }
