@@ -125,3 +125,29 @@ def test_profile_loads_the_model_and_times_a_decision():
     assert set(data['answers'].values()) <= {'yes', 'no', 'left', 'center', 'right', 'near',
                                              'far'}
     assert data['backend'] == 'HFBackend'
+
+
+def test_published_shape_prints_its_boards_row():
+    run = doctor('--json', '--model', 'Qwen/Qwen2.5-VL-7B-Instruct')
+    checks = by_name(json.loads(run.stdout))
+    # This machine's fit depends on its memory; the shape is what the check reads.
+    assert checks['model']['data']['shape'] == 'qwen2.5-vl-7b', checks['model']
+    boards = checks['boards']
+    assert boards['status'] == 'ok'
+    (row,) = boards['data']['models']
+    assert row['name'] == 'qwen2.5-vl-7b' and row['parameters'] > 8e9
+    # 15.5 GiB in bf16: a 24 GB card and the 32/64 GB AGX Orins; int4 fits every board.
+    assert row['fits']['bfloat16'] == ['AGX Orin 32 GB', 'AGX Orin 64 GB', '24 GB GPU']
+    assert len(row['fits']['int4']) == len(boards['data']['boards'])
+    text = doctor('--model', 'qwen3-vl').stdout
+    for size in ('qwen3-vl-2b', 'qwen3-vl-4b', 'qwen3-vl-8b'):
+        assert f'{size} (Qwen/' in text
+    assert 'int4' in text and 'Orin Nano 8 GB' in text
+
+
+def test_unknown_model_id_is_one_clear_line():
+    run = doctor('--model', 'no-such-org/no-such-vlm', env={'HF_HUB_OFFLINE': '1'})
+    assert run.returncode == 1
+    lines = [line for line in run.stdout.splitlines() if '[fail] model' in line]
+    assert len(lines) == 1 and 'unknown model' in lines[0], run.stdout
+    assert 'boards' not in run.stdout

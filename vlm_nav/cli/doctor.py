@@ -25,6 +25,11 @@ load, and that the spec's timeout x tries fits vlm_node's inference_timeout_s.
 questions on a simulator frame), reporting load time, peak memory and latency; it fails
 when the answers are not valid or every probability is uniform.
 ``--json`` prints the same as JSON. The exit code is 1 when any check fails.
+
+With ``--model``, the ``boards`` check prints the model's memory at each precision and the
+boards it fits (``vlm_nav.models.fit``: Jetson Orin Nano/NX/AGX, 8/16/24 GB GPUs). The
+model may also be a published shape (``qwen2.5-vl-3b``, its hub id) or a family
+(``qwen3-vl``: every size), whose config is built locally from published dimensions.
 """
 
 # Only the standard library and the pure-Python vocabulary are imported here: each check
@@ -315,7 +320,7 @@ def _memory_estimates(config) -> Dict[str, Dict[str, int]]:
 
 def check_model(model: str, device: str, dtype: str, gpu: Dict[str, Any],
                 allow_download: bool = False) -> Check:
-    from vlm_nav.models import registry, resolve_model
+    from vlm_nav.models import fit, registry, resolve_model
     from vlm_nav.models.served import is_served_spec
     path = resolve_model(model)
     label = model or "'' (embedded)"
@@ -324,22 +329,43 @@ def check_model(model: str, device: str, dtype: str, gpu: Dict[str, Any],
     data: Dict[str, Any] = {'model': model, 'resolved': path, 'device': device, 'dtype': dtype}
     folder = os.path.isdir(os.path.expanduser(path))
     hub_id = re.match(r'^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$', path) is not None
-    if not folder and (path.startswith(('/', '.', '~')) or os.path.exists(path) or not hub_id):
+    shapes = [] if folder else fit.find(model)
+    if not folder and not shapes and (path.startswith(('/', '.', '~'))
+                                      or os.path.exists(path) or not hub_id):
         return Check('model', FAIL, f"model folder '{path}' does not exist", 'give a folder '
                      "written by save_pretrained, a hub id, '' for the embedded model, or "
                      'openai://HOST:PORT/v1?model=NAME for a server', data)
     if folder and not os.path.isfile(os.path.join(os.path.expanduser(path), 'config.json')):
         return Check('model', FAIL, f"'{path}' has no config.json",
                      'point at the folder save_pretrained wrote (it holds config.json)', data)
+    config = None
     try:
         from transformers import AutoConfig
         config = AutoConfig.from_pretrained(os.path.expanduser(path),
                                             local_files_only=not allow_download)
     except (OSError, ValueError) as err:
-        fix = ('pre-download it: `hf download {0}` (or pass a local folder)'.format(path)
-               if not folder else 'repair or re-save the folder with save_pretrained')
-        return Check('model', FAIL, f'{label}: config unreadable ({str(err)[:200]})', fix,
-                     data)
+        if not shapes:
+            fix = ('pre-download it: `hf download {0}` (or pass a local folder)'.format(path)
+                   if not folder else 'repair or re-save the folder with save_pretrained')
+            if folder:
+                what = 'config unreadable (' + ' '.join(str(err).split())[:200] + ')'
+            else:
+                what = ('unknown model: not a model folder, not a hub id in the local hub '
+                        'cache, nor a published shape or family vlm-nav knows '
+                        '(docs/models.md, what fits where)')
+            return Check('model', FAIL, f'{label}: {what}', fix, data)
+    if config is None and len(shapes) > 1:
+        data['shapes'] = [s.name for s in shapes]
+        return Check('model', OK, f'{label}: the {shapes[0].family} family, '
+                     f"{len(shapes)} published sizes ({', '.join(data['shapes'])}); "
+                     'name one to check it against this machine', data=data)
+    if config is None:
+        shape = shapes[0]
+        data['shape'] = shape.name
+        label = f'{shape.name} (published shape, config of {shape.model_id} built here)'
+        config = shape.build()
+        if not fit.buildable(shape):
+            config = fit._stand_in_tower(config)
     data['model_type'] = getattr(config, 'model_type', None)
     try:
         family = registry.family_for(config)
@@ -382,6 +408,49 @@ def check_model(model: str, device: str, dtype: str, gpu: Dict[str, Any],
     return Check('model', FAIL, detail + '; fits at no precision',
                  'use a smaller model, a GPU with more memory, or a served model '
                  '(openai://HOST:PORT/v1?model=NAME)', data)
+
+
+def check_boards(model: str, allow_download: bool = False) -> Optional[Check]:
+    """
+    Give the model's memory per precision against the boards (the docs' "what fits where").
+
+    A published shape or family from its table row(s); a folder or cached hub id from its
+    config. None for the embedded and served models, and where the model check already
+    says why the config cannot be read.
+    """
+    from vlm_nav.models import fit, resolve_model
+    from vlm_nav.models.served import is_served_spec
+    if not model or is_served_spec(model):
+        return None
+    shapes = fit.find(model)
+    path = os.path.expanduser(resolve_model(model))
+    rows = None
+    if not os.path.isdir(path):
+        rows = fit.fits(shapes) if shapes else None
+    if rows is None:
+        try:
+            from transformers import AutoConfig
+            config = AutoConfig.from_pretrained(path, local_files_only=not allow_download)
+        except (OSError, ValueError):
+            return None
+        try:
+            rows = [fit.estimate(config, name=model, model_id=model,
+                                 family=getattr(config, 'model_type', ''))]
+        except Exception as err:  # noqa: B902 - an estimate is a courtesy
+            return Check('boards', WARN, f'{model}: memory not estimable ({err})',
+                         'run `vlm-nav doctor --profile` to measure it')
+    boards = [{'name': b.name, 'memory_gib': b.memory_gib, 'reserved_gib': b.reserved_gib,
+               'budget_bytes': b.budget_bytes, 'shared_memory': b.shared} for b in fit.BOARDS]
+    data = {'headroom': fit.MEMORY_HEADROOM, 'boards': boards, 'models': [
+        {'name': r.name, 'model_id': r.model_id, 'parameters': r.parameters,
+         'vision_parameters': r.vision_parameters, 'image_tokens': r.image_tokens,
+         'context_tokens': r.context_tokens, 'kv_cache_bytes': r.kv_cache_bytes,
+         'total_bytes': r.total_bytes, 'fits': {p: r.boards(p) for p in fit.PRECISIONS}}
+        for r in rows]}
+    detail = (f'memory per precision (+{fit.MEMORY_HEADROOM - 1:.0%} headroom; Jetsons keep '
+              f'{fit.JETSON_RESERVED_GIB:g} GiB for the OS and ROS, GPUs '
+              f'{fit.DESKTOP_RESERVED_GIB:g} GiB):\n' + fit.boards_table(rows))
+    return Check('boards', OK, detail, data=data)
 
 
 def check_served(spec: str) -> Check:
@@ -525,6 +594,7 @@ def run_checks(model: str = '', device: str = 'cpu', dtype: str = 'float32',
     steps: List[Callable[[], Optional[Check]]] = [
         check_python, check_packages, lambda: check_gpu(device, gpu), check_ram, check_ros,
         check_dds, check_camera, check_interfaces, model_check,
+        lambda: check_boards(model, allow_download),
         lambda: check_served_budget(model, inference_timeout_s())]
     checks = []
     model_failed = False
@@ -556,7 +626,9 @@ def format_human(checks: List[Check]) -> str:
     width = max(len(c.name) for c in checks)
     lines = ['vlm-nav doctor']
     for c in checks:
-        lines.append(f'  [{c.status:<4}] {c.name:<{width}}  {c.detail}')
+        first, *more = c.detail.split('\n')
+        lines.append(f'  [{c.status:<4}] {c.name:<{width}}  {first}')
+        lines += [f"  {'':6} {'':<{width}}  {line}" for line in more]
         if c.fix and c.status != OK:
             lines.append(f"  {'':6} {'':<{width}}  fix: {c.fix}")
     counts = report(checks)['counts']
@@ -566,7 +638,9 @@ def format_human(checks: List[Check]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--model', default='',
-                        help="HF id, folder, openai://HOST:PORT/v1?model=NAME; '' = embedded")
+                        help="HF id, folder, openai://HOST:PORT/v1?model=NAME; '' = embedded; "
+                        'or a published shape or family (qwen2.5-vl-3b, qwen3-vl, ...): '
+                        'its memory per precision and the boards it fits')
     parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:N (as the vlm_node)')
     parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16',
                                                                'float16'))
