@@ -24,8 +24,11 @@ load). This module runs them, writes the rows, the summary and the plots.
 Policies: original (free-text Ask + substring parsing, nav/free_text.py), scored (the
 package's navigator on Observe probabilities), oracle (the scored navigator on
 ground-truth perception, oracle_node: the upper bound); scored_scan and oracle_scan: the
-same with the simulator's planar lidar (scan) mapped by the navigator (use_scan), the
-others run with use_scan false (the camera alone).
+same with the simulator's planar lidar (scan) mapped by the navigator (use_scan);
+scored_depth and oracle_depth: the same with the camera's depth image instead (use_depth:
+a virtual planar scan over the camera's 60 deg view, no lidar); the others run with
+neither (the camera alone). Every policy is also scored at Habitat ObjectNav's success
+distance, 1.0 m (success_1m, spl_1m), beside the benchmark's 1.3 m.
 """
 
 import argparse
@@ -41,11 +44,13 @@ from vlm_nav.bringup.profiles import node_parameters
 from vlm_nav.models import load_backend
 from vlm_nav.nav.free_text import FreeTextPolicy
 from vlm_nav.sim import make_layout, save_top_down
-from vlm_nav.sim.episodes import (Episode, FIRST_SEED, free_text_answerer, make_episodes,
-                                  model_observer, oracle_observer, SHORTEST_PATH,
-                                  simulate_episode, spl)
+from vlm_nav.sim.episodes import (Episode, FIRST_SEED, free_text_answerer, habitat_columns,
+                                  make_episodes, model_observer, oracle_observer,
+                                  SHORTEST_PATH, simulate_episode, spl)
 
-POLICIES = ('original', 'scored', 'oracle', 'scored_scan', 'oracle_scan')
+POLICIES = ('original', 'scored', 'oracle', 'scored_scan', 'oracle_scan', 'scored_depth',
+            'oracle_depth')
+DEFAULT_POLICIES = ('original', 'scored', 'oracle', 'scored_scan', 'oracle_scan')
 DEFAULT_OUT = os.path.join('bench', 'results', 'nav')
 
 
@@ -67,7 +72,8 @@ class NoRosRunner:
         started = time.monotonic()
         kwargs = {'timeout_s': a.timeout_s, 'collision_limit': a.collision_limit,
                   'success_distance_m': a.success_distance_m, 'navigator': self.navigator,
-                  'use_scan': policy.endswith('_scan')}
+                  'use_scan': policy.endswith('_scan'),
+                  'use_depth': policy.endswith('_depth')}
         if policy.startswith('oracle'):
             row = simulate_episode(episode, oracle_observer, latency_s=0.02, **kwargs)
             row['vlm_calls'], row['inferences'] = row['vlm_calls'], 0
@@ -89,7 +95,7 @@ class NoRosRunner:
 CSV_FIELDS = ['episode', 'seed', 'target', 'policy', 'outcome', 'success', 'spl', 'shortest_m',
               'path_m', 'final_distance_m', 'target_in_view', 'collisions', 'time_s',
               'decisions', 'vlm_calls', 'inferences', 'observe_failures', 'stale_stops',
-              'wall_s']
+              'wall_s', 'success_1m', 'spl_1m', 'shortest_1m']
 
 
 def _mean(values) -> Optional[float]:
@@ -109,6 +115,10 @@ def summarize(rows: List[Dict]) -> Dict[str, Dict]:
             'episodes': n,
             'success_rate': _mean([r['success'] for r in mine]),
             'spl': _mean([r['spl'] for r in mine]),
+            # Habitat ObjectNav's 1.0 m (rows recorded before these columns have none)
+            'success_rate_1m': _mean([r['success_1m'] for r in mine
+                                      if r.get('success_1m', '') != '']),
+            'spl_1m': _mean([r['spl_1m'] for r in mine if r.get('spl_1m', '') != '']),
             'collisions_per_episode': _mean([r['collisions'] for r in mine]),
             'episodes_with_collision': sum(1 for r in mine if int(r['collisions']) > 0),
             'time_to_find_s': _mean([r['time_s'] for r in found]),
@@ -128,13 +138,15 @@ def write_plots(out: str, summary: Dict[str, Dict]) -> None:
     matplotlib.use('Agg')
     from matplotlib.figure import Figure
     policies = [p for p in POLICIES if p in summary]
-    metrics = [('success_rate', 'success rate'), ('spl', 'SPL'),
+    metrics = [('success_rate', 'success rate (1.3 m)'), ('spl', 'SPL (1.3 m)'),
+               ('success_rate_1m', 'success rate (1.0 m)'), ('spl_1m', 'SPL (1.0 m)'),
                ('collisions_per_episode', 'collisions / episode'),
                ('time_to_find_s', 'time to find (sim s, successes)'),
                ('vlm_calls_per_episode', 'VLM calls / episode')]
     fig = Figure(figsize=(3.0 * len(metrics), 3.8))
     colors = {'original': 'tab:gray', 'scored': 'tab:blue', 'oracle': 'tab:green',
-              'scored_scan': 'tab:purple', 'oracle_scan': 'tab:olive'}
+              'scored_scan': 'tab:purple', 'oracle_scan': 'tab:olive',
+              'scored_depth': 'tab:red', 'oracle_depth': 'tab:orange'}
     for i, (key, title) in enumerate(metrics):
         ax = fig.add_subplot(1, len(metrics), i + 1)
         values = [summary[p][key] or 0.0 for p in policies]
@@ -143,7 +155,7 @@ def write_plots(out: str, summary: Dict[str, Dict]) -> None:
             ax.annotate(f'{v:.2f}', (x, v), ha='center', va='bottom', fontsize=8)
         ax.set_title(title, fontsize=9)
         ax.tick_params(axis='x', labelrotation=30, labelsize=8)
-        if key in ('success_rate', 'spl'):
+        if key in ('success_rate', 'spl', 'success_rate_1m', 'spl_1m'):
             ax.set_ylim(0, 1.05)
     n = max(summary[p]['episodes'] for p in policies)
     fig.suptitle(f'closed-loop search, {n} held-out episodes per policy', fontsize=10)
@@ -174,8 +186,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--first-seed', type=int, default=FIRST_SEED,
                         help='layout seed of episode 0 (held out: never used in training)')
     parser.add_argument('--policies', nargs='+', choices=POLICIES,
-                        default=list(POLICIES),
-                        help='the _scan ones add the simulated lidar (use_scan)')
+                        default=list(DEFAULT_POLICIES),
+                        help='the _scan ones add the simulated lidar (use_scan), the _depth '
+                             "ones the camera's depth image (use_depth); default: "
+                             + ' '.join(DEFAULT_POLICIES))
     parser.add_argument('--model', default='', help="HF id or folder; '' = embedded model")
     parser.add_argument('--real-time-factor', type=float, default=2.0,
                         help='simulated seconds per wall second')
@@ -223,8 +237,13 @@ def rescore(rows: List[Dict], meta: Dict) -> Tuple[List[Dict], List[Episode]]:
             raise ValueError(f"row {row['episode']} ({row['seed']}, {row['target']}) is not "
                              f'episode {episode}: rows from another episode list')
         success = bool(int(row['success']))              # as summarize reads it
+        actual = float(row['path_m'])
+        distance = float(row['final_distance_m']) if row['final_distance_m'] != '' else \
+            float('nan')
         out.append(dict(row, shortest_m=round(episode.shortest_m, 3),
-                        spl=round(spl(success, episode.shortest_m, float(row['path_m'])), 4)))
+                        spl=round(spl(success, episode.shortest_m, actual), 4),
+                        **habitat_columns(episode, row['outcome'], distance,
+                                          bool(int(row['target_in_view'])), actual)))
     return out, episodes
 
 
@@ -241,7 +260,7 @@ def report(out: str, rescore_rows: bool = False) -> Dict[str, Dict]:
     if rescore_rows:
         rows, episodes = rescore(rows, meta)
         with open(os.path.join(out, 'episodes.csv'), 'w', newline='') as f:
-            writer = csv.DictWriter(f, fields)
+            writer = csv.DictWriter(f, fields + [k for k in CSV_FIELDS if k not in fields])
             writer.writeheader()
             writer.writerows(rows)
         meta['shortest_path'] = SHORTEST_PATH

@@ -42,7 +42,7 @@ from vlm_nav.bench.oracle_node import OracleNode
 from vlm_nav.bringup.profiles import default_params_file, NodeSpec
 from vlm_nav.bringup.supervisor import Stack
 from vlm_nav.navigator_node import NavigatorNode
-from vlm_nav.sim.episodes import Episode, path_length, spl
+from vlm_nav.sim.episodes import Episode, habitat_columns, path_length, spl
 from vlm_nav.sim_node import SimNode
 from vlm_nav_interfaces.msg import NavigatorState
 
@@ -168,6 +168,7 @@ class Runner:
             parameter_overrides=self._sim_time() + [
                 Parameter('policy', value='original' if policy == 'original' else 'scored'),
                 Parameter('use_scan', value=policy.endswith('_scan')),
+                Parameter('use_depth', value=policy.endswith('_depth')),
                 Parameter('mode', value='search'), Parameter('target', value=episode.target)],
             cli_args=remap if oracle else None)
         nodes.append(nav)
@@ -238,6 +239,7 @@ class Runner:
             'episode': episode.index, 'seed': episode.seed, 'target': episode.target,
             'policy': policy, 'outcome': outcome, 'success': int(success),
             'spl': round(spl(success, episode.shortest_m, actual), 4),
+            **habitat_columns(episode, outcome, distance, in_view, actual),
             'shortest_m': round(episode.shortest_m, 3), 'path_m': round(actual, 3),
             'final_distance_m': round(distance, 3) if math.isfinite(distance) else '',
             'target_in_view': int(in_view), 'collisions': collisions,

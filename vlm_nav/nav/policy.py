@@ -48,6 +48,8 @@ from dataclasses import dataclass, field, fields
 import math
 from typing import Dict, List, Optional, Tuple
 
+import numpy as np
+
 from vlm_nav.nav.scan_map import lookahead_point, Scan, ScanMap
 from vlm_nav.perception.vocabulary import DEFAULT_HFOV_RAD, Observation
 
@@ -133,6 +135,9 @@ class PolicyConfig:
                                      'with a scan, what was in view this near counts as '
                                      'looked at, m')
     replan_s: float = 2.0            # exploring: plan a new path this often
+    narrow_scan_rad: float = math.radians(180.0)   # a scan narrower than this covers part
+    #                                  of the circle (a depth camera's): before planning,
+    fill_radius_m: float = 2.0       # look at the headings the map does not know this near
 
 
 @dataclass(frozen=True)
@@ -804,7 +809,8 @@ class NavigationPolicy:
         c, m = self.config, self._m
         smap, pose = m.scan_map, m.pose
         if m.path is None:
-            look = self._sweep(obs, why)
+            look = self._fill_unknown(obs, why) if self._narrow() else None
+            look = look or self._sweep(obs, why)
             if look is not None:
                 return look
         if m.path is None or now_s - m.path_s >= c.replan_s:
@@ -820,7 +826,7 @@ class NavigationPolicy:
         if math.hypot(end[0] - pose[0], end[1] - pose[1]) < 0.25:
             # At the viewpoint: look round (the sweep); what it still can't see from here
             # is hidden: give it up.
-            if not len(smap.unlooked_bearings(pose, m.scan)):
+            if not len(smap.unlooked_bearings(pose, m.scan, by_map=self._narrow())):
                 smap.drop_near(*smap.centre(*m.goal), 0.4)
             m.path = m.goal = None
             return Decision(0.0, 0.0, 'looking', f'{why}: at the viewpoint')
@@ -858,6 +864,37 @@ class NavigationPolicy:
         linear = c.max_linear * max(0.0, math.cos(error))
         return Decision(linear, angular, 'relocating', f'{why}, {left + 0.35:.1f} m of path')
 
+    def _narrow(self) -> bool:
+        """Tell whether the range scan covers only part of the circle (a depth camera's)."""
+        scan = self._m.scan
+        return scan is not None and \
+            len(scan.ranges) * abs(scan.angle_increment) < self.config.narrow_scan_rad
+
+    def _fill_unknown(self, obs: Observation, why: str) -> Optional[Decision]:
+        """
+        Turn toward headings the map does not know near the robot; None when there are none.
+
+        A scan over the camera's view alone maps only what the robot faces: before the map
+        is trusted to choose where to go, the headings around the robot whose ray meets
+        unknown cells within fill_radius_m are looked at, each once from this spot
+        (a heading whose depth measured nothing stays unknown). One way while there is
+        any that way, then the other.
+        """
+        c, m = self.config, self._m
+        bearings = m.scan_map.unknown_bearings(m.pose, c.heading_bins, c.fill_radius_m)
+        yaw = m.pose[2]
+        bearings = np.array([b for b in bearings
+                             if self._bin(yaw + b) not in m.spot.looked])
+        if not len(bearings):
+            return None
+        ahead = m.scan_direction * bearings > 0.0
+        if not ahead.any():
+            m.scan_direction = -m.scan_direction
+        side = 'left' if m.scan_direction > 0 else 'right'
+        return Decision(0.0, m.scan_direction * c.max_angular, 'looking',
+                        f'{why}: P(visible)={obs.visible_prob:.2f}; turning {side} over '
+                        f'{len(bearings)} headings the map does not know yet')
+
     def _sweep(self, obs: Observation, why: str) -> Optional[Decision]:
         """
         Turn over what is in sight and not looked at yet; None when there is none.
@@ -866,7 +903,7 @@ class NavigationPolicy:
         other.
         """
         c, m = self.config, self._m
-        bearings = m.scan_map.unlooked_bearings(m.pose, m.scan)
+        bearings = m.scan_map.unlooked_bearings(m.pose, m.scan, by_map=self._narrow())
         if not len(bearings):
             return None
         in_view = c.hfov_rad / 2.0 - 0.15

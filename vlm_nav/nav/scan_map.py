@@ -52,6 +52,12 @@ Pose = Tuple[float, float, float]
 
 _LOG_FREE, _LOG_OCC, _LOG_MIN, _LOG_MAX = -0.4, 0.85, -2.0, 3.5
 _OCCUPIED, _FREE = 0.6, -0.6          # log-odds above / below which a cell is known
+_RELEASE = 0.0                        # ... an occupied cell stays so down to this
+# An occupied cell is missed only by a beam passing within _MISS_ACROSS cells of its centre,
+# ending more than _MISS_BEYOND cells beyond it and not within _MISS_GRAZING_RAD of the line
+# its occupied neighbours draw; each such scan takes _LOG_MISS.
+_MISS_ACROSS, _MISS_BEYOND, _MISS_GRAZING_RAD, _LOG_MISS = 0.4, 2.0, math.radians(30.0), -0.4
+_MISSES_TO_CLEAR = int(math.ceil((_LOG_MAX - _RELEASE) / -_LOG_MISS))
 _EIGHT = np.ones((3, 3), dtype=bool)  # 8-connected components
 
 
@@ -265,6 +271,9 @@ class ScanMap:
         self.frontier_bonus_m = float(frontier_bonus_m)
         self.origin: Optional[Tuple[float, float]] = None   # world x, y of cell (0, 0)
         self.logodds = np.zeros((self.n, self.n), dtype=np.float32)
+        # Cells once occupied stay so until their log-odds fall below _RELEASE (hysteresis:
+        # a cell a wall's end barely reaches into does not flicker as beams pass it).
+        self.held = np.zeros((self.n, self.n), dtype=bool)
         self.looked = np.zeros((self.n, self.n), dtype=bool)
         self.glanced = np.zeros((self.n, self.n), dtype=bool)    # in view from any range
         self.dropped = np.zeros((self.n, self.n), dtype=bool)
@@ -286,7 +295,7 @@ class ScanMap:
 
     @property
     def occupied(self) -> np.ndarray:
-        return self.logodds > _OCCUPIED
+        return self.held | (self.logodds > _OCCUPIED)
 
     @property
     def free(self) -> np.ndarray:
@@ -314,16 +323,56 @@ class ScanMap:
         hx, hy = x + r[ok] * np.cos(angles[ok]), y + r[ok] * np.sin(angles[ok])
         hi, hj = self.cell(hx, hy)
         flat = self.logodds.reshape(-1)
-        for ci, cj, delta in ((fi, fj, _LOG_FREE), (hi, hj, _LOG_OCC)):
-            inside = self._inside(ci, cj)
-            cells = np.unique(ci[inside] * self.n + cj[inside])
-            if delta < 0:
-                # A cell once occupied stays so (a static world over one search): beams
-                # grazing a thin wall's cells would otherwise wear holes in it.
-                cells = cells[flat[cells] <= _OCCUPIED]
-            flat[cells] += delta
+        inside = self._inside(hi, hj)
+        hits = np.unique(hi[inside] * self.n + hj[inside])
+        inside = self._inside(fi, fj)
+        passed = fi[inside] * self.n + fj[inside]
+        # What a beam passes through is free, unless a beam of this scan ends there.
+        cells = np.setdiff1d(np.unique(passed), hits, assume_unique=True)
+        held = (flat[cells] > _OCCUPIED) | self.held.reshape(-1)[cells]
+        flat[cells[~held]] += _LOG_FREE
+        # A cell held occupied forgets only what clearly contradicts it: a beam through
+        # the middle of the cell that ends well beyond it, crossing the line of occupied
+        # cells it is part of steeply. A beam grazing a wall crosses the corners of its
+        # cells (or the free part of a cell the wall's face cuts) and ends on that wall
+        # further on; from the clamp (_LOG_MAX) down to _RELEASE it takes
+        # _MISSES_TO_CLEAR such scans to clear a cell, so a thing that moved away is gone
+        # from the map in about a second of scans and one stray beam never opens a wall.
+        if held.any():
+            beam = np.broadcast_to(np.arange(len(r))[:, None], along.shape)[along][inside]
+            ci, cj = self.centre(fi[inside], fj[inside])
+            dx, dy = ci - x, cj - y
+            a = angles[beam]
+            across = np.abs(dx * np.sin(a) - dy * np.cos(a))
+            beyond = reach[beam] - (dx * np.cos(a) + dy * np.sin(a))
+            clear = (across < _MISS_ACROSS * self.resolution) & \
+                (beyond > _MISS_BEYOND * self.resolution)
+            clear &= ~self._along_a_line(fi[inside], fj[inside], a)
+            contradicted = np.intersect1d(np.unique(passed[clear]), cells[held],
+                                          assume_unique=True)
+            flat[contradicted] += _LOG_MISS
+        flat[hits] += _LOG_OCC
         np.clip(self.logodds, _LOG_MIN, _LOG_MAX, out=self.logodds)
+        self.held |= self.logodds > _OCCUPIED
+        self.held &= self.logodds >= _RELEASE
         self.scans += 1
+
+    def _along_a_line(self, i: np.ndarray, j: np.ndarray, angles: np.ndarray) -> np.ndarray:
+        """
+        Tell whether each cell continues an occupied line that the beam at angle meets flat.
+
+        A line is an occupied neighbour along x, y or a diagonal; flat is within
+        _MISS_GRAZING_RAD of it. A beam crossing a wall steeply ends on it, so such a beam
+        through the wall's cell says the wall is gone; one along the wall may just cross
+        the free part of a cell its face cuts.
+        """
+        occupied = np.pad(self.occupied, 1)
+        flat = np.zeros(len(i), dtype=bool)
+        for di, dj in ((1, 0), (0, 1), (1, 1), (1, -1)):
+            line = occupied[i + 1 + di, j + 1 + dj] | occupied[i + 1 - di, j + 1 - dj]
+            flat |= line & (np.abs(np.sin(angles - math.atan2(dj, di))) <
+                            math.sin(_MISS_GRAZING_RAD))
+        return flat
 
     def _candidates(self, pose: Pose, scan: Scan, layer: np.ndarray,
                     walls: Optional[np.ndarray] = None):
@@ -400,18 +449,69 @@ class ScanMap:
                 layer |= np.isin(labels, things)
 
     # ---- where to look, where to go -------------------------------------------------------
-    def unlooked_bearings(self, pose: Pose, scan: Scan, min_cells: int = 3) -> np.ndarray:
+    def unlooked_bearings(self, pose: Pose, scan: Scan, min_cells: int = 3,
+                          by_map: bool = False) -> np.ndarray:
         """
         Return the robot-frame bearings of the cells in sight the camera has not had in view.
 
         Cells count at any range the camera may see them from; none are returned when fewer
-        than min_cells (stray cells are not worth turning for).
+        than min_cells (stray cells are not worth turning for). In sight: nearer than the
+        scan's beam toward them, or with by_map (a scan that covers only part of the circle,
+        as a depth camera's) no occupied cell of the map in between.
         """
         if self.origin is None:
             return np.zeros(0)
-        _, _, bearing, sight = self._candidates(pose, scan, self.glanced)
+        wi, wj, bearing, sight = self._candidates(pose, scan, self.glanced)
+        if by_map:
+            sight = self._in_sight(pose, wi, wj)
         bearing = bearing[sight]
         return bearing if len(bearing) >= min_cells else np.zeros(0)
+
+    def _in_sight(self, pose: Pose, wi: np.ndarray, wj: np.ndarray) -> np.ndarray:
+        """Tell whether each cell is in line of sight of pose on the map (nothing between)."""
+        if not len(wi):
+            return np.zeros(0, dtype=bool)
+        ci, cj = self.cell(pose[0], pose[1])
+        steps = int(np.max(np.hypot(wi - ci, wj - cj))) * 2 + 2
+        t = np.linspace(0.0, 1.0, steps)[None, :]
+        si = np.rint(ci + (wi[:, None] - ci) * t).astype(np.int64)
+        sj = np.rint(cj + (wj[:, None] - cj) * t).astype(np.int64)
+        near = (np.abs(si - wi[:, None]) <= 1) & (np.abs(sj - wj[:, None]) <= 1)
+        inside = self._inside(si, sj)
+        blocked = np.zeros(si.shape, dtype=bool)
+        blocked[inside] = self.occupied[si[inside], sj[inside]]
+        return ~(blocked & ~near).any(axis=1)
+
+    def unknown_bearings(self, pose: Pose, bins: int = 24, radius_m: float = 2.0
+                         ) -> np.ndarray:
+        """
+        Return the robot-frame bearings (of bins around the robot) the map does not know.
+
+        A bearing is unknown when its ray from the robot meets a cell neither free nor
+        occupied within radius_m before it meets an occupied one (not the unknown sliver
+        between the floor and a wall's face, within two cells of it): what a scan over part
+        of the circle (a depth camera's) has not covered yet around the robot.
+        """
+        if self.origin is None:
+            return np.zeros(0)
+        x, y, yaw = pose
+        headings = np.arange(bins) * 2.0 * math.pi / bins - math.pi
+        s = np.arange(self.resolution, radius_m, self.resolution / 2.0)
+        i, j = self.cell(x + np.cos(headings)[:, None] * s, y + np.sin(headings)[:, None] * s)
+        inside = self._inside(i, j)
+        i, j = np.clip(i, 0, self.n - 1), np.clip(j, 0, self.n - 1)
+        r = int(math.ceil(radius_m / self.resolution)) + 3
+        ci, cj = self.cell(x, y)
+        i0, j0 = max(0, ci - r), max(0, cj - r)
+        near_wall = ndimage.binary_dilation(
+            self.occupied[i0:ci + r + 1, j0:cj + r + 1], iterations=2)
+        occupied = self.occupied[i, j] & inside
+        unknown = ~self.free[i, j] & ~occupied & inside & \
+            ~near_wall[np.clip(i - i0, 0, near_wall.shape[0] - 1),
+                       np.clip(j - j0, 0, near_wall.shape[1] - 1)]
+        before = np.cumsum(occupied, axis=1) == 0
+        out = (unknown & before).any(axis=1)
+        return _wrap(headings[out] - yaw)
 
     def _traversable(self) -> Tuple[np.ndarray, np.ndarray]:
         """

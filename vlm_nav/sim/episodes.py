@@ -43,6 +43,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from vlm_nav.bringup.profiles import node_parameters
+from vlm_nav.nav.depth_scan import depth_scan
 from vlm_nav.nav.free_text import Answer, free_text_prompt
 from vlm_nav.nav.limits import VelocityLimiter
 from vlm_nav.nav.policy import config_from_parameters, NavigationPolicy
@@ -50,10 +51,13 @@ from vlm_nav.nav.scan_map import Scan
 from vlm_nav.perception import vocabulary
 from vlm_nav.perception.vocabulary import BEARINGS, DISTANCES, Observation
 from vlm_nav.sim.layout import make_layout
-from vlm_nav.sim.world import SCAN_BEAMS, SCAN_RANGE_M, World
+from vlm_nav.sim.world import DEPTH_RANGE_M, SCAN_BEAMS, SCAN_RANGE_M, World
 
 FIRST_SEED = 3_000_000
 GRID_M = 0.05
+# Habitat ObjectNav's success distance (Batra et al. 2020), reported beside the benchmark's
+# own (success_distance_m, 1.3 m): columns success_1m and spl_1m.
+HABITAT_SUCCESS_M = 1.0
 SHORTEST_PATH = (f'8-connected A* on a {GRID_M} m grid around walls and objects (robot '
                  'radius 0.2 m) to within success_distance_m of the target, no wall between '
                  '(a viewpoint)')
@@ -68,6 +72,7 @@ class Episode:
     start: Tuple[float, float, float]
     target_xy: Tuple[float, float]
     shortest_m: float
+    shortest_1m: float = math.inf    # ... to a viewpoint within HABITAT_SUCCESS_M
 
 
 def free_grid(world, resolution: float = GRID_M):
@@ -148,7 +153,9 @@ def make_episodes(count: int, first_seed: int = FIRST_SEED, success_distance_m: 
                     break
             else:
                 raise RuntimeError(f'layout {seed}: no start with a path to the {target}')
-        episodes.append(Episode(i, seed, target, (x, y, yaw), (obj.x, obj.y), shortest))
+            shortest_1m = shortest_path_m(world, (x, y), (obj.x, obj.y), HABITAT_SUCCESS_M)
+        episodes.append(Episode(i, seed, target, (x, y, yaw), (obj.x, obj.y), shortest,
+                                shortest_1m))
     return episodes
 
 
@@ -159,6 +166,22 @@ def path_length(trajectory) -> float:
 
 def spl(success: bool, shortest: float, actual: float) -> float:
     return float(success) * shortest / max(actual, shortest) if success else 0.0
+
+
+def habitat_columns(episode: Episode, outcome: str, distance: float, in_view: bool,
+                    actual: float) -> Dict:
+    """
+    Return success and SPL at Habitat ObjectNav's success distance (HABITAT_SUCCESS_M).
+
+    Same stop and view test as the benchmark's success; SPL to a viewpoint within that
+    distance.
+    """
+    success = outcome == 'arrived' and distance <= HABITAT_SUCCESS_M and in_view
+    # (a stop the 0.05 m grid's A* finds no path to: the benchmark's shortest path instead)
+    shortest = episode.shortest_1m if math.isfinite(episode.shortest_1m) else \
+        episode.shortest_m
+    return {'success_1m': int(success), 'spl_1m': round(spl(success, shortest, actual), 4),
+            'shortest_1m': round(episode.shortest_1m, 3)}
 
 
 # ---- observers: perceive(world, target, stamp_s) -> what the policy decides on ----
@@ -209,7 +232,8 @@ def simulate_episode(episode: Episode, perceive=oracle_observer, timeout_s: floa
                      collision_limit: int = 5, success_distance_m: float = 1.3,
                      latency_s: float = 0.1, camera_hz: float = 10.0,
                      use_odometry: bool = True, policy=None,
-                     navigator: Optional[Dict] = None, use_scan: bool = False) -> Dict:
+                     navigator: Optional[Dict] = None, use_scan: bool = False,
+                     use_depth: bool = False) -> Dict:
     """
     Run one search episode in simulated time; return the benchmark's row.
 
@@ -219,8 +243,13 @@ def simulate_episode(episode: Episode, perceive=oracle_observer, timeout_s: floa
     kinematics at 30 Hz as in sim_node. Independent of the machine's load.
     navigator: navigator_node's parameters (default: config/vlm_nav.yaml's), for the
     policy's configuration and the velocity limits. use_scan: the simulator's range scan
-    (sim_node's defaults), taken with each frame, goes to the policy too.
+    (sim_node's defaults), taken with each frame, goes to the policy too. use_depth
+    (instead): the frame's depth image (World.render_rgbd, DEPTH_RANGE_M) as a virtual
+    planar scan over the camera's view (nav/depth_scan.py), as navigator_node's use_depth
+    makes it.
     """
+    if use_scan and use_depth:
+        raise ValueError('use_scan or use_depth, not both')
     navigator = node_parameters('navigator_node') if navigator is None else navigator
     config = config_from_parameters(navigator)
     if policy is None:
@@ -245,6 +274,10 @@ def simulate_episode(episode: Episode, perceive=oracle_observer, timeout_s: floa
                 if use_scan:
                     scan = Scan(-math.pi, 2.0 * math.pi / SCAN_BEAMS, world.scan(),
                                 SCAN_RANGE_M, pose=tuple(world.robot_pose))
+                elif use_depth:
+                    _, depth = world.render_rgbd(DEPTH_RANGE_M)
+                    scan = depth_scan(depth, world.camera_intrinsics(), world.camera_mount(),
+                                      DEPTH_RANGE_M, pose=tuple(world.robot_pose))
             if pending is not None and pending[0] <= t:
                 obs, pending = pending[1], None
                 decisions += 1
@@ -280,6 +313,7 @@ def simulate_episode(episode: Episode, perceive=oracle_observer, timeout_s: floa
         return {'episode': episode.index, 'seed': episode.seed, 'target': episode.target,
                 'outcome': outcome, 'success': int(success),
                 'spl': round(spl(success, episode.shortest_m, actual), 4),
+                **habitat_columns(episode, outcome, distance, in_view, actual),
                 'path_m': round(actual, 3), 'collisions': world.collisions,
                 'time_s': round(t, 2), 'decisions': decisions, 'vlm_calls': calls,
                 'inferences': calls, 'observe_failures': 0, 'stale_stops': 0,
