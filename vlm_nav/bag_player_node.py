@@ -21,7 +21,9 @@ stream, or the one `camera_topic` names. Its frames, raw in any encoding vlm_nav
 converts or compressed, are published as rgb8 on `camera/image_raw`, each followed by
 `camera/camera_info` with the same stamp: the bag's CameraInfo for that camera (its latest)
 or one made from the frame's size. A depth stream (16UC1/32FC1) goes to `depth_topic` when
-one is set; `topics` names other topics (scan, odom) replayed under their own names when
+one is set, with its own camera_info (the bag's sibling camera_info topic, when it is not
+the colour camera's) beside it (camera/depth/camera_info for camera/depth/image_raw);
+`topics` names other topics (scan, odom) replayed under their own names when
 the bag has them.
 
 Keeps the original timing (scaled by `rate`) or plays as fast as possible (`rate` 0).
@@ -101,6 +103,7 @@ class BagPlayerNode(Node):
             self.camera = bag.select_camera(self.camera_topic)
             self._info_topic = bag.camera_info_topic(self.camera)
             depth = bag.select_depth(self.bag_depth_topic) if self.depth_topic else None
+            depth_info = bag.camera_info_topic(depth) if depth is not None else None
             self._info = None
             if self._info_topic:
                 first = bag.first(self._info_topic)
@@ -117,6 +120,11 @@ class BagPlayerNode(Node):
             name = self.depth_topic + ('/compressedDepth' if depth.compressed else '')
             self._outputs[depth.topic] = self.create_publisher(
                 CompressedImage if depth.compressed else Image, name, qos_profile_sensor_data)
+            if depth_info and depth_info != self._info_topic:   # its intrinsics, beside it
+                head, _, _ = self.depth_topic.rpartition('/')
+                self._outputs[depth_info] = self.create_publisher(
+                    CameraInfo, f'{head}/camera_info' if head else 'camera_info',
+                    qos_profile_sensor_data)
         taken = {self.camera.topic, self._info_topic} | set(self._outputs)
         for topic in (topic_name(t) for t in self.topics):
             if topic not in present or topic in taken or not present[topic][1]:

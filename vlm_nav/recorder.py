@@ -46,7 +46,8 @@ from vlm_nav.ros.params import declare
 from vlm_nav.ros.session import ros_session
 
 STORAGES = ('mcap', 'sqlite3')
-DEFAULT_TOPICS = ['camera/image_raw', 'camera/camera_info', 'camera/depth/image_raw', 'scan',
+DEFAULT_TOPICS = ['camera/image_raw', 'camera/camera_info', 'camera/depth/image_raw',
+                  'camera/depth/camera_info', 'scan',
                   'odom', 'scene_description', 'scene_description/structured',
                   'vlm_nav/navigator_state', 'cmd_vel', 'vlm_nav/debug_image',
                   'vlm_nav/markers', 'sim/ground_truth']

@@ -18,7 +18,8 @@ A depth camera and no lidar, over DDS: sim_node's depth, the navigator's use_dep
 sim_node publishes the colour render's depth (REP 118) aligned with the colour image; the
 navigator, with use_depth and no scan, maps the depth as a planar scan, finds the red
 ball with the embedded model, and publishes its pose from the depth within 0.3 m of the
-simulator's truth. A depth image it cannot use (an encoding that is not depth, no
+simulator's truth. The recorder's default topics hold the depth and its camera_info, and
+the bag player replays both. A depth image it cannot use (an encoding that is not depth, no
 camera_info, an uncalibrated camera_info, an unknown frame) is refused, counted and
 reported on /diagnostics; the navigator goes on.
 """
@@ -42,8 +43,9 @@ from sensor_msgs.msg import CameraInfo, Image, LaserScan
 from std_msgs.msg import String
 from test_find_object import _vocabulary_known, Goals
 
-from vlm_nav.bringup.profiles import profile_nodes
+from vlm_nav.bringup.profiles import NodeSpec, profile_nodes
 from vlm_nav.navigator_node import NavigatorNode
+from vlm_nav.ros.bags import Bag
 from vlm_nav.ros.image import depth_to_metres, image_to_rgb, metres_to_depth_image
 from vlm_nav.sim import make_layout, World
 from vlm_nav.sim.world import camera_to_base
@@ -176,12 +178,50 @@ def test_16uc1_millimetres_and_faults_from_sim_node(ros_domain, probe, tmp_path)
     assert not probe.messages('scan')
 
 
+def test_depth_is_recorded_by_default_and_replays_with_its_camera_info(
+        ros_domain, probe, tmp_path):
+    bag = tmp_path / 'rgbd'
+    specs = profile_nodes('sim', seed=SEED)[:1]
+    specs[0].parameters.update({'start_pose': START, 'publish_scan': False})
+    specs.append(NodeSpec('recorder', 'recorder', {'output': str(bag),
+                                                   'max_duration_s': 3.0}))
+    with running_stack(specs, tmp_path) as stack:
+        assert probe.wait_for(lambda: 'recorder' in stack.dead(), 60.0), 'recorder ran on'
+        assert stack.processes['recorder'].returncode == 0
+    with Bag(str(bag)) as opened:
+        topics = opened.topics()
+    assert topics['/camera/depth/image_raw'] == ('sensor_msgs/msg/Image', topics[
+        '/camera/depth/image_raw'][1]) and topics['/camera/depth/image_raw'][1] >= 10, topics
+    assert topics['/camera/depth/camera_info'][1] >= 10, topics
+    probe.record(Image, 'camera/depth/image_raw', qos_profile_sensor_data)
+    probe.record(CameraInfo, 'camera/depth/camera_info', qos_profile_sensor_data)
+    probe.record(Image, 'camera/image_raw', qos_profile_sensor_data)
+    player = NodeSpec('bag_player_node', 'bag_player_node', {
+        'bag': str(bag), 'camera_topic': '/camera/image_raw',
+        'depth_topic': 'camera/depth/image_raw', 'rate': 2.0})
+    (tmp_path / 'replay').mkdir()
+    with running_stack([player], tmp_path / 'replay') as stack:
+        assert probe.wait_for(lambda: stack.dead() == ['bag_player_node'], 60.0)
+        assert stack.processes['bag_player_node'].returncode == 0
+    depths = probe.messages('camera/depth/image_raw')
+    infos = probe.messages('camera/depth/camera_info')
+    assert len(depths) >= 5 and len(infos) >= 5, (len(depths), len(infos))
+    with World(make_layout(SEED)) as world:
+        world.reset_robot(*START)
+        _, expected = world.render_rgbd()
+        k = world.camera_intrinsics()
+    np.testing.assert_array_equal(depth_to_metres(depths[-1]), expected)
+    assert depths[-1].header.frame_id == infos[-1].header.frame_id == 'camera'
+    assert (infos[-1].k[0], infos[-1].k[2]) == pytest.approx((k.fx, k.cx))
+
+
 def test_unusable_depth_is_refused_and_reported(ros_domain):
     """
     A navigator with use_depth gets depth it cannot use, one problem after another.
 
     Each is refused, counted and reported on /diagnostics with the reason, and the
-    navigator keeps running; then good depth (with odometry) is mapped.
+    navigator keeps running; then good depth (with odometry) is mapped; when it stops, it
+    goes stale after depth_timeout_s: not used, and reported.
     """
     context = Context()
     rclpy.init(context=context)
@@ -203,7 +243,8 @@ def test_unusable_depth_is_refused_and_reported(ros_domain):
     info_pub = probe.create_publisher(CameraInfo, 'camera/depth/camera_info',
                                       qos_profile_sensor_data)
     odom_pub = probe.create_publisher(Odometry, 'odom', 10)
-    setup = {'encoding': 'rgb8', 'info': None, 'frame': 'camera', 'odom': False}
+    setup = {'encoding': 'rgb8', 'info': None, 'frame': 'camera', 'odom': False,
+             'depth': True}
 
     def publish():
         stamp = probe.get_clock().now().to_msg()
@@ -216,6 +257,8 @@ def test_unusable_depth_is_refused_and_reported(ros_domain):
             info = CameraInfo(width=96, height=96, k=setup['info'])
             info.header.stamp, info.header.frame_id = stamp, setup['frame']
             info_pub.publish(info)
+        if not setup['depth']:
+            return
         msg = metres_to_depth_image(depth, stamp, setup['frame'], '32FC1')
         if setup['encoding'] != '32FC1':
             msg.encoding = setup['encoding']
@@ -264,3 +307,13 @@ def test_unusable_depth_is_refused_and_reported(ros_domain):
         assert navigator._depths['refused'] == refused
         assert navigator._fresh_scan(navigator.get_clock().now().nanoseconds * 1e-9) is not None
         assert not navigator._depth_problem
+        # The depth camera stops: after depth_timeout_s (0.5 s) no scan is used, and
+        # /diagnostics says so.
+        setup['depth'] = False
+        since = len(diagnostics)
+        deadline = time.monotonic() + 10.0
+        while not any('depth stale' in status.message for array in diagnostics[since:]
+                      for status in array.status):
+            assert time.monotonic() < deadline, 'stale depth not reported'
+            time.sleep(0.1)
+        assert navigator._fresh_scan(navigator.get_clock().now().nanoseconds * 1e-9) is None
