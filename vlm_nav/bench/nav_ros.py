@@ -43,6 +43,8 @@ from vlm_nav.bringup.profiles import default_params_file, NodeSpec
 from vlm_nav.bringup.supervisor import Stack
 from vlm_nav.navigator_node import NavigatorNode
 from vlm_nav.sim.episodes import Episode, habitat_columns, path_length, spl
+from vlm_nav.sim.layout import make_layout
+from vlm_nav.sim.world import camera_to_base
 from vlm_nav.sim_node import SimNode
 from vlm_nav_interfaces.msg import NavigatorState
 
@@ -169,6 +171,9 @@ class Runner:
                 Parameter('policy', value='original' if policy == 'original' else 'scored'),
                 Parameter('use_scan', value=policy.endswith('_scan')),
                 Parameter('use_depth', value=policy.endswith('_depth')),
+                # the layout's camera (no TF in the simulator): where the depth is seen from
+                Parameter('depth_camera_to_base',
+                          value=camera_to_base(make_layout(episode.seed))),
                 Parameter('mode', value='search'), Parameter('target', value=episode.target)],
             cli_args=remap if oracle else None)
         nodes.append(nav)
