@@ -90,6 +90,18 @@ def test_image_tokens_of_a_camera_frame_are_the_processors():
     # floored to 32 px at the scale that brings the frame to 256 tokens.
     beta = ((width * height) / (256 * 32 ** 2)) ** 0.5
     assert fit.LFM2_VGA == (int(height / beta / 32)) * (int(width / beta / 32)) <= 256
+    import numpy as np
+    from PIL import Image
+    from transformers import Idefics3ImageProcessorPil, SmolVLMImageProcessorPil
+    frame = Image.fromarray(np.zeros((height, width, 3), np.uint8))
+    for cls, edge, tile, per_tile, tokens in (
+            (SmolVLMImageProcessorPil, 2048, 512, 64, fit.SMOLVLM_VGA),
+            (SmolVLMImageProcessorPil, 1536, 384, 81, fit.SMOLVLM_2B_VGA),
+            (Idefics3ImageProcessorPil, 2048, 512, 64, fit.SMOLVLM_VGA)):
+        processor = cls(do_image_splitting=True, size={'longest_edge': edge},
+                        max_image_size={'longest_edge': tile})
+        tiles = processor(images=[[frame]], return_tensors='np')['pixel_values'].shape[1]
+        assert tokens == tiles * per_tile
     for shape in fit.SHAPES:
         if shape.image_tokens is None:
             assert registry.image_tokens(shape.build()) > 0, shape.name

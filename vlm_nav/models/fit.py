@@ -301,6 +301,20 @@ def _vga_tokens(factor: int, cap_tokens: Optional[int] = None) -> int:
     return int(width / scale // factor) * int(height / scale // factor)
 
 
+def _tiled_tokens(longest_edge: int, tile: int, per_tile: int) -> int:
+    """
+    Return the image tokens of a CAMERA_FRAME split into tiles as SmolVLM's processor does.
+
+    The frame is scaled to ``longest_edge`` (aspect kept), cut into ``tile``-pixel tiles,
+    and a global view of one tile is added; each tile is ``per_tile`` tokens.
+    """
+    import math
+    width, height = CAMERA_FRAME
+    scale = longest_edge / max(width, height)
+    tiles = math.ceil(width * scale / tile) * math.ceil(height * scale / tile)
+    return (tiles + 1) * per_tile
+
+
 @dataclass(frozen=True)
 class Shape:
     """A published model: where its dimensions come from and how to build its config."""
@@ -309,8 +323,8 @@ class Shape:
     family: str                     # the family's name in the table
     model_id: str                   # the hub id whose config.json the numbers are from
     build: Callable[[], Any]
-    # Image tokens of one camera frame where the family resizes to the frame (None: the
-    # registry's count from the config).
+    # Image tokens of one camera frame where the family resizes or tiles the frame (None:
+    # the registry's count from the config).
     image_tokens: Optional[int] = None
     requires: Tuple[str, ...] = ()  # packages the classes need to be built
     # Where those packages are missing: the vision tower's published parameter count; the
@@ -321,6 +335,10 @@ class Shape:
 # FastVLM's vision tower (FastViTHD, timm's fastvit_mci3) is a timm model, and timm needs
 # torchvision; without them its published size (FastVLM paper, 125.1 M) stands in.
 FASTVITHD = {'requires': ('timm',), 'vision_published': 125_100_000}
+# SmolVLM / SmolVLM2 checkpoints' processors: longest edge 2048 (1536 for 2.2B) in 512
+# (384) px tiles + a global view; a VGA frame is 4 x 3 tiles + 1.
+SMOLVLM_VGA = _tiled_tokens(2048, 512, 64)
+SMOLVLM_2B_VGA = _tiled_tokens(1536, 384, 81)
 QWEN25_VGA = _vga_tokens(28)        # 644x476 -> 23 x 17 merged patches
 QWEN3_VGA = _vga_tokens(32)         # 640x480 -> 20 x 15
 LFM2_VGA = _vga_tokens(32, 256)     # 576x416 -> 18 x 13 (max_image_tokens 256)
@@ -334,10 +352,11 @@ SHAPES = (
     Shape('qwen3-vl-4b', 'Qwen3-VL', 'Qwen/Qwen3-VL-4B-Instruct', qwen3_vl_4b, QWEN3_VGA),
     Shape('qwen3-vl-8b', 'Qwen3-VL', 'Qwen/Qwen3-VL-8B-Instruct', qwen3_vl_8b, QWEN3_VGA),
     Shape('smolvlm2-256m', 'SmolVLM2', 'HuggingFaceTB/SmolVLM2-256M-Video-Instruct',
-          smolvlm2_256m),
+          smolvlm2_256m, SMOLVLM_VGA),
     Shape('smolvlm2-500m', 'SmolVLM2', 'HuggingFaceTB/SmolVLM2-500M-Video-Instruct',
-          smolvlm2_500m),
-    Shape('smolvlm2-2.2b', 'SmolVLM2', 'HuggingFaceTB/SmolVLM2-2.2B-Instruct', smolvlm2_2b),
+          smolvlm2_500m, SMOLVLM_VGA),
+    Shape('smolvlm2-2.2b', 'SmolVLM2', 'HuggingFaceTB/SmolVLM2-2.2B-Instruct', smolvlm2_2b,
+          SMOLVLM_2B_VGA),
     Shape('gemma-3-4b', 'Gemma 3', 'google/gemma-3-4b-it', gemma3_4b),
     Shape('gemma-3-12b', 'Gemma 3', 'google/gemma-3-12b-it', gemma3_12b),
     Shape('fastvlm-0.5b', 'FastVLM', 'apple/FastVLM-0.5B', fastvlm_05b, **FASTVITHD),
@@ -345,7 +364,8 @@ SHAPES = (
     Shape('fastvlm-7b', 'FastVLM', 'apple/FastVLM-7B', fastvlm_7b, **FASTVITHD),
     Shape('lfm2-vl-450m', 'LFM2-VL', 'LiquidAI/LFM2-VL-450M', lfm2_vl_450m, LFM2_VGA),
     Shape('lfm2-vl-1.6b', 'LFM2-VL', 'LiquidAI/LFM2-VL-1.6B', lfm2_vl_16b, LFM2_VGA),
-    Shape('smolvlm-256m', 'SmolVLM', 'HuggingFaceTB/SmolVLM-256M-Instruct', smolvlm_256m),
+    Shape('smolvlm-256m', 'SmolVLM', 'HuggingFaceTB/SmolVLM-256M-Instruct', smolvlm_256m,
+          SMOLVLM_VGA),
     Shape('llava-phi3-mini', 'LLaVA-Phi-3-mini', 'xtuner/llava-phi-3-mini-hf',
           llava_phi3_mini),
     Shape('llava-1.5-7b', 'LLaVA-1.5', 'llava-hf/llava-1.5-7b-hf', llava_15_7b),
