@@ -1052,6 +1052,17 @@ def set_image_budget(processor, family: registry.Family, pixels: int, config, na
             f'{pixels} cannot change it; set 0')
 
 
+class _NoVideoProcessor:
+    """A processor's video part where there is none: settings unset, videos refused."""
+
+    num_frames = None   # SmolVLM2's chat template reads these defaults
+    fps = None
+
+    def __call__(self, *args, **kwargs):
+        raise ImportError('video input needs transformers video processors, which need '
+                          'torchvision; vlm_nav passes still images only')
+
+
 def images_only_processor(cls):
     """
     Return a subclass of processor class ``cls`` made of its image processor and tokenizer.
@@ -1063,8 +1074,17 @@ def images_only_processor(cls):
     """
     def get_attributes(klass):
         return [a for a in cls.get_attributes() if a != 'video_processor']
-    return type(cls.__name__, (cls,), {'get_attributes': classmethod(get_attributes),
-                                       '__module__': cls.__module__, '__doc__': cls.__doc__})
+
+    def get_arguments(klass, *args, **kwargs):
+        # The parts, with None where the class takes its video processor.
+        parts = cls._get_arguments_from_pretrained.__func__(klass, *args, **kwargs)
+        parts.insert(cls.get_attributes().index('video_processor'), None)
+        return parts
+    return type(cls.__name__, (cls,), {
+        'get_attributes': classmethod(get_attributes),
+        '_get_arguments_from_pretrained': classmethod(get_arguments),
+        'video_processor': _NoVideoProcessor(),
+        '__module__': cls.__module__, '__doc__': cls.__doc__})
 
 
 def _is_embedded(source: str) -> bool:

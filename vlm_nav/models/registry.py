@@ -175,11 +175,20 @@ CLIP = Family(
     examples=('openai/clip-vit-base-patch32', 'openai/clip-vit-large-patch14'))
 
 IDEFICS3 = Family(
-    name='idefics3', title='SmolVLM / Idefics3', model_types=('idefics3', 'smolvlm'),
+    name='idefics3', title='SmolVLM / Idefics3', model_types=('idefics3',),
     model_class='AutoModelForImageTextToText', processor_class='AutoProcessor',
     prompt_template='<|im_start|>User:<image>{question}<end_of_utterance>\nAssistant:',
     operations=GENERATIVE_OPS, shared_prefix=True, position_ids=True,
     image_budget='longest_edge', examples=('HuggingFaceTB/SmolVLM-256M-Instruct',))
+
+SMOLVLM = Family(
+    name='smolvlm', title='SmolVLM2', model_types=('smolvlm',),
+    model_class='AutoModelForImageTextToText', processor_class='AutoProcessor',
+    prompt_template='<|im_start|>User:<image>{question}<end_of_utterance>\nAssistant:',
+    operations=GENERATIVE_OPS, shared_prefix=True, position_ids=True,
+    image_budget='longest_edge',
+    examples=('HuggingFaceTB/SmolVLM2-256M-Video-Instruct',
+              'HuggingFaceTB/SmolVLM2-2.2B-Instruct'))
 
 QWEN2_5_VL = Family(
     name='qwen2_5_vl', title='Qwen2.5-VL', model_types=('qwen2_5_vl',),
@@ -207,7 +216,7 @@ GENERIC = Family(
 
 # Most specific first: family_for returns the first family that matches.
 FAMILIES = (LLAVA_PHI3, BAKLLAVA, LLAVA, BLIP2_ITM, BLIP2, INSTRUCTBLIP, CLIP, IDEFICS3,
-            QWEN2_5_VL, QWEN3_VL, GENERIC)
+            SMOLVLM, QWEN2_5_VL, QWEN3_VL, GENERIC)
 BY_NAME: Dict[str, Family] = {f.name: f for f in FAMILIES}
 
 

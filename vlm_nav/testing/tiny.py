@@ -489,6 +489,54 @@ def build_tiny_qwen3_vl(save_dir: PathLike, seed: int = 0, patch_size: int = 4,
     return _save(save_dir, model, processor, tokenizer)
 
 
+# SmolVLM2's chat template: 'User:' then the image and the text, 'Assistant:' to answer.
+SMOLVLM_CHAT_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}"
+    "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{ line['text'] }}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}"
+    "<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+
+def build_tiny_smolvlm(save_dir: PathLike, seed: int = 0, tile: int = 32, patch_size: int = 8,
+                       longest_edge: int = 64) -> str:
+    """
+    Save a small SmolVLMForConditionalGeneration (SmolVLM2): SigLIP tiles + pixel shuffle + LM.
+
+    As the real processor does, a frame is resized to ``longest_edge`` (a multiple of the
+    ``tile``), cut into tiles and given a global view too, each tile 4 image tokens here: a
+    64x48 frame is 2x2 tiles + the global one (max_image_pixels sets the longest edge).
+    """
+    import torch
+    from transformers import (LlamaConfig, SmolVLMConfig, SmolVLMForConditionalGeneration,
+                              SmolVLMImageProcessorPil, SmolVLMProcessor, SmolVLMVisionConfig)
+
+    from vlm_nav.models.hf_backend import images_only_processor
+    tokenizer = build_tokenizer(
+        extra_special=('<fake_token_around_image>', '<global-img>', '<end_of_utterance>',
+                       '<|im_start|>', '<row_1_col_1>', '<row_1_col_2>', '<row_2_col_1>',
+                       '<row_2_col_2>'))
+    scale_factor = 2
+    vision = SmolVLMVisionConfig(
+        image_size=tile, patch_size=patch_size, hidden_size=64, intermediate_size=128,
+        num_hidden_layers=2, num_attention_heads=4, initializer_range=0.2)
+    text = LlamaConfig(**_text_kwargs(tokenizer))
+    config = SmolVLMConfig(vision_config=vision, text_config=text, scale_factor=scale_factor,
+                           image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+                           pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(seed)
+    model = SmolVLMForConditionalGeneration(config).eval()
+    image_processor = SmolVLMImageProcessorPil(
+        do_image_splitting=True, size={'longest_edge': longest_edge},
+        max_image_size={'longest_edge': tile})
+    processor = images_only_processor(SmolVLMProcessor)(
+        image_processor=image_processor, tokenizer=tokenizer, video_processor=None,
+        image_seq_len=(tile // patch_size) ** 2 // scale_factor ** 2,
+        chat_template=SMOLVLM_CHAT_TEMPLATE)
+    return _save(save_dir, model, processor, tokenizer)
+
+
 # Registry family name -> builder of a small model of that family.
 BUILDERS = {
     'llava': _build_llava,
@@ -499,6 +547,7 @@ BUILDERS = {
     'instructblip': build_tiny_instructblip,
     'clip': build_tiny_clip,
     'idefics3': build_tiny_generic,
+    'smolvlm': build_tiny_smolvlm,
     'qwen2_5_vl': build_tiny_qwen2_5_vl,
     'qwen3_vl': build_tiny_qwen3_vl,
 }
