@@ -36,8 +36,12 @@ For every model x precision, on the same held-out simulator frames, after a warm
 Models: ``embedded`` (the shipped model, loaded from its folder) and real published
 architectures at their real sizes with random weights built from their configs (speed
 and memory don't depend on the weights' values): ``smolvlm-256m``, ``llava-phi3-mini``,
-``llava-1.5-7b``. Precisions: ``float32``, ``bfloat16``, ``float16`` (CUDA) and
-``int8`` (torch dynamic quantization of Linear layers, CPU); ``onnxruntime:float32`` and
+``llava-1.5-7b``, and the families' published sizes of ``vlm_nav.models.fit`` (dimensions
+from their config.json): ``qwen3-vl-2b``, ``qwen2.5-vl-3b``, ``smolvlm2-256m``,
+``smolvlm2-500m``, ``fastvlm-0.5b`` (needs timm). These take their processors' real
+image settings; ``--image-size 640x480`` scales the frames to a camera's size and
+``--max-image-pixels`` caps the image as vlm_node's parameter does. Precisions:
+``float32``, ``bfloat16``, ``float16`` (CUDA) and ``int8`` (torch dynamic quantization of Linear layers, CPU); ``onnxruntime:float32`` and
 ``onnxruntime:int8`` score closed-set questions in ONNX Runtime (the packed pass exported
 at load; int8 by ONNX Runtime's dynamic quantization, generation then in torch float32).
 The other precisions score in torch (``runtime: torch``).
@@ -66,17 +70,20 @@ import numpy as np
 from PIL import Image as PILImage
 
 from vlm_nav.bench.latency import frame_to_twist
-from vlm_nav.models import registry
+from vlm_nav.models import fit, registry
 from vlm_nav.models.embedded import EMBEDDED_MODEL_DIR
-from vlm_nav.models.hf_backend import (_to_pil, HFBackend, quantize_linear_int8,
-                                       release_memory)
+from vlm_nav.models.hf_backend import (_to_pil, HFBackend, images_only_processor,
+                                       quantize_linear_int8, release_memory, set_image_budget)
 from vlm_nav.nav.free_text import free_text_decision, free_text_prompt
 from vlm_nav.perception import vocabulary
 from vlm_nav.testing import tiny
 from vlm_nav.training import data
 
 DEFAULT_OUT = os.path.join('bench', 'results', 'model_cpu')
-SHAPES = ('embedded', 'smolvlm-256m', 'llava-phi3-mini', 'llava-1.5-7b')
+# Published sizes of the families (vlm_nav.models.fit's configs) the bench can build.
+FAMILY_SHAPES = ('qwen3-vl-2b', 'qwen2.5-vl-3b', 'smolvlm2-256m', 'smolvlm2-500m',
+                 'fastvlm-0.5b')
+SHAPES = ('embedded', 'smolvlm-256m', 'llava-phi3-mini', 'llava-1.5-7b') + FAMILY_SHAPES
 PRECISIONS = ('float32', 'bfloat16', 'float16', 'int8', 'onnxruntime:float32',
               'onnxruntime:int8')
 TARGET = 'red ball'
@@ -168,6 +175,57 @@ def shape_processor(shape: str, tokenizer):
                           chat_template=tiny.LLAVA_CHAT_TEMPLATE, num_additional_image_tokens=1)
 
 
+SMOLVLM_SPECIALS = ('<fake_token_around_image>', '<global-img>', '<end_of_utterance>',
+                    '<|im_start|>') + tuple(f'<row_{r}_col_{c}>' for r in range(1, 5)
+                                            for c in range(1, 5))
+
+
+def family_shape(shape: str):
+    """
+    Return (config, processor) of a published family size with a small tokenizer.
+
+    The config is vlm_nav.models.fit's (the checkpoint's dimensions) with this tokenizer's
+    special token ids; the processor has the checkpoint's image settings.
+    """
+    import transformers
+    spec = fit.BY_NAME[shape]
+    if not fit.buildable(spec):
+        raise ValueError(f"{shape}: its classes need {', '.join(spec.requires)}, not installed "
+                         'here (timm needs torchvision, which does not install beside the '
+                         'pinned torch)')
+    config = spec.build()
+    if spec.family in ('Qwen2.5-VL', 'Qwen3-VL'):
+        tokenizer = tiny.build_tokenizer(extra_special=tiny.QWEN_SPECIALS,
+                                         image_token_attribute=False)
+        for name, value in tiny._qwen_tokens(tokenizer).items():
+            setattr(config, name, value)
+        qwen3 = spec.family == 'Qwen3-VL'
+        # The checkpoints' preprocessor_config.json: patch 14 (16), pixels 56^2..12845056
+        # (256^2..16777216); 2x2 patches merge into one token.
+        patch = 16 if qwen3 else 14
+        image = transformers.Qwen2VLImageProcessorPil(
+            patch_size=patch, temporal_patch_size=2, merge_size=2,
+            min_pixels=65536 if qwen3 else 3136, max_pixels=16777216 if qwen3 else 12845056)
+        cls = images_only_processor(getattr(
+            transformers, 'Qwen3VLProcessor' if qwen3 else 'Qwen2_5_VLProcessor'))
+        system = '' if qwen3 else 'You are a helpful assistant.'
+        processor = cls(image_processor=image, tokenizer=tokenizer,
+                        chat_template=tiny._qwen_chat_template(system))
+    elif spec.family == 'SmolVLM2':
+        tokenizer = tiny.build_tokenizer(extra_special=SMOLVLM_SPECIALS)
+        config.image_token_id = tokenizer.convert_tokens_to_ids(tiny.IMAGE_TOKEN)
+        config.text_config.pad_token_id = tokenizer.pad_token_id
+        image = transformers.SmolVLMImageProcessorPil(
+            do_image_splitting=True, size={'longest_edge': 2048},
+            max_image_size={'longest_edge': 512})
+        processor = images_only_processor(transformers.SmolVLMProcessor)(
+            image_processor=image, tokenizer=tokenizer, image_seq_len=64,
+            chat_template=getattr(tiny, 'SMOLVLM_CHAT_TEMPLATE', tiny.IDEFICS3_CHAT_TEMPLATE))
+    else:
+        raise ValueError(f'{shape}: no processor recipe for the {spec.family} family here')
+    return config, processor
+
+
 def split_precision(precision: str):
     """
     Return (scoring runtime, torch dtype) of a precision label.
@@ -182,7 +240,8 @@ def split_precision(precision: str):
     return runtime or 'torch', dtype
 
 
-def build_backend(shape: str, precision: str, device: str, log=print):
+def build_backend(shape: str, precision: str, device: str, log=print,
+                  max_image_pixels: int = 0):
     """Load an HFBackend: the embedded model from its folder, or a random-weight shape."""
     import torch
     runtime, precision = split_precision(precision)
@@ -193,13 +252,19 @@ def build_backend(shape: str, precision: str, device: str, log=print):
         backend.load()
         backend.params = registry.memory_by_dtype(backend.model.config)['float32'].parameters
     else:
-        extra = (('<fake_token_around_image>', '<global-img>', '<end_of_utterance>',
-                  '<|im_start|>') if shape == 'smolvlm-256m' else ())
-        tokenizer = tiny.build_tokenizer(extra_special=extra)
+        if shape in FAMILY_SHAPES:
+            config, processor = family_shape(shape)
+            tokenizer = processor.tokenizer
+        else:
+            extra = (('<fake_token_around_image>', '<global-img>', '<end_of_utterance>',
+                      '<|im_start|>') if shape == 'smolvlm-256m' else ())
+            tokenizer = tiny.build_tokenizer(extra_special=extra)
+            config, processor = shape_config(shape, tokenizer), None
         # pipeline("decision") reads its option labels as single tokens, as real vocabularies
         # have them.
         tokenizer.add_tokens(['Yes', 'No', 'A', 'B', 'C', 'D'])
-        config = shape_config(shape, tokenizer)
+        if processor is None:
+            processor = shape_processor(shape, tokenizer)
         log(f'[bench] building {shape} ({precision}) from its config, random weights')
         torch.manual_seed(0)
         cls = registry.model_class(config)
@@ -209,10 +274,12 @@ def build_backend(shape: str, precision: str, device: str, log=print):
         backend = HFBackend(shape, device=device, dtype=dtype, runtime=runtime)
         # What load() would have set from a folder; the weights are all that differ.
         backend.family = registry.family_for(config)
-        backend.model, backend.processor = model, shape_processor(shape, tokenizer)
+        backend.model, backend.processor = model, processor
         backend.tokenizer = backend.processor.tokenizer
         backend.operations = backend.family.operations
         backend.params = sum(p.numel() for p in backend.model.parameters())
+        if max_image_pixels:
+            set_image_budget(processor, backend.family, max_image_pixels, config, shape)
         if runtime != 'torch':
             log(f'[bench] exporting the scoring pass of {shape} to ONNX Runtime')
             backend.export_scoring(quantize=runtime.endswith('_int8'), log=log)
@@ -240,9 +307,19 @@ def prefill(backend, image) -> int:
         return 0
     ids = torch.tensor([enc['ids']], device=backend.model.device)
     with torch.inference_mode():
+        # M-RoPE models (Qwen) take their positions from the token types, as generate does.
         backend.model(input_ids=ids, attention_mask=torch.ones_like(ids), logits_to_keep=1,
-                      **backend._image_inputs(enc['image'], 1))
+                      **backend._image_inputs(enc['image'], 1), **backend._token_types(ids))
     return 0
+
+
+def image_tokens(backend, image) -> int:
+    """Return the image tokens one frame takes in the backend's prompt."""
+    enc = backend._encode(_to_pil(image), backend._prompt(vocabulary.visible_question(TARGET)))
+    token = getattr(backend.model.config, 'image_token_id', None)
+    if token is None:
+        token = getattr(backend.model.config, 'image_token_index', None)
+    return sum(1 for i in enc['ids'] if i == token)
 
 
 def decision_request(image) -> dict:
@@ -300,10 +377,20 @@ def held_out_views():
     return data.load_views(data.TEST_SEED_BASE, 200, 8, log=lambda *a: None)
 
 
-def held_out_frames(n: int) -> np.ndarray:
-    """Return n held-out frames (96x96 RGB), spread over different layouts."""
+def held_out_frames(n: int, size: str = '') -> np.ndarray:
+    """
+    Return n held-out frames (96x96 RGB), spread over different layouts.
+
+    ``size`` 'WxH' scales them (bilinear) to a camera's frame size.
+    """
     images = held_out_views().images
-    return images[np.linspace(0, len(images) - 1, n).astype(int)]
+    frames = images[np.linspace(0, len(images) - 1, n).astype(int)]
+    if not size:
+        return frames
+    width, height = (int(v) for v in size.lower().split('x'))
+    return np.stack([np.asarray(PILImage.fromarray(f).resize((width, height),
+                                                             PILImage.BILINEAR))
+                     for f in frames])
 
 
 def decision_accuracy(backend, per_type: int) -> Dict[str, float]:
@@ -333,6 +420,8 @@ class Result:
     tokens: Dict[str, List[int]] = field(default_factory=dict)
     accuracy: Dict[str, float] = field(default_factory=dict)
     errors: Dict[str, str] = field(default_factory=dict)
+    frame_size: str = ''            # 'WxH' of the frames timed
+    image_tokens: int = 0           # image tokens one frame takes
 
 
 def _sync(device: str) -> None:
@@ -342,7 +431,8 @@ def _sync(device: str) -> None:
 
 
 def run_config(shape: str, precision: str, device: str, frames: np.ndarray, runs: int,
-               warmup: int, ops_wanted, accuracy_per_type: int, log=print) -> Result:
+               warmup: int, ops_wanted, accuracy_per_type: int, log=print,
+               max_image_pixels: int = 0) -> Result:
     import torch
     release_memory()
     if device.startswith('cuda'):
@@ -354,14 +444,17 @@ def run_config(shape: str, precision: str, device: str, frames: np.ndarray, runs
     release_memory()
     rss_before = rss_mb()
     started = time.perf_counter()
-    backend = build_backend(shape, precision, device, log)
+    backend = build_backend(shape, precision, device, log, max_image_pixels)
     load_s = time.perf_counter() - started
     result = Result(shape, precision, device, round(load_s, 2), round(rss_mb(), 1),
-                    rss_before_load_mb=round(rss_before, 1), params=backend.params)
+                    rss_before_load_mb=round(rss_before, 1), params=backend.params,
+                    frame_size=f'{frames.shape[2]}x{frames.shape[1]}',
+                    image_tokens=image_tokens(backend, frames[0]))
     grown = result.rss_after_load_mb - rss_before
     log(f'[bench] {shape} {precision}: loaded in {load_s:.1f} s, '
         f'RSS {result.rss_after_load_mb:.0f} MB ({grown:.0f} MB more than before loading), '
-        f'{result.params / 1e6:.1f} M params')
+        f'{result.params / 1e6:.1f} M params; a {result.frame_size} frame is '
+        f'{result.image_tokens} image tokens')
     ops = operations(backend, force_budget=shape != 'embedded')
     with PeakRss() as peak:
         for name in ops_wanted:
@@ -403,7 +496,7 @@ def summarize(result: Result) -> Dict:
                                            'rss_before_load_mb', 'rss_after_load_mb',
                                            'peak_rss_mb',
                                            'cuda_max_allocated_mb', 'params', 'accuracy',
-                                           'errors')}
+                                           'errors', 'frame_size', 'image_tokens')}
     stats = {}
     for name, times in result.times.items():
         t = np.array(times) * 1e3
@@ -497,7 +590,8 @@ def run_isolated(model: str, precision: str, args, runs: int, ops_wanted) -> Opt
     """One configuration in a fresh process: memory figures are then its own."""
     spec = {'model': model, 'precision': precision, 'device': args.device, 'runs': runs,
             'warmup': min(args.warmup, runs), 'frames': args.frames, 'threads': args.threads,
-            'operations': ops_wanted, 'accuracy_per_type': args.accuracy_per_type}
+            'operations': ops_wanted, 'accuracy_per_type': args.accuracy_per_type,
+            'image_size': args.image_size, 'max_image_pixels': args.max_image_pixels}
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, 'result.json')
         proc = subprocess.run([sys.executable, '-m', 'vlm_nav.bench.model', '--child',
@@ -514,11 +608,12 @@ def _child(spec_json: str, out: str) -> int:
     spec = json.loads(spec_json)
     if spec['threads']:
         torch.set_num_threads(spec['threads'])
-    frames = held_out_frames(spec['frames'])
+    frames = held_out_frames(spec['frames'], spec.get('image_size', ''))
     try:
         result = run_config(spec['model'], spec['precision'], spec['device'], frames,
                             spec['runs'], spec['warmup'], spec['operations'],
-                            spec['accuracy_per_type'])
+                            spec['accuracy_per_type'],
+                            max_image_pixels=spec.get('max_image_pixels', 0))
     except (MemoryError, RuntimeError, ValueError) as error:
         print(f"[bench] {spec['model']} {spec['precision']}: skipped: {error}")
         return 1
@@ -538,6 +633,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--runs', type=int, default=10, help='timed runs per operation')
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--frames', type=int, default=8, help='distinct held-out frames')
+    parser.add_argument('--image-size', default='',
+                        help="scale the frames to WxH, e.g. 640x480 (a camera's frame; "
+                        "default: the simulator's 96x96)")
+    parser.add_argument('--max-image-pixels', type=int, default=0,
+                        help="vlm_node's max_image_pixels for dynamic-resolution families "
+                        "(0: the checkpoint's setting)")
     parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: all)')
     parser.add_argument('--accuracy-per-type', type=int, default=100,
                         help='held-out questions per type for the accuracy column (0: skip)')
