@@ -21,6 +21,10 @@ navigator policy. navigator_node publishes, with every Twist, a NavigatorState t
 carries the stamp of the camera frame its newest observation was made on; the first
 state after a new frame stamp gives that frame's latency: state.stamp - frame stamp,
 both on the wall clock (sim_node stamps a frame when it renders it).
+
+`--depth` measures the navigator with the depth camera and no lidar (use_depth: the
+simulator's depth image as a planar scan into the map) beside the default (the lidar
+mapped), interleaved in one run.
 """
 
 import argparse
@@ -34,6 +38,8 @@ import numpy as np
 
 from vlm_nav.bringup.profiles import default_params_file, profile_nodes
 from vlm_nav.bringup.supervisor import Stack
+from vlm_nav.sim.layout import make_layout
+from vlm_nav.sim.world import camera_to_base
 
 SEED, TARGET = 5, 'red ball'      # the demo's layout: the target is there to be found
 
@@ -51,7 +57,18 @@ VARIANTS = {
     # descriptions from the frame alone, one generation (the default combines four views)
     'scored, one-view descriptions': ('scored', {'describe_views': ['identity'],
                                                  'describe_min_votes': 1}),
+    # the depth camera mapped instead of the lidar (sim_node publishes no scan)
+    'scored, depth': ('scored', {}),
 }
+# name -> (navigator, sim_node) parameter overrides, for variants that change them
+NODE_OVERRIDES = {
+    'scored, depth': ({'use_scan': False, 'use_depth': True,
+                       'depth_camera_to_base': camera_to_base(make_layout(SEED))},
+                      {'publish_scan': False}),
+}
+DEPTH_VARIANTS = ('scored', 'scored, depth')
+# What `vlm-nav bench model --nodes` measures: the model's variants on the default sensors.
+DEFAULT_VARIANTS = tuple(v for v in VARIANTS if v not in NODE_OVERRIDES)
 
 
 def _collect(seconds: float, variant: str, log) -> np.ndarray:
@@ -62,12 +79,15 @@ def _collect(seconds: float, variant: str, log) -> np.ndarray:
     from vlm_nav_interfaces.msg import NavigatorState
 
     policy, vlm_overrides = VARIANTS[variant]
+    navigator_overrides, sim_overrides = NODE_OVERRIDES.get(variant, ({}, {}))
     specs = profile_nodes('sim', model='', target=TARGET, seed=SEED)
     for spec in specs:
         if spec.name == 'navigator_node':
-            spec.parameters.update(policy=policy, mode='search')
+            spec.parameters.update(policy=policy, mode='search', **navigator_overrides)
         if spec.name == 'vlm_node':
             spec.parameters.update(vlm_overrides)
+        if spec.name == 'sim_node':
+            spec.parameters.update(sim_overrides)
     env = {'ROS_DOMAIN_ID': str(os.getpid() % 150 + 60 + list(VARIANTS).index(variant))}
     os.environ.update(env)
     first_seen: Dict[int, float] = {}
@@ -102,7 +122,7 @@ def _collect(seconds: float, variant: str, log) -> np.ndarray:
     return lat
 
 
-def frame_to_twist(seconds: float, variants: Iterable[str] = tuple(VARIANTS),
+def frame_to_twist(seconds: float, variants: Iterable[str] = DEFAULT_VARIANTS,
                    rounds: int = 1, log=print) -> Dict:
     """
     Run each variant for `seconds`, the variants interleaved `rounds` times; pool latencies.
@@ -146,12 +166,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog='python -m vlm_nav.bench.latency', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--seconds', type=float, default=40.0, help='measured, per variant')
-    parser.add_argument('--variants', nargs='+', choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument('--variants', nargs='+', choices=list(VARIANTS), default=None,
+                        help='default: all but the depth variant')
+    parser.add_argument('--depth', action='store_true',
+                        help="the navigator with the depth camera and no lidar ('scored, "
+                        "depth') beside the default ('scored', lidar mapped), interleaved")
     parser.add_argument('--rounds', type=int, default=1,
                         help='run the variants this many times, interleaved; pooled')
     parser.add_argument('--out', default='', help='write summary.json here')
     args = parser.parse_args(argv)
+    if args.variants is None:
+        args.variants = list(DEPTH_VARIANTS if args.depth else DEFAULT_VARIANTS)
+    elif args.depth:
+        args.variants += [v for v in DEPTH_VARIANTS if v not in args.variants]
     summary = frame_to_twist(args.seconds, args.variants, args.rounds)
+    s, d = summary.get('scored', {}), summary.get('scored, depth', {})
+    if 'p50_ms' in s and 'p50_ms' in d:
+        summary['depth_minus_lidar_p50_ms'] = round(d['p50_ms'] - s['p50_ms'], 1)
     summary['load_average'] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(summary, indent=2))
     if args.out:

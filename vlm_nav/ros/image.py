@@ -184,8 +184,7 @@ def depth_to_metres(msg: Image) -> np.ndarray:
     if len(msg.data) != step * height:
         raise ImageError(f'data has {len(msg.data)} bytes, expected step*height = '
                          f'{step * height}')
-    flat = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, (bytes, bytearray))
-                         else msg.data, dtype=np.uint8)
+    flat = np.frombuffer(msg.data, dtype=np.uint8)     # bytes or array('B'): no copy
     order = ('>' if msg.is_bigendian else '<') + kind
     rows = np.ascontiguousarray(flat.reshape(height, step)[:, :width * size])
     values = rows.view(order).astype(np.float32)
