@@ -26,6 +26,9 @@ reported on /diagnostics; the navigator goes on.
 
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 
 from conftest import AheadObserve, running_stack, spinning
@@ -51,6 +54,8 @@ from vlm_nav.sim import make_layout, World
 from vlm_nav.sim.world import camera_to_base
 
 pytestmark = [pytest.mark.ros]
+
+CI_FIRST_SEED = 3_100_004                # the CI episodes of test_bench_nav's floor
 
 SEED = 5                                 # red ball at (0.06, 0.05)
 START = [1.86, 0.05, math.pi]            # 1.8 m east of it, facing it, nothing between
@@ -317,3 +322,30 @@ def test_unusable_depth_is_refused_and_reported(ros_domain):
             assert time.monotonic() < deadline, 'stale depth not reported'
             time.sleep(0.1)
         assert navigator._fresh_scan(navigator.get_clock().now().nanoseconds * 1e-9) is None
+
+
+@pytest.mark.slow
+def test_closed_loop_regression_floor_with_depth(tmp_path, ros_domain):
+    """
+    Three episodes of scored_depth (embedded model, depth camera, no lidar) over ROS.
+
+    The CI episodes of test_bench_nav's floor for scored and scored_scan, on sim time at
+    real time. Floor: at least 1 of 3 found, none ended on the collision limit, no stop at
+    the wrong place. It fails when the depth loop breaks: no depth, depth placed wrongly
+    (the floor mapped as a wall), a map that drives into things.
+    """
+    out = tmp_path / 'nav'
+    result = subprocess.run(
+        [sys.executable, '-m', 'vlm_nav.cli.main', 'bench', 'nav', '--episodes', '3',
+         '--first-seed', str(CI_FIRST_SEED), '--policies', 'scored_depth',
+         '--real-time-factor', '1', '--timeout-s', '60', '--trajectories', '0',
+         '--out', str(out)],
+        capture_output=True, text=True, timeout=900, env=dict(os.environ))
+    episodes = [line for line in result.stdout.splitlines() if line.startswith('[bench] ep')]
+    print('\n'.join(episodes))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((out / 'summary.json').read_text())['summary']['scored_depth']
+    assert summary['episodes'] == 3, episodes
+    assert summary['success_rate'] >= 1 / 3 - 1e-6, episodes
+    assert summary['outcomes'].get('collisions', 0) == 0, episodes
+    assert summary['wrong_stops'] == 0, episodes
