@@ -120,6 +120,28 @@ def test_mrope_positions_are_the_models_own(backends, name, image):
     assert worst > 1e-3, worst
 
 
+@pytest.mark.parametrize('piece', ['open_image_blocks', 'sliding_window'])
+@pytest.mark.parametrize('name', [n for n in NEW if registry.BY_NAME[n].bidirectional_image])
+def test_packed_mask_needs_the_image_block_and_the_window(backends, name, image, piece,
+                                                          monkeypatch):
+    """Without its open image block, or its window by position, the packed pass is wrong."""
+    from vlm_nav.models import hf_backend
+    backend = backends(name)
+    text = backend.model.config.get_text_config()
+    # The tiny model's window is shorter than its prompt: the window changes answers.
+    assert text.sliding_window < len(backend._encode(backend_pil(image),
+                                                     backend._prompt('Is there a door?'))['ids'])
+    questions = _questions('door')
+    reference = backend._reference_score(image, questions)
+    if piece == 'open_image_blocks':
+        monkeypatch.setattr(hf_backend, piece, lambda allowed, is_image: allowed)
+    else:
+        monkeypatch.setattr(hf_backend, piece, lambda allowed, positions, window: allowed)
+    wrong = backend.score(image, questions)
+    worst = max(np.abs(np.subtract(a.probs, r.probs)).max() for a, r in zip(wrong, reference))
+    assert worst > 1e-3, worst
+
+
 @pytest.mark.parametrize('name', NEW)
 def test_several_cameras_in_one_batch_equal_each_alone(backends, name):
     backend = backends(name)

@@ -672,6 +672,8 @@ class HFBackend(VLMBackend):
             cache.reorder_cache(torch.tensor(row_image, dtype=torch.long, device=device))
         elif len(rows) > 1:
             cache.batch_repeat_interleave(len(rows))
+        if self._right_pad_tails():
+            return self._tails_right_padded(rows, prefix, cache, tail_positions, keep)
         tails, tail_mask = self._left_pad([r[prefix:] for r in rows])
         # Pads sit between the prefix and each tail: masked out, and positions skip them.
         position_ids = prefix + (tail_mask.cumsum(-1) - 1).clamp(min=0)
@@ -685,6 +687,48 @@ class HFBackend(VLMBackend):
                          position_ids=position_ids.to(device), cache=cache,
                          use_cache=True, logits_to_keep=keep)
         return out.logits
+
+    def _right_pad_tails(self) -> bool:
+        """
+        Tell whether the tails after a cached prefix must follow it without a gap.
+
+        Sliding-window layers measure their window in cache slots and convolutions read
+        the slots before a token whatever the mask: pads between prefix and tail would
+        shift both, so such models get their tails right-padded.
+        """
+        text = self.model.config.get_text_config()
+        return (self.family.unmaskable_layers
+                or 'sliding_attention' in (getattr(text, 'layer_types', None) or ()))
+
+    def _tails_right_padded(self, rows, prefix: int, cache, tail_positions, keep: int):
+        """Run the tails right after the cached prefix, pads at their ends; (rows, keep, V)."""
+        import torch
+        device = self.model.device
+        lengths = [len(r) - prefix for r in rows]
+        width = max(lengths)
+        tails = torch.full((len(rows), width), self._pad_id(), dtype=torch.long)
+        tail_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            tails[i, :lengths[i]] = torch.tensor(row[prefix:])
+            tail_mask[i, :lengths[i]] = 1
+        position_ids = prefix + torch.arange(width).expand(len(rows), -1)
+        if tail_positions is not None:
+            position_ids = torch.zeros((3, len(rows), width), dtype=torch.long)
+            for r, p in enumerate(tail_positions):
+                position_ids[:, r, :p.shape[1]] = p
+        # Each row's last `keep` tokens (a row with a shorter choice uses fewer of them).
+        wanted = [[max(0, n - keep + j) for j in range(keep)] for n in lengths]
+        kept = sorted({i for row in wanted for i in row})
+        mask = torch.cat([torch.ones((len(rows), prefix), dtype=torch.long), tail_mask], dim=1)
+        out = self.model(input_ids=tails.to(device), attention_mask=mask.to(device),
+                         position_ids=position_ids.to(device), cache=cache, use_cache=True,
+                         logits_to_keep=torch.tensor(kept, device=device))
+        index = torch.tensor([[kept.index(i) for i in row] for row in wanted], device=device)
+        return out.logits.gather(1, index[..., None].expand(-1, -1, out.logits.shape[-1]))
+
+    def _pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return 0 if pad is None else pad
 
     def _forward_packed(self, rows, prefix: int, image, keep: int):
         """

@@ -207,6 +207,14 @@ QWEN3_VL = Family(
     operations=GENERATIVE_OPS, mrope=True, image_budget='pixels',
     examples=('Qwen/Qwen3-VL-2B-Instruct', 'Qwen/Qwen3-VL-4B-Instruct'))
 
+GEMMA3 = Family(
+    name='gemma3', title='Gemma 3', model_types=('gemma3',),
+    model_class='AutoModelForImageTextToText', processor_class='AutoProcessor',
+    prompt_template=('<bos><start_of_turn>user\n<start_of_image>{question}<end_of_turn>\n'
+                     '<start_of_turn>model\n'),
+    operations=GENERATIVE_OPS, bidirectional_image=True, position_ids=True,
+    examples=('google/gemma-3-4b-it', 'google/gemma-3-12b-it'))
+
 # Positions may be multimodal (e.g. Qwen2-VL's M-RoPE), so every question runs in full.
 GENERIC = Family(
     name='generic', title='any AutoModelForImageTextToText (Qwen2-VL, PaliGemma, ...)',
@@ -216,7 +224,7 @@ GENERIC = Family(
 
 # Most specific first: family_for returns the first family that matches.
 FAMILIES = (LLAVA_PHI3, BAKLLAVA, LLAVA, BLIP2_ITM, BLIP2, INSTRUCTBLIP, CLIP, IDEFICS3,
-            SMOLVLM, QWEN2_5_VL, QWEN3_VL, GENERIC)
+            SMOLVLM, QWEN2_5_VL, QWEN3_VL, GEMMA3, GENERIC)
 BY_NAME: Dict[str, Family] = {f.name: f for f in FAMILIES}
 
 

@@ -22,7 +22,7 @@ Nothing is downloaded: the tokenizer is trained here with ``tokenizers``.
 """
 
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator, Optional, Union
 
 from vlm_nav.models.embedded import set_generation_defaults
 from vlm_nav.models.prompting import chat_template_for
@@ -78,7 +78,8 @@ def _corpus() -> Iterator[str]:
 
 def build_tokenizer(extra_special: tuple = (), vocab_size: int = 400,
                     add_bos_eos: bool = False, specials: tuple = tuple(SPECIAL_TOKENS),
-                    image_token_attribute: bool = True):
+                    image_token_attribute: bool = True, named: Optional[dict] = None,
+                    bos: str = '<s>', eos: str = '</s>'):
     """
     Build a byte-level BPE fast tokenizer (no <unk>: any typed target can be spelled).
 
@@ -88,6 +89,9 @@ def build_tokenizer(extra_special: tuple = (), vocab_size: int = 400,
     :param image_token_attribute: expose ``tokenizer.image_token`` (LLaVA-style processors
         read it); BLIP processors add their own when the tokenizer has none, as with the
         hub's BLIP-2 tokenizers.
+    :param named: other named special tokens (``tokenizer.boi_token`` and the like), which
+        are added to the vocabulary; ``named['image_token']`` replaces '<image>'.
+    :param bos: the begin and end of text tokens (among ``specials``).
     """
     from tokenizers import decoders, models, pre_tokenizers, processors, Tokenizer, trainers
     from transformers import PreTrainedTokenizerFast
@@ -101,13 +105,15 @@ def build_tokenizer(extra_special: tuple = (), vocab_size: int = 400,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(_corpus(), trainer=trainer)
     if add_bos_eos:
-        bos, eos = tok.token_to_id('<s>'), tok.token_to_id('</s>')
+        bos_id, eos_id = tok.token_to_id(bos), tok.token_to_id(eos)
         tok.post_processor = processors.TemplateProcessing(
-            single='<s> $A </s>', pair='<s> $A </s> $B </s>',
-            special_tokens=[('<s>', bos), ('</s>', eos)])
-    extra = {'extra_special_tokens': {'image_token': IMAGE_TOKEN}} if image_token_attribute else {}
+            single=f'{bos} $A {eos}', pair=f'{bos} $A {eos} $B {eos}',
+            special_tokens=[(bos, bos_id), (eos, eos_id)])
+    extra = {'image_token': IMAGE_TOKEN} if image_token_attribute else {}
+    extra.update(named or {})
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token='<s>', eos_token='</s>', pad_token='<pad>', **extra)
+        tokenizer_object=tok, bos_token=bos, eos_token=eos, pad_token='<pad>',
+        **({'extra_special_tokens': extra} if extra else {}))
 
 
 def build_tiny_llava(save_dir: PathLike, seed: int = 0, image_size: int = 96,
@@ -537,6 +543,65 @@ def build_tiny_smolvlm(save_dir: PathLike, seed: int = 0, tile: int = 32, patch_
     return _save(save_dir, model, processor, tokenizer)
 
 
+# Gemma 3's chat template: turns of 'user' and 'model', the image as <start_of_image>.
+GEMMA3_CHAT_TEMPLATE = (
+    '{{ bos_token }}{% for message in messages %}'
+    "{% if message['role'] == 'assistant' %}{% set role = 'model' %}"
+    "{% else %}{% set role = message['role'] %}{% endif %}"
+    "{{ '<start_of_turn>' + role + '\\n' }}"
+    "{% for item in message['content'] %}{% if item['type'] == 'image' %}"
+    "{{ '<start_of_image>' }}{% elif item['type'] == 'text' %}{{ item['text'] | trim }}"
+    "{% endif %}{% endfor %}{{ '<end_of_turn>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"
+)
+
+
+def build_tiny_gemma3(save_dir: PathLike, seed: int = 0, image_size: int = 64,
+                      patch_size: int = 8, sliding_window: int = 24) -> str:
+    """
+    Save a small Gemma3ForConditionalGeneration: SigLIP + 4x4 pooled image tokens + Gemma 3.
+
+    The language model alternates a sliding-window layer (a window shorter than the prompt,
+    so the packed mask's window is exercised) and a global one; the 16 image tokens attend
+    to each other both ways, as Gemma 3's do.
+    """
+    import torch
+    from transformers import (Gemma3Config, Gemma3ForConditionalGeneration,
+                              Gemma3ImageProcessorPil, Gemma3Processor, Gemma3TextConfig,
+                              SiglipVisionConfig)
+
+    named = {'image_token': '<image_soft_token>', 'boi_token': '<start_of_image>',
+             'eoi_token': '<end_of_image>'}
+    tokenizer = build_tokenizer(
+        specials=('<pad>', '<bos>', '<eos>', '<start_of_turn>', '<end_of_turn>'),
+        extra_special=tuple(named.values()), image_token_attribute=False, named=named,
+        bos='<bos>', eos='<eos>')
+    ids = {key: tokenizer.convert_tokens_to_ids(tok) for key, tok in named.items()}
+    text = Gemma3TextConfig(
+        **{**_text_kwargs(tokenizer, hidden=64), 'head_dim': 16, 'query_pre_attn_scalar': 16,
+           'sliding_window': sliding_window,
+           'layer_types': ['sliding_attention', 'full_attention']})
+    vision = SiglipVisionConfig(
+        image_size=image_size, patch_size=patch_size, hidden_size=64, intermediate_size=128,
+        num_hidden_layers=2, num_attention_heads=4)
+    tokens = 16
+    config = Gemma3Config(
+        text_config=text, vision_config=vision, mm_tokens_per_image=tokens,
+        boi_token_index=ids['boi_token'], eoi_token_index=ids['eoi_token'],
+        image_token_index=ids['image_token'], initializer_range=0.2)
+    torch.manual_seed(seed)
+    model = Gemma3ForConditionalGeneration(config).eval()
+    # Gemma 3 initializes its image projection to zeros (images would carry nothing):
+    # random weights of the text embeddings' scale instead.
+    with torch.no_grad():
+        model.model.multi_modal_projector.mm_input_projection_weight.normal_(std=0.2)
+    image_processor = Gemma3ImageProcessorPil(
+        size={'height': image_size, 'width': image_size}, do_pan_and_scan=False)
+    processor = Gemma3Processor(image_processor=image_processor, tokenizer=tokenizer,
+                                image_seq_length=tokens, chat_template=GEMMA3_CHAT_TEMPLATE)
+    return _save(save_dir, model, processor, tokenizer)
+
+
 # Registry family name -> builder of a small model of that family.
 BUILDERS = {
     'llava': _build_llava,
@@ -550,4 +615,5 @@ BUILDERS = {
     'smolvlm': build_tiny_smolvlm,
     'qwen2_5_vl': build_tiny_qwen2_5_vl,
     'qwen3_vl': build_tiny_qwen3_vl,
+    'gemma3': build_tiny_gemma3,
 }
