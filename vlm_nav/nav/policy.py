@@ -138,6 +138,8 @@ class PolicyConfig:
     narrow_scan_rad: float = math.radians(180.0)   # a scan narrower than this covers part
     #                                  of the circle (a depth camera's): before planning,
     fill_radius_m: float = 2.0       # look at the headings the map does not know this near
+    arrive_range_m: float = 0.75     # with such a scan: arrive only with the nearest return
+    arrive_cone_rad: float = 0.08    # this far either side of straight ahead this near
 
 
 @dataclass(frozen=True)
@@ -432,9 +434,13 @@ class NavigationPolicy:
         if self._stalled():
             return False
         if m.scan is not None:
-            return m.scan.corridor_clear(
-                lookahead_m or c.clear_lookahead_m,
-                c.robot_radius + (c.clear_margin_m if margin_m is None else margin_m))
+            lookahead = lookahead_m or c.clear_lookahead_m
+            half_width = c.robot_radius + (c.clear_margin_m if margin_m is None else margin_m)
+            # A scan over the camera's view misses the corridor's sides near the robot:
+            # what the map holds there counts too.
+            return m.scan.corridor_clear(lookahead, half_width) and not (
+                self._narrow() and m.scan_map is not None and
+                not m.scan_map.corridor_clear(m.pose, lookahead, half_width))
         return obs.path_clear_prob >= c.blocked_threshold
 
     def _pclear(self, obs: Observation) -> str:
@@ -507,7 +513,8 @@ class NavigationPolicy:
             p_near = obs.near_prob()
             where = (f'P(visible)={obs.visible_prob:.2f} bearing {math.degrees(bearing):+.0f}° '
                      f'P(center)={p_center:.2f} P(near)={p_near:.2f}')
-            if p_near >= c.near_threshold and p_center >= c.center_threshold:
+            if p_near >= c.near_threshold and p_center >= c.center_threshold and \
+                    self._in_reach_by_depth():
                 m.arrived = True
                 m.detour = None
                 return Decision(0.0, 0.0, 'arrived', f'{self.target} centred and near: {where}',
@@ -528,6 +535,21 @@ class NavigationPolicy:
         self._note_clear_run(linear)
         phase = 'approaching' if linear > 0.05 else 'turning'
         return Decision(linear, angular, phase, f'{self.target} seen: {where}')
+
+    def _in_reach_by_depth(self) -> bool:
+        """
+        Tell whether a scan over the camera's view agrees the centred target is near.
+
+        The nearest return straight ahead (within arrive_cone_rad) must be within
+        arrive_range_m; without such a scan, or with no return ahead, the model's answer
+        stands alone.
+        """
+        c, m = self.config, self._m
+        if not self._narrow():
+            return True
+        ahead = m.scan.range_toward(np.linspace(-c.arrive_cone_rad, c.arrive_cone_rad, 5))
+        ahead = ahead[np.isfinite(ahead)]
+        return not len(ahead) or float(ahead.min()) <= c.arrive_range_m
 
     def _note_clear_run(self, linear: float) -> None:
         """End the obstacle after a long clear approach: the next detour may pick a new side."""

@@ -482,6 +482,27 @@ class ScanMap:
         blocked[inside] = self.occupied[si[inside], sj[inside]]
         return ~(blocked & ~near).any(axis=1)
 
+    def corridor_clear(self, pose: Pose, lookahead_m: float, half_width_m: float) -> bool:
+        """
+        Tell whether no occupied cell reaches into the rectangle ahead of pose.
+
+        Scan.corridor_clear's rectangle on the map: for a scan that does not cover the
+        corridor's sides near the robot (a depth camera's view), what was mapped there
+        before counts. A cell reaches half a cell beyond its centre to the sides.
+        """
+        if self.origin is None:
+            return True
+        x, y, yaw = pose
+        r = int(math.ceil(math.hypot(lookahead_m, half_width_m) / self.resolution)) + 1
+        ci, cj = self.cell(x, y)
+        i0, j0 = max(0, ci - r), max(0, cj - r)
+        oi, oj = np.nonzero(self.occupied[i0:ci + r + 1, j0:cj + r + 1])
+        ox, oy = self.centre(oi + i0, oj + j0)
+        ahead = (ox - x) * math.cos(yaw) + (oy - y) * math.sin(yaw)
+        side = -(ox - x) * math.sin(yaw) + (oy - y) * math.cos(yaw)
+        return not bool(np.any((ahead > 0.0) & (ahead < lookahead_m) &
+                               (np.abs(side) < half_width_m + self.resolution / 2.0)))
+
     def unknown_bearings(self, pose: Pose, bins: int = 24, radius_m: float = 2.0
                          ) -> np.ndarray:
         """
