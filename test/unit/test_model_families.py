@@ -31,7 +31,8 @@ from hub_cache import into_hub_cache
 import numpy as np
 import pytest
 
-from vlm_nav.models import hf_backend, load_backend, make_backend, onnx_scoring, registry
+from vlm_nav.models import (fit, hf_backend, load_backend, make_backend, onnx_scoring,
+                            registry)
 from vlm_nav.models.base import ModelLoadError, UnsupportedOperation
 from vlm_nav.models.hf_backend import _to_pil, ContrastiveBackend, HFBackend
 from vlm_nav.models.prompting import chat_prompt
@@ -304,6 +305,57 @@ def test_memory_estimate_matches_the_built_model(backends, name):
     assert table['float32'].context_tokens == \
         registry.image_tokens(model.config) + registry.TEXT_TOKENS
     assert table['float16'].kv_cache_bytes * 2 == table['float32'].kv_cache_bytes
+
+
+@pytest.mark.parametrize('name', sorted(tiny.BUILDERS))
+def test_fit_table_matches_the_built_model(backends, name):
+    """The rows `vlm-nav doctor` prints (vlm_nav.models.fit) against the model as built."""
+    import copy
+    import torch
+    model = backends(name).model
+    row = fit.estimate(model.config)
+    n = sum(p.numel() for p in model.parameters())
+    assert row.parameters == n
+    kv = row.kv_cache_bytes
+    # float32 and bfloat16: the built model's weights in each dtype, within the estimate's
+    # allowance for small float buffers (as above).
+    for precision, dtype, size in (('float32', torch.float32, 4),
+                                   ('bfloat16', torch.bfloat16, 2)):
+        cast = copy.deepcopy(model).to(dtype)
+        weights = sum(p.numel() * p.element_size() for p in cast.parameters())
+        assert weights == size * n
+        estimate = row.total_bytes[precision] - (2 if precision == 'float32' else 1) * kv
+        assert weights <= estimate < weights * 1.01, precision
+    # int8 / int4 quantize each Linear and Embedding weight once (tied ones share a tensor).
+    quantized = {id(m.weight): m.weight.numel() for m in model.modules()
+                 if isinstance(m, (torch.nn.Linear, torch.nn.Embedding))}
+    q = sum(quantized.values())
+    rest = row.total_bytes['bfloat16'] - kv - 2 * q
+    assert row.total_bytes['int8'] == q + rest + kv
+    assert row.total_bytes['int4'] == int(q * fit.QUANT_BYTES['int4']) + rest + kv
+    if backends(name).family.backend == registry.CONTRASTIVE:
+        assert kv == 0
+        return
+    # The KV cache of one request: what a forward over that many tokens caches, at 16 bits.
+    assert row.context_tokens == registry.image_tokens(model.config) + registry.TEXT_TOKENS
+    seq = row.context_tokens
+    with torch.inference_mode():
+        out = _language_model(model)(input_ids=torch.ones((1, seq), dtype=torch.long),
+                                     use_cache=True)
+    cached = sum(t.numel() * t.element_size()
+                 for layer in out.cache.layers for t in (layer.keys, layer.values))
+    # Sliding-window layers (Gemma 3) keep the window's last tokens (window - 1: the next
+    # token makes it whole): the estimate, every layer at the full request, is exact up to
+    # the window (1024 in the published Gemma 3 sizes, longer than one request there) and
+    # an upper bound past it.
+    text = getattr(model.config, 'text_config', None) or model.config
+    window = getattr(text, 'sliding_window', None)
+    types = getattr(text, 'layer_types', None) or []
+    per_layer = 2 * kv // (seq * text.num_hidden_layers)       # float32: twice the table
+    kept = [min(seq, window - 1) if t == 'sliding_attention' and window else seq
+            for t in types]
+    assert cached == (per_layer * sum(kept) if types else 2 * kv)
+    assert cached <= 2 * kv
 
 
 def _llava_15_7b():
