@@ -215,6 +215,15 @@ GEMMA3 = Family(
     operations=GENERATIVE_OPS, bidirectional_image=True, position_ids=True,
     examples=('google/gemma-3-4b-it', 'google/gemma-3-12b-it'))
 
+# The transformers format of FastVLM (apple/FastVLM-* ship ml-fastvlm's remote code).
+FAST_VLM = Family(
+    name='fast_vlm', title='FastVLM', model_types=('fast_vlm',),
+    model_class='AutoModelForImageTextToText', processor_class='AutoProcessor',
+    prompt_template=('<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n'
+                     '<|im_start|>user\n<image>\n{question}<|im_end|>\n<|im_start|>assistant\n'),
+    operations=GENERATIVE_OPS, shared_prefix=True, position_ids=True,
+    examples=('KamilaMila/FastVLM-7B',))
+
 # Positions may be multimodal (e.g. Qwen2-VL's M-RoPE), so every question runs in full.
 GENERIC = Family(
     name='generic', title='any AutoModelForImageTextToText (Qwen2-VL, PaliGemma, ...)',
@@ -224,7 +233,7 @@ GENERIC = Family(
 
 # Most specific first: family_for returns the first family that matches.
 FAMILIES = (LLAVA_PHI3, BAKLLAVA, LLAVA, BLIP2_ITM, BLIP2, INSTRUCTBLIP, CLIP, IDEFICS3,
-            SMOLVLM, QWEN2_5_VL, QWEN3_VL, GEMMA3, GENERIC)
+            SMOLVLM, QWEN2_5_VL, QWEN3_VL, GEMMA3, FAST_VLM, GENERIC)
 BY_NAME: Dict[str, Family] = {f.name: f for f in FAMILIES}
 
 

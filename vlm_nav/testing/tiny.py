@@ -602,6 +602,43 @@ def build_tiny_gemma3(save_dir: PathLike, seed: int = 0, image_size: int = 64,
     return _save(save_dir, model, processor, tokenizer)
 
 
+def build_tiny_fast_vlm(save_dir: PathLike, seed: int = 0, image_size: int = 32) -> str:
+    """
+    Save a small FastVlmForConditionalGeneration: a convolutional tower's feature map + Qwen2.
+
+    FastVLM's own tower is timm's FastViTHD (fastvit_mci3), and timm needs torchvision,
+    which does not install beside the CPU torch here; the tower here is a transformers
+    ConvNeXt, whose last feature map FastVLM's code flattens into image tokens as it does
+    FastViTHD's (a 32x32 frame, stride 8: 16 tokens). The projector, the language model
+    (Qwen2), the prompt and LlavaProcessor are FastVLM's.
+    """
+    import torch
+    from transformers import (CLIPImageProcessorPil, ConvNextConfig, FastVlmConfig,
+                              FastVlmForConditionalGeneration, LlavaProcessor, Qwen2Config)
+
+    tokenizer = build_tokenizer(extra_special=('<|im_start|>', '<|im_end|>'))
+    stride = 8
+    # FastVLM's projector reads the tower's width as vision_config.hidden_size.
+    vision = ConvNextConfig(num_channels=3, patch_size=4, num_stages=2, hidden_sizes=[32, 64],
+                            depths=[1, 1], image_size=image_size, hidden_size=64)
+    text = Qwen2Config(**_text_kwargs(tokenizer))
+    config = FastVlmConfig(
+        vision_config=vision, text_config=text,
+        image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+        image_seq_length=(image_size // stride) ** 2)
+    torch.manual_seed(seed)
+    model = FastVlmForConditionalGeneration(config).eval()
+    image_processor = CLIPImageProcessorPil(
+        size={'shortest_edge': image_size}, crop_size={'height': image_size, 'width': image_size},
+        do_center_crop=True)
+    processor = LlavaProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, patch_size=stride,
+        vision_feature_select_strategy='full', num_additional_image_tokens=0,
+        chat_template=_qwen_chat_template('You are a helpful assistant.').replace(
+            '<|vision_start|><|image_pad|><|vision_end|>', '<image>\n'))
+    return _save(save_dir, model, processor, tokenizer)
+
+
 # Registry family name -> builder of a small model of that family.
 BUILDERS = {
     'llava': _build_llava,
@@ -616,4 +653,5 @@ BUILDERS = {
     'qwen2_5_vl': build_tiny_qwen2_5_vl,
     'qwen3_vl': build_tiny_qwen3_vl,
     'gemma3': build_tiny_gemma3,
+    'fast_vlm': build_tiny_fast_vlm,
 }
