@@ -945,7 +945,14 @@ class VlmNode(LifecycleNode):
 
     def destroy_node(self):
         self.stop_serving()
-        return super().destroy_node()
+        destroyed = super().destroy_node()
+        # The lifecycle state machine holds the node's handle (and with it the node's DDS
+        # entities) until it is destroyed; left to the garbage collector at exit, after the
+        # context is shut down, that takes seconds.
+        machine = getattr(self, '_state_machine', None)
+        if machine is not None:
+            machine.destroy_when_not_in_use()
+        return destroyed
 
 
 def main(args=None):
