@@ -259,8 +259,8 @@ def depth_scan(depth: np.ndarray, intrinsics: Intrinsics, mount: CameraMount,
     max_height_m] and whose horizontal distance from the origin is at most range_max_m
     are obstacles. The beams run from the first to the last bearing every image row sees
     (see _arc; angle_min is the first beam's), as many as fit at the widest bearing step
-    between neighbouring pixels (each beam gets a pixel of every row: 78 for the
-    simulator's 96-pixel, 60 degree camera pitched 10 degrees), or beams (pixels are
+    between neighbouring pixels (each beam gets a pixel of every row: 72 over 55.6
+    degrees for a 96-pixel, 60 degree camera pitched 10 degrees down), or beams (pixels are
     binned to the nearest beam; with more beams than that, some may read nan); each reads
     its nearest
     obstacle's horizontal range, inf (free to range_max_m) when its pixels measured
