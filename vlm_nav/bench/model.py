@@ -38,7 +38,8 @@ architectures at their real sizes with random weights built from their configs (
 and memory don't depend on the weights' values): ``smolvlm-256m``, ``llava-phi3-mini``,
 ``llava-1.5-7b``, and the families' published sizes of ``vlm_nav.models.fit`` (dimensions
 from their config.json): ``qwen3-vl-2b``, ``qwen2.5-vl-3b``, ``smolvlm2-256m``,
-``smolvlm2-500m``, ``fastvlm-0.5b`` (needs timm). These take their processors' real
+``smolvlm2-500m``, ``fastvlm-0.5b`` (FastViTHD needs timm: a ConvNeXt of its output
+stands in without it). These take their processors' real
 image settings; ``--image-size 640x480`` scales the frames to a camera's size and
 ``--max-image-pixels`` caps the image as vlm_node's parameter does. Precisions:
 ``float32``, ``bfloat16``, ``float16`` (CUDA) and ``int8`` (torch dynamic quantization of Linear layers, CPU); ``onnxruntime:float32`` and
@@ -189,11 +190,9 @@ def family_shape(shape: str):
     """
     import transformers
     spec = fit.BY_NAME[shape]
-    if not fit.buildable(spec):
-        raise ValueError(f"{shape}: its classes need {', '.join(spec.requires)}, not installed "
-                         'here (timm needs torchvision, which does not install beside the '
-                         'pinned torch)')
     config = spec.build()
+    if spec.family == 'FastVLM':
+        return _fastvlm_shape(config, fit.buildable(spec))
     if spec.family in ('Qwen2.5-VL', 'Qwen3-VL'):
         tokenizer = tiny.build_tokenizer(extra_special=tiny.QWEN_SPECIALS,
                                          image_token_attribute=False)
@@ -219,10 +218,38 @@ def family_shape(shape: str):
             do_image_splitting=True, size={'longest_edge': 2048},
             max_image_size={'longest_edge': 512})
         processor = images_only_processor(transformers.SmolVLMProcessor)(
-            image_processor=image, tokenizer=tokenizer, image_seq_len=64,
-            chat_template=getattr(tiny, 'SMOLVLM_CHAT_TEMPLATE', tiny.IDEFICS3_CHAT_TEMPLATE))
+            image_processor=image, tokenizer=tokenizer, video_processor=None, image_seq_len=64,
+            chat_template=tiny.SMOLVLM_CHAT_TEMPLATE)
     else:
         raise ValueError(f'{shape}: no processor recipe for the {spec.family} family here')
+    return config, processor
+
+
+def _fastvlm_shape(config, with_timm: bool):
+    """
+    Return (config, processor) of a FastVLM size: 1024 px frames, 256 image tokens.
+
+    Without timm (it needs torchvision, which does not install beside the pinned torch)
+    FastViTHD is replaced by a transformers ConvNeXt of the same output (3072 channels,
+    stride 64: 16 x 16 tokens) and about its size (~100 M parameters against 125 M); the
+    language model and projector are FastVLM's.
+    """
+    import transformers
+    tokenizer = tiny.build_tokenizer(extra_special=('<|im_start|>', '<|im_end|>'))
+    if not with_timm:
+        config.vision_config = transformers.ConvNextConfig(
+            num_channels=3, patch_size=4, num_stages=5, hidden_sizes=[96, 192, 384, 768, 3072],
+            depths=[2, 2, 6, 2, 1], image_size=1024, hidden_size=3072)
+    config.image_token_index = tokenizer.convert_tokens_to_ids(tiny.IMAGE_TOKEN)
+    config.text_config.pad_token_id = tokenizer.pad_token_id
+    image = transformers.CLIPImageProcessorPil(
+        size={'shortest_edge': 1024}, crop_size={'height': 1024, 'width': 1024},
+        do_center_crop=True)
+    processor = transformers.LlavaProcessor(
+        image_processor=image, tokenizer=tokenizer, patch_size=64,
+        vision_feature_select_strategy='full', num_additional_image_tokens=0,
+        chat_template=tiny._qwen_chat_template('You are a helpful assistant.').replace(
+            '<|vision_start|><|image_pad|><|vision_end|>', '<image>\n'))
     return config, processor
 
 
