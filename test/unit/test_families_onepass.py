@@ -183,6 +183,44 @@ def test_image_budget_is_refused_for_a_fixed_resolution(family_model_dir, name):
         load_backend(family_model_dir(name), max_image_pixels=4096)
 
 
+def test_convolution_layers_get_prefill_and_right_padded_tails():
+    """
+    LFM2-VL (short convolutions + attention): one prefill, then every tail right after it.
+
+    The real Lfm2VlForConditionalGeneration class (tiny, random weights) with NaFlex
+    patches given directly (its processor needs torchvision, tiny.UNBUILT); each row's
+    logits must equal the row run alone, and left-padded tails must not (the convolution
+    reads the pads).
+    """
+    import torch
+    from vlm_nav.models.hf_backend import HFBackend
+    tokenizer = tiny.build_tokenizer()
+    model = tiny.tiny_lfm2_vl_model(tokenizer)
+    backend = HFBackend('lfm2-vl')
+    backend.model, backend.tokenizer = model, tokenizer
+    backend.family = registry.BY_NAME['lfm2_vl']
+    assert backend._right_pad_tails() and not backend.family.packs
+    rows_of, cols_of = 8, 6          # patches; the model merges 2x2 into one image token
+    patches = torch.randn(1, 64, 3 * 4 * 4, generator=torch.Generator().manual_seed(0))
+    image = {'pixel_values': patches,
+             'pixel_attention_mask': torch.arange(64)[None] < rows_of * cols_of,
+             'spatial_shapes': torch.tensor([[rows_of, cols_of]])}
+    image_token = model.config.image_token_id
+    prefix = [1, 20, 30] + [image_token] * (rows_of * cols_of // 4) + [40, 41]
+    rows = [prefix + [50, 51, 52], prefix + [60], prefix + [70, 71, 72, 73, 74],
+            prefix + [80, 81]]
+    keep = 2
+    with torch.inference_mode():
+        shared = backend._forward_shared(rows, len(prefix), [image], [0] * len(rows), keep)
+        alone = [model(input_ids=torch.tensor([row]), **image).logits[0, -keep:] for row in rows]
+        for row, got, expected in zip(rows, shared, alone):
+            n = min(keep, len(row) - len(prefix))       # positions a choice can use
+            torch.testing.assert_close(got[keep - n:], expected[keep - n:], atol=1e-4, rtol=0)
+        backend._right_pad_tails = lambda: False
+        left = backend._forward_shared(rows, len(prefix), [image], [0] * len(rows), keep)
+    assert (left[1, -1] - alone[1][-1]).abs().max() > 1e-3
+
+
 def test_decision_time_against_one_bare_prefill(backends, image):
     """
     Print each family's decision time over one bare prefill of its prompt (not asserted).

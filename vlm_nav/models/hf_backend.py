@@ -323,12 +323,17 @@ class HFBackend(VLMBackend):
         """
         try:
             return self._from_pretrained(family.processor_class, source, local_only)
-        except (OSError, ValueError, ImportError, AttributeError, TypeError):
+        except (OSError, ValueError, ImportError, AttributeError, TypeError) as err:
             from transformers.utils import is_torchvision_available
-            cls = _processor_class(source, local_only)
-            if (is_torchvision_available() or cls is None
-                    or 'video_processor' not in cls.get_attributes()):
+            if is_torchvision_available():
                 raise
+            cls = _processor_class(source, local_only)
+            if cls is None or 'video_processor' not in cls.get_attributes():
+                raise ModelLoadError(
+                    f"could not load the processor of '{self.model_id}' ({family.title}): "
+                    f'{type(err).__name__}: {err}. Its image processor may exist only as a '
+                    'torchvision backend in transformers (LFM2-VL), and torchvision is not '
+                    'installed') from None
         return images_only_processor(cls).from_pretrained(source, local_files_only=local_only)
 
     def _from_pretrained(self, cls_name: str, source: str, local_only: bool):
@@ -668,7 +673,8 @@ class HFBackend(VLMBackend):
                          **self._batch_image_inputs(images, range(len(images))),
                          **self._token_types(head), **extra)
         cache = out.cache
-        if len(images) > 1:
+        if len(images) > 1 or self.family.unmaskable_layers:
+            # index_select per layer: convolution states have no batch_repeat_interleave.
             cache.reorder_cache(torch.tensor(row_image, dtype=torch.long, device=device))
         elif len(rows) > 1:
             cache.batch_repeat_interleave(len(rows))
@@ -1090,6 +1096,7 @@ def set_image_budget(processor, family: registry.Family, pixels: int, config, na
         vision = config.vision_config
         per_token = (vision.patch_size * getattr(config, 'downsample_factor', 1)) ** 2
         image.max_image_tokens = max(1, pixels // per_token)
+        image.min_image_tokens = min(image.min_image_tokens, image.max_image_tokens)
     else:
         raise ModelLoadError(
             f"'{name}' ({family.title}) has a fixed input resolution: max_image_pixels "

@@ -224,6 +224,17 @@ FAST_VLM = Family(
     operations=GENERATIVE_OPS, shared_prefix=True, position_ids=True,
     examples=('KamilaMila/FastVLM-7B',))
 
+# LFM2's gated short convolutions read the two tokens before each one whatever the mask,
+# so its questions are not packed: one prefill, then the tails right after its cache.
+# Its image processor exists only as a torchvision backend in transformers.
+LFM2_VL = Family(
+    name='lfm2_vl', title='LFM2-VL', model_types=('lfm2_vl',),
+    model_class='AutoModelForImageTextToText', processor_class='AutoProcessor',
+    prompt_template=('<|startoftext|><|im_start|>user\n<image>{question}<|im_end|>\n'
+                     '<|im_start|>assistant\n'),
+    operations=GENERATIVE_OPS, unmaskable_layers=True, position_ids=True,
+    image_budget='image_tokens', examples=('LiquidAI/LFM2-VL-450M', 'LiquidAI/LFM2-VL-1.6B'))
+
 # Positions may be multimodal (e.g. Qwen2-VL's M-RoPE), so every question runs in full.
 GENERIC = Family(
     name='generic', title='any AutoModelForImageTextToText (Qwen2-VL, PaliGemma, ...)',
@@ -233,7 +244,7 @@ GENERIC = Family(
 
 # Most specific first: family_for returns the first family that matches.
 FAMILIES = (LLAVA_PHI3, BAKLLAVA, LLAVA, BLIP2_ITM, BLIP2, INSTRUCTBLIP, CLIP, IDEFICS3,
-            SMOLVLM, QWEN2_5_VL, QWEN3_VL, GEMMA3, FAST_VLM, GENERIC)
+            SMOLVLM, QWEN2_5_VL, QWEN3_VL, GEMMA3, FAST_VLM, LFM2_VL, GENERIC)
 BY_NAME: Dict[str, Family] = {f.name: f for f in FAMILIES}
 
 

@@ -639,6 +639,36 @@ def build_tiny_fast_vlm(save_dir: PathLike, seed: int = 0, image_size: int = 32)
     return _save(save_dir, model, processor, tokenizer)
 
 
+def tiny_lfm2_vl_model(tokenizer, seed: int = 0):
+    """
+    Return a small Lfm2VlForConditionalGeneration (SigLIP2 NaFlex + LFM2: conv, attention, conv).
+
+    Model only: LFM2-VL's image processor exists only as a torchvision backend in
+    transformers, and torchvision does not install beside the CPU torch here, so no
+    processor (and no BUILDERS entry, see UNBUILT); tests feed NaFlex patches of 4 pixels.
+    """
+    import torch
+    from transformers import Lfm2Config, Lfm2VlConfig, Lfm2VlForConditionalGeneration
+    from transformers import Siglip2VisionConfig
+
+    text = _text_kwargs(tokenizer, hidden=64)
+    text.pop('tie_word_embeddings')
+    text = Lfm2Config(**{**text, 'num_hidden_layers': 3},
+                      layer_types=['conv', 'full_attention', 'conv'])
+    vision = Siglip2VisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                 num_attention_heads=2, patch_size=4, num_patches=64)
+    config = Lfm2VlConfig(vision_config=vision, text_config=text, projector_hidden_size=64,
+                          image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+                          downsample_factor=2, tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    return Lfm2VlForConditionalGeneration(config).eval()
+
+
+# Registry families with no small model here, and why.
+UNBUILT = {'lfm2_vl': 'its image processor (Lfm2VlImageProcessor) exists only as a torchvision '
+                      'backend in transformers 5.24; torchvision does not install beside the '
+                      'CPU torch here (tiny_lfm2_vl_model builds the model alone)'}
+
 # Registry family name -> builder of a small model of that family.
 BUILDERS = {
     'llava': _build_llava,
