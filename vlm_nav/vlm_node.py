@@ -248,6 +248,7 @@ class VlmNode(LifecycleNode):
         self._diagnostics = DiagnosticsPublisher(self)
         self._diag_timer = self.create_timer(self.get_parameter('diagnostics_period_s').value,
                                              self._publish_diagnostics, callback_group=frames)
+        self._autostarting = bool(autostart)         # until autostart's configure began
         if autostart:
             threading.Thread(target=self._autostart, name='vlm_autostart', daemon=True).start()
         else:
@@ -288,7 +289,9 @@ class VlmNode(LifecycleNode):
         """Configure (load the model), then activate, as `autostart` asks."""
         with self._transitions:
             try:
-                if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                configured = self.trigger_configure()
+                self._autostarting = False
+                if configured != TransitionCallbackReturn.SUCCESS:
                     self.get_logger().error(
                         'autostart: configure failed, the node stays unconfigured; configure '
                         f'again with `ros2 lifecycle set {self.get_fully_qualified_name()} '
@@ -296,6 +299,7 @@ class VlmNode(LifecycleNode):
                 elif not self._stopping.done():
                     self.trigger_activate()
             except (RCLError, RuntimeError) as error:   # the node was destroyed meanwhile
+                self._autostarting = False
                 if not self._stopping.done():
                     self.get_logger().error(f'autostart: {error}')
 
@@ -362,7 +366,7 @@ class VlmNode(LifecycleNode):
     def _refusal(self, state: str) -> str:
         """Return why a request is refused in a lifecycle state other than active."""
         name = self.get_fully_qualified_name()
-        if state == 'configuring':
+        if state == 'configuring' or (state == 'unconfigured' and self._autostarting):
             return f'model is still loading ({name} is configuring)'
         if state == 'inactive':
             return (f'{name} is inactive: requests are refused until it is activated '

@@ -29,7 +29,7 @@ from pathlib import Path
 import re
 import time
 
-from conftest import claim_domain, Probe, release_domain, running_stack, stamp_s
+from conftest import claim_domain, held_up_s, Probe, release_domain, running_stack, stamp_s
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import Twist
 from lifecycle_msgs.msg import Transition
@@ -327,12 +327,17 @@ def test_navigator_stops_while_vlm_node_is_inactive(ros_domain, tmp_path):
             'still moving, or not publishing, with vlm_node inactive'
         stop = stopped()
         latency = stamp_s(stop) - fault_clock_s
-        print(f'deactivate -> zero Twist: {latency * 1e3:.0f} ms '
+        print(f'deactivate -> zero Twist published: {latency * 1e3:.0f} ms '
               f'(perception_timeout_s {PERCEPTION_TIMEOUT_S} s)')
         assert stop.stale, f'stopped, but not by the stale-perception stop: {stop.reason}'
         assert 'inactive' in stop.reason, stop.reason     # vlm_node's reason, passed on
-        # The last frame answered is up to one frame old when the deactivation comes.
-        assert latency <= PERCEPTION_TIMEOUT_S + 2 * CONTROL_PERIOD_S + 0.3, latency
+        # The last frame answered was taken before the deactivation: the stop comes within
+        # the timeout and a control period, plus delivery; a hold-up of the navigator's
+        # process (a loaded machine) is added.
+        held_up = held_up_s(probe.messages('vlm_nav/navigator_state'), stop, CONTROL_PERIOD_S,
+                            fault_clock_s)
+        assert latency <= PERCEPTION_TIMEOUT_S + CONTROL_PERIOD_S + 0.3 + held_up, \
+            (latency, held_up)
         held = [m for t, m in probe.timed('cmd_vel') if t > fault + latency + 0.5]
         assert held and all(_zero(m) for m in held), 'cmd_vel moved while vlm_node was inactive'
 
