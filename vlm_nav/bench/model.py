@@ -305,7 +305,7 @@ def build_backend(shape: str, precision: str, device: str, log=print,
         backend.tokenizer = backend.processor.tokenizer
         backend.operations = backend.family.operations
         backend.params = sum(p.numel() for p in backend.model.parameters())
-        if max_image_pixels:
+        if max_image_pixels and backend.family.image_budget:    # fixed-resolution: as is
             set_image_budget(processor, backend.family, max_image_pixels, config, shape)
         if runtime != 'torch':
             log(f'[bench] exporting the scoring pass of {shape} to ONNX Runtime')
@@ -665,7 +665,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "default: the simulator's 96x96)")
     parser.add_argument('--max-image-pixels', type=int, default=0,
                         help="vlm_node's max_image_pixels for dynamic-resolution families "
-                        "(0: the checkpoint's setting)")
+                        "(0: the checkpoint's setting; fixed-resolution ones ignore it)")
     parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: all)')
     parser.add_argument('--accuracy-per-type', type=int, default=100,
                         help='held-out questions per type for the accuracy column (0: skip)')
