@@ -48,7 +48,9 @@ THINGS = ['red ball', 'door', 'blue box']
 HUB_ID = {'clip': 'vlm-nav-test/tiny-clip'}
 # One family's node scores its closed-set questions in ONNX Runtime, int8 (exported at
 # load; a failed export fails the load): every service must behave the same.
-NODE_OPTIONS = {'llava-phi3': {'runtime': 'onnxruntime_int8', 'dtype': 'int8'}}
+# Another caps its image size (max_image_pixels, a dynamic-resolution model).
+NODE_OPTIONS = {'llava-phi3': {'runtime': 'onnxruntime_int8', 'dtype': 'int8'},
+                'qwen2_5_vl': {'max_image_pixels': 32 * 24}}
 
 
 def _camera_probe(domain: int, name: str) -> Probe:
@@ -118,7 +120,11 @@ def family_nodes(family_model_dir, tmp_path_factory):
         print((root / name / 'vlm_node.log').read_text()[-1500:])
 
 
-def _ready(probe: Probe, timeout: float = 90.0) -> Ask.Response:
+# All nodes load at once: the first family asked waits for their start-ups together.
+READY_S = 30.0 + 10.0 * len(tiny.BUILDERS)
+
+
+def _ready(probe: Probe, timeout: float = READY_S) -> Ask.Response:
     deadline = time.monotonic() + timeout
     while True:
         response = probe.call(Ask, 'vlm_nav/ask', Ask.Request(
