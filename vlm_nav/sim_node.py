@@ -40,6 +40,7 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, LaserScan
 from std_msgs.msg import String, UInt32
 
+from vlm_nav.ros.compat import node_scope
 from vlm_nav.ros.diagnostics import DiagnosticsPublisher, OK
 from vlm_nav.ros.image import metres_to_depth_image
 from vlm_nav.ros.params import declare
@@ -342,7 +343,7 @@ class SimNode(Node):
 
 def main(args=None):
     with ros_session(args=args):
-        with SimNode() as node:
+        with node_scope(SimNode()) as node:
             rclpy.spin(node)
 
 

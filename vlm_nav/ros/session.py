@@ -21,6 +21,7 @@ import rclpy
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import Executor, ExternalShutdownException
 from rclpy.node import Node
+from vlm_nav.ros.compat import rclpy_initialized, shutdown_executor
 
 
 @contextmanager
@@ -35,7 +36,7 @@ def ros_session(args: Optional[List[str]] = None) -> Iterator[None]:
     context still valid, an RCLError is a real failure and propagates.
     """
     try:
-        with rclpy.init(args=args):
+        with rclpy_initialized(args):
             try:
                 yield
             except RCLError:
@@ -56,7 +57,7 @@ def spin_until_shutdown(nodes: Sequence[Node], executor: Executor,
     destroyed service, and the error, kept in the executor's task, is printed at exit as
     'The following exception was never retrieved: cannot use Destroyable because
     destruction was requested'. So, in this order: stop() tells the nodes to end the work
-    in flight (wake their waits, drop queued work), executor.shutdown() waits for the
+    in flight (wake their waits, drop queued work), shutdown_executor() waits for the
     callbacks, and the nodes are destroyed while none runs.
     """
     for node in nodes:
@@ -66,6 +67,6 @@ def spin_until_shutdown(nodes: Sequence[Node], executor: Executor,
     finally:
         if stop is not None:
             stop()
-        executor.shutdown()
+        shutdown_executor(executor)
         for node in nodes:
             node.destroy_node()
