@@ -47,8 +47,11 @@ image settings; ``--image-size 640x480`` scales the frames to a camera's size an
 at load; int8 by ONNX Runtime's dynamic quantization, generation then in torch float32).
 The other precisions score in torch (``runtime: torch``).
 
-Writes ``results.csv`` (one row per timed run), ``summary.json`` (machine, per
-configuration p50/p95/mean, ratios, memory, accuracy) and ``latency.png`` to ``--out``.
+Every run records wall time and the process's CPU time (all its threads; with one torch
+thread, the work done, which holds on a machine shared with other jobs while wall time
+follows their load); ``summary.json`` gives ratios of both. Writes ``results.csv`` (one
+row per timed run), ``summary.json`` (machine, per configuration p50/p95/mean, ratios,
+memory, accuracy) and ``latency.png`` to ``--out``.
 ``--nodes`` adds frame-to-Twist latency through the real nodes (sim_node, vlm_node,
 navigator_node over DDS): the navigator's scored policy vs the original one.
 """
@@ -444,6 +447,9 @@ class Result:
     cuda_max_allocated_mb: float = 0.0
     params: int = 0
     times: Dict[str, List[float]] = field(default_factory=dict)
+    # The process's CPU seconds per run (all its threads): the work done, which on a
+    # machine shared with other jobs stays put while wall time follows the load.
+    cpu_times: Dict[str, List[float]] = field(default_factory=dict)
     tokens: Dict[str, List[int]] = field(default_factory=dict)
     accuracy: Dict[str, float] = field(default_factory=dict)
     errors: Dict[str, str] = field(default_factory=dict)
@@ -494,18 +500,21 @@ def run_config(shape: str, precision: str, device: str, frames: np.ndarray, runs
                     fn(frames[i % len(frames)])
                 _sync(device)
                 for i in range(runs):
-                    t0 = time.perf_counter()
+                    c0, t0 = time.process_time(), time.perf_counter()
                     n = fn(frames[i % len(frames)])
                     _sync(device)
                     result.times.setdefault(name, []).append(time.perf_counter() - t0)
+                    result.cpu_times.setdefault(name, []).append(time.process_time() - c0)
                     result.tokens.setdefault(name, []).append(n)
             except Exception as error:  # noqa: B902 - one failing op must not end the suite
                 result.errors[name] = f'{type(error).__name__}: {error}'
                 log(f'[bench]   {name}: FAILED {result.errors[name]}')
                 continue
             t = np.array(result.times[name]) * 1e3
+            cpu = np.array(result.cpu_times[name]) * 1e3
             log(f'[bench]   {name:24s} p50 {np.percentile(t, 50):9.1f} ms  '
-                f'p95 {np.percentile(t, 95):9.1f} ms  tokens {np.mean(result.tokens[name]):.0f}')
+                f'p95 {np.percentile(t, 95):9.1f} ms  CPU p50 {np.percentile(cpu, 50):9.1f} ms  '
+                f'tokens {np.mean(result.tokens[name]):.0f}')
     result.peak_rss_mb = round(peak.peak, 1)
     if device.startswith('cuda'):
         result.cuda_max_allocated_mb = round(torch.cuda.max_memory_allocated() / 2**20, 1)
@@ -532,6 +541,9 @@ def summarize(result: Result) -> Dict:
                        'p95_ms': round(float(np.percentile(t, 95)), 2),
                        'mean_ms': round(float(t.mean()), 2), 'runs': len(t),
                        'new_tokens': tokens}
+        if result.cpu_times.get(name):
+            stats[name]['cpu_p50_ms'] = round(
+                float(np.percentile(np.array(result.cpu_times[name]) * 1e3, 50)), 2)
         if tokens:
             stats[name]['tokens_per_s'] = round(tokens / (t.mean() / 1e3), 2)
     out['model_rss_mb'] = round(result.rss_after_load_mb - result.rss_before_load_mb, 1)
@@ -543,6 +555,12 @@ def summarize(result: Result) -> Dict:
     for name in ('search_generate_parse', 'explore_generate_parse', 'decision_pipeline'):
         if name in p50 and 'decision' in p50:
             ratios[f'{name}_over_decision'] = round(p50[name] / p50['decision'], 2)
+    cpu = {k: v['cpu_p50_ms'] for k, v in stats.items() if 'cpu_p50_ms' in v}
+    if 'prefill' in cpu and 'decision' in cpu:
+        ratios['decision_over_prefill_cpu'] = round(cpu['decision'] / cpu['prefill'], 3)
+    for name in ('search_generate_parse', 'explore_generate_parse'):
+        if name in cpu and 'decision' in cpu:
+            ratios[f'{name}_over_decision_cpu'] = round(cpu[name] / cpu['decision'], 2)
     out['ratios'] = ratios
     return out
 
