@@ -202,6 +202,8 @@ class World:
         self._cols = np.tile(np.arange(self.image_size, dtype=float), self.image_size)
         self._last_image: Optional[np.ndarray] = None
         self._seg_pose: Optional[Pose2D] = None
+        self._fault_rng: Optional[np.random.Generator] = None   # render_rgbd's faults
+        self._fault_seed: Optional[int] = None
 
     # ---------------------------------------------------------------- scene
     def _body(self, shape: int, pos: Sequence[float], color: Sequence[float],
@@ -429,7 +431,7 @@ class World:
 
     def _with_faults(self, rgb: np.ndarray, depth: np.ndarray, faults: DepthFaults,
                      max_range_m: float) -> np.ndarray:
-        if not hasattr(self, '_fault_rng') or self._fault_seed != faults.seed:
+        if self._fault_rng is None or self._fault_seed != faults.seed:
             self._fault_rng = np.random.default_rng(faults.seed)
             self._fault_seed = faults.seed
         rng = self._fault_rng
