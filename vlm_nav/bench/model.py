@@ -184,6 +184,10 @@ SMOLVLM_SPECIALS = ('<fake_token_around_image>', '<global-img>', '<end_of_uttera
                                             for c in range(1, 5))
 
 
+# The navigator's answers; single tokens in Qwen2's vocabulary (Qwen-VL, FastVLM), as here.
+CHOICE_WORDS = ('yes', 'no', 'left', 'center', 'right', 'near', 'far')
+
+
 def family_shape(shape: str):
     """
     Return (config, processor) of a published family size with a small tokenizer.
@@ -199,6 +203,7 @@ def family_shape(shape: str):
     if spec.family in ('Qwen2.5-VL', 'Qwen3-VL'):
         tokenizer = tiny.build_tokenizer(extra_special=tiny.QWEN_SPECIALS,
                                          image_token_attribute=False)
+        tokenizer.add_tokens(list(CHOICE_WORDS))
         for name, value in tiny._qwen_tokens(tokenizer).items():
             setattr(config, name, value)
         qwen3 = spec.family == 'Qwen3-VL'
@@ -239,6 +244,7 @@ def _fastvlm_shape(config, with_timm: bool):
     """
     import transformers
     tokenizer = tiny.build_tokenizer(extra_special=('<|im_start|>', '<|im_end|>'))
+    tokenizer.add_tokens(list(CHOICE_WORDS))
     if not with_timm:
         config.vision_config = transformers.ConvNextConfig(
             num_channels=3, patch_size=4, num_stages=5, hidden_sizes=[96, 192, 384, 768, 3072],
