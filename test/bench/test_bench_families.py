@@ -47,6 +47,11 @@ def test_family_shape_is_the_published_size_with_its_image_tokens(shape):
     enc = processor(images=[frame], text=[text], return_tensors='pt')
     token = getattr(config, 'image_token_id', None) or config.image_token_index
     assert enc['input_ids'][0].tolist().count(token) == row.image_tokens
+    if spec.family in ('Qwen2.5-VL', 'Qwen3-VL', 'FastVLM'):
+        # After the newline that opens the answer, each answer is one token, as in Qwen2's
+        # vocabulary: the decision scores four rows, not one per piece of a word.
+        for word in bench.CHOICE_WORDS:
+            assert len(processor.tokenizer(word, add_special_tokens=False)['input_ids']) == 1
 
 
 def test_frames_scale_to_a_camera_size():
