@@ -42,7 +42,8 @@ from their config.json): ``qwen3-vl-2b``, ``qwen2.5-vl-3b``, ``smolvlm2-256m``,
 stands in without it). These take their processors' real
 image settings; ``--image-size 640x480`` scales the frames to a camera's size and
 ``--max-image-pixels`` caps the image as vlm_node's parameter does. Precisions:
-``float32``, ``bfloat16``, ``float16`` (CUDA) and ``int8`` (torch dynamic quantization of Linear layers, CPU); ``onnxruntime:float32`` and
+``float32``, ``bfloat16``, ``float16`` (CUDA) and ``int8`` (torch dynamic quantization of
+Linear layers, CPU); ``onnxruntime:float32`` and
 ``onnxruntime:int8`` score closed-set questions in ONNX Runtime (the packed pass exported
 at load; int8 by ONNX Runtime's dynamic quantization, generation then in torch float32).
 The other precisions score in torch (``runtime: torch``).
