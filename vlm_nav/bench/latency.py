@@ -38,8 +38,6 @@ import numpy as np
 
 from vlm_nav.bringup.profiles import default_params_file, profile_nodes
 from vlm_nav.bringup.supervisor import Stack
-from vlm_nav.sim.layout import make_layout
-from vlm_nav.sim.world import camera_to_base
 
 SEED, TARGET = 5, 'red ball'      # the demo's layout: the target is there to be found
 
@@ -60,15 +58,23 @@ VARIANTS = {
     # the depth camera mapped instead of the lidar (sim_node publishes no scan)
     'scored, depth': ('scored', {}),
 }
-# name -> (navigator, sim_node) parameter overrides, for variants that change them
-NODE_OVERRIDES = {
-    'scored, depth': ({'use_scan': False, 'use_depth': True,
-                       'depth_camera_to_base': camera_to_base(make_layout(SEED))},
-                      {'publish_scan': False}),
-}
+# Variants that change the navigator's and sim_node's parameters (node_overrides)
+SENSOR_VARIANTS = ('scored, depth',)
 DEPTH_VARIANTS = ('scored', 'scored, depth')
 # What `vlm-nav bench model --nodes` measures: the model's variants on the default sensors.
-DEFAULT_VARIANTS = tuple(v for v in VARIANTS if v not in NODE_OVERRIDES)
+DEFAULT_VARIANTS = tuple(v for v in VARIANTS if v not in SENSOR_VARIANTS)
+
+
+def node_overrides(variant: str):
+    """Return (navigator, sim_node) parameter overrides of a variant."""
+    if variant != 'scored, depth':
+        return {}, {}
+    # the simulator pulls in pybullet: imported here, so `bench model` loads without it
+    from vlm_nav.sim.layout import make_layout
+    from vlm_nav.sim.world import camera_to_base
+    return ({'use_scan': False, 'use_depth': True,
+             'depth_camera_to_base': camera_to_base(make_layout(SEED))},
+            {'publish_scan': False})
 
 
 def _collect(seconds: float, variant: str, log) -> np.ndarray:
@@ -79,7 +85,7 @@ def _collect(seconds: float, variant: str, log) -> np.ndarray:
     from vlm_nav_interfaces.msg import NavigatorState
 
     policy, vlm_overrides = VARIANTS[variant]
-    navigator_overrides, sim_overrides = NODE_OVERRIDES.get(variant, ({}, {}))
+    navigator_overrides, sim_overrides = node_overrides(variant)
     specs = profile_nodes('sim', model='', target=TARGET, seed=SEED)
     for spec in specs:
         if spec.name == 'navigator_node':
