@@ -86,6 +86,19 @@ def family_model_dir(tmp_path_factory) -> Callable[[str], str]:
     return get
 
 
+@pytest.fixture(scope='module')
+def backends(family_model_dir) -> Callable:
+    """Map a family's name to its small model's backend, loaded once per test module."""
+    from vlm_nav.models import load_backend
+    loaded = {}
+
+    def get(name):
+        if name not in loaded:
+            loaded[name] = load_backend(family_model_dir(name))
+        return loaded[name]
+    return get
+
+
 # ROS domains in use by this test session. Only 1-101: above that Fast DDS's ports fall in
 # Linux's ephemeral port range (vlm-nav doctor warns about it), where any socket may hold one.
 _claimed_domains = set()

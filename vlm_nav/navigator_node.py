@@ -678,22 +678,33 @@ class NavigatorNode(Node):
             if self._scan_to_base_problem:
                 return None, f"frame '{frame}': {self._scan_to_base_problem}"
             return self._scan_to_base, ''
-        if self._tf_buffer is None:
-            return None, f"frame '{frame}' cannot be placed on {base} (no tf2 here): {fix}"
-        try:
-            try:
-                t = self._tf_buffer.lookup_transform(base, frame,
-                                                     Time.from_msg(msg.header.stamp))
-            except tf2_ros.TransformException:
-                t = self._tf_buffer.lookup_transform(base, frame, Time())
-        except tf2_ros.TransformException as error:
-            return None, f"frame '{frame}': no transform to {base} ({error}): publish it " \
-                f'(robot_state_publisher, static_transform_publisher) or {fix}'
+        t, problem = self._transform_to_base(frame, msg.header.stamp, fix)
+        if t is None:
+            return None, problem
         p, q = t.transform.translation, t.transform.rotation
         try:
             return ScanMount.from_quaternion(p.x, p.y, q.x, q.y, q.z, q.w), ''
         except ValueError as error:
             return None, f"frame '{frame}': {error}"
+
+    def _transform_to_base(self, frame: str, stamp, fix: str):
+        """
+        Return tf2's base_frame <- frame at stamp (else the newest), or None and why not.
+
+        The newest serves a static transform, which has no time; fix says what the user
+        can set instead.
+        """
+        base = self._base_frame
+        if self._tf_buffer is None:
+            return None, f"frame '{frame}' cannot be placed on {base} (no tf2 here): {fix}"
+        try:
+            try:
+                return self._tf_buffer.lookup_transform(base, frame, Time.from_msg(stamp)), ''
+            except tf2_ros.TransformException:
+                return self._tf_buffer.lookup_transform(base, frame, Time()), ''
+        except tf2_ros.TransformException as error:
+            return None, f"frame '{frame}': no transform to {base} ({error}): publish it " \
+                f'(robot_state_publisher, static_transform_publisher) or {fix}'
 
     def _fresh_lidar(self, now: float) -> Optional[Scan]:
         if self._scan is None or now - self._scan[0] > \
@@ -791,17 +802,9 @@ class NavigatorNode(Node):
             if self._depth_to_base_problem:
                 return None, f"frame '{frame}': {self._depth_to_base_problem}"
             return self._depth_to_base, ''
-        if self._tf_buffer is None:
-            return None, f"frame '{frame}' cannot be placed on {base} (no tf2 here): {fix}"
-        try:
-            try:
-                t = self._tf_buffer.lookup_transform(base, frame,
-                                                     Time.from_msg(msg.header.stamp))
-            except tf2_ros.TransformException:
-                t = self._tf_buffer.lookup_transform(base, frame, Time())
-        except tf2_ros.TransformException as error:
-            return None, f"frame '{frame}': no transform to {base} ({error}): publish it " \
-                f'(robot_state_publisher, static_transform_publisher) or {fix}'
+        t, problem = self._transform_to_base(frame, msg.header.stamp, fix)
+        if t is None:
+            return None, problem
         p, q = t.transform.translation, t.transform.rotation
         try:
             return CameraMount.from_quaternion(p.x, p.y, p.z, q.x, q.y, q.z, q.w), ''

@@ -50,17 +50,6 @@ pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 @pytest.fixture(scope='module')
-def backends(family_model_dir):
-    loaded = {}
-
-    def get(name):
-        if name not in loaded:
-            loaded[name] = load_backend(family_model_dir(name))
-        return loaded[name]
-    return get
-
-
-@pytest.fixture(scope='module')
 def image():
     return np.random.default_rng(1).integers(0, 256, (72, 96, 3), dtype=np.uint8)
 
