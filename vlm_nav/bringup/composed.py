@@ -30,6 +30,7 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
 from vlm_nav.bringup.profiles import default_params_file, PROFILE_ARGUMENTS, profile_nodes
+from vlm_nav.models.served import is_served_spec
 from vlm_nav.ros.session import ros_session, spin_until_shutdown
 
 # executable -> class name in vlm_nav.<executable>
@@ -50,6 +51,24 @@ def build_nodes(specs):
     return nodes
 
 
+def preload_model_code(specs) -> None:
+    """
+    Import torch and transformers' auto classes on this thread before any node runs.
+
+    vlm_node loads its model on a thread of its own; in one process beside the simulator's
+    renderer (which holds the GIL while it draws) that thread's thousands of imports each
+    wait for the GIL again, and a load of seconds takes minutes.
+    """
+    if not any(spec.executable == 'vlm_node' for spec in specs):
+        return
+    if all(is_served_spec(str(spec.parameters.get('model', ''))) for spec in specs
+           if spec.executable == 'vlm_node'):
+        return
+    import torch  # noqa: F401
+    import transformers
+    transformers.AutoModelForImageTextToText, transformers.AutoProcessor  # noqa: B018
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,6 +84,7 @@ def main(argv=None) -> int:
     specs = profile_nodes(args.profile, model=args.model, target=args.target, seed=args.seed,
                           bag=args.bag)
     ros_args = ['--ros-args', '--params-file', args.params_file or default_params_file()]
+    preload_model_code(specs)
     with ros_session(args=[sys.argv[0]] + ros_args):
         nodes = build_nodes(specs)
         # vlm_node's calls in flight end at once on shutdown (VlmNode.stop_serving)
