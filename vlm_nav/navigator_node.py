@@ -293,6 +293,7 @@ class NavigatorNode(Node):
         self._target_pose_pub = self.create_publisher(PoseStamped, 'vlm_nav/target_pose', 10)
         self._target_pose_frame = self.get_parameter('odom_frame').value
         self._target_pose_stamp = None    # stamp of the observation last published from
+        self._target_pose_last = None     # (target, PoseStamped) last published
         # Odometry: the policy's memory of where the target was and which headings were
         # looked at lives in the odom frame.
         self.create_subscription(Odometry, 'odom', self._on_odom, 10)
@@ -1011,8 +1012,15 @@ class NavigatorNode(Node):
 
     def _publish_target_pose(self, obs, now: float) -> None:
         """Publish the target's pose once per observation where it is seen with a range."""
-        if not isinstance(obs, Observation) or self._observation_stamp is None or \
-                self._target_pose_stamp is self._observation_stamp:
+        if not isinstance(obs, Observation) or self._observation_stamp is None:
+            return
+        if self._target_pose_stamp is self._observation_stamp:
+            # out already; a goal for the same target begun since this observation (one
+            # that arrives at once, the robot already there) takes it as its own
+            goal, last = self._goal, self._target_pose_last
+            if goal is not None and goal.target_pose is None and last is not None and \
+                    last[0] == obs.target:
+                goal.target_pose = last[1]
             return
         distance, robot = self._target_fix(obs, now)
         if robot is None:
@@ -1028,6 +1036,7 @@ class NavigatorNode(Node):
         q = msg.pose.orientation
         q.x, q.y, q.z, q.w = yaw_quaternion(pose[2])
         self._target_pose_pub.publish(msg)
+        self._target_pose_last = (obs.target, msg)
         if self._goal is not None:
             self._goal.target_pose = msg
 
