@@ -31,6 +31,7 @@ from action_msgs.msg import GoalStatus
 from conftest import running_stack
 from geometry_msgs.msg import PoseStamped, Twist
 import pytest
+import rclpy
 from rclpy.action import ActionClient
 from std_msgs.msg import String
 
@@ -58,9 +59,16 @@ def stack(ros_domain, tmp_path_factory):
 class Goals:
     """An action client on the probe: send goals, collect feedback, wait for results."""
 
+    count = 0
+
     def __init__(self, probe):
         self.probe = probe
-        self.client = ActionClient(probe.node, FindObject, 'vlm_nav/find_object')
+        # The client is made on a node no executor spins yet: rclpy's executor may list an
+        # ActionClient that is still being built and die on it (no attribute '_lock').
+        Goals.count += 1
+        node = rclpy.create_node(f'find_object_client_{Goals.count}', context=probe.context)
+        self.client = ActionClient(node, FindObject, 'vlm_nav/find_object')
+        probe.executor.add_node(node)
         assert self.client.wait_for_server(timeout_sec=30.0), 'no FindObject server'
 
     def send(self, target: str, mode: str = '', timeout_s: float = 0.0):
