@@ -68,7 +68,8 @@ def test_composed_sim_stack_decides_and_drives(ros_domain, probe, tiny_llava_dir
             return any(s.mode == 'search' and not s.stale and s.phase != 'idle' for s in states)
         ok = probe.wait_for(deciding, 90.0)
         assert ok, (tmp_path / 'composed.log').read_text()[-3000:]
-        assert probe.messages('odom'), 'sim_node in the same process publishes odometry'
+        assert probe.wait_for(lambda: probe.messages('odom'), 10.0), \
+            'sim_node in the same process publishes odometry'
     finally:
         _stop(process)
 
