@@ -99,6 +99,17 @@ def backends(family_model_dir) -> Callable:
     return get
 
 
+def language_model(model):
+    """Return the decoder of a vision-language model, wherever its class keeps it."""
+    for path in ('model.language_model', 'language_model', 'model.text_model'):
+        obj = model
+        for part in path.split('.'):
+            obj = getattr(obj, part, None)
+        if obj is not None:
+            return obj
+    raise AssertionError(f'no language model in {type(model).__name__}')
+
+
 # ROS domains in use by this test session. Only 1-101: above that Fast DDS's ports fall in
 # Linux's ephemeral port range (vlm-nav doctor warns about it), where any socket may hold one.
 _claimed_domains = set()

@@ -28,6 +28,7 @@ decision's time with one bare prefill (not asserted: timings on a shared CPU var
 
 import time
 
+from conftest import language_model
 import numpy as np
 import pytest
 
@@ -53,20 +54,10 @@ def _questions(target='red ball'):
     return target_questions(target) + [MULTI_TOKEN]
 
 
-def _language_model(model):
-    for path in ('model.language_model', 'language_model', 'model.text_model'):
-        obj = model
-        for part in path.split('.'):
-            obj = getattr(obj, part, None)
-        if obj is not None:
-            return obj
-    raise AssertionError(f'no language model in {type(model).__name__}')
-
-
 def _count_passes(backend):
     """Count the language model's forward calls (a hook; the calls themselves are real)."""
     calls = []
-    handle = _language_model(backend.model).register_forward_pre_hook(
+    handle = language_model(backend.model).register_forward_pre_hook(
         lambda module, args: calls.append(1))
     return calls, handle
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import subprocess
 import sys
 
+from conftest import language_model
 from hub_cache import into_hub_cache
 import numpy as np
 import pytest
@@ -253,16 +254,6 @@ def test_instructblip_image_inputs_follow_the_question(backends, image):
 
 
 # ---- memory ---------------------------------------------------------------------------------
-def _language_model(model):
-    for path in ('language_model', 'model.language_model', 'model.text_model'):
-        obj = model
-        for part in path.split('.'):
-            obj = getattr(obj, part, None)
-        if obj is not None:
-            return obj
-    raise AssertionError(f'no language model in {type(model).__name__}')
-
-
 @pytest.mark.parametrize('name', sorted(tiny.BUILDERS))
 def test_memory_estimate_matches_the_built_model(backends, name):
     import torch
@@ -287,8 +278,8 @@ def test_memory_estimate_matches_the_built_model(backends, name):
     # The estimate equals what a real forward pass caches.
     seq = 7
     with torch.inference_mode():
-        out = _language_model(model)(input_ids=torch.ones((1, seq), dtype=torch.long),
-                                     use_cache=True)
+        out = language_model(model)(input_ids=torch.ones((1, seq), dtype=torch.long),
+                                    use_cache=True)
     cached = sum(t.numel() * t.element_size()
                  for layer in out.cache.layers for t in (layer.keys, layer.values))
     assert per_token * seq == cached
@@ -330,8 +321,8 @@ def test_fit_table_matches_the_built_model(backends, name):
     assert row.context_tokens == registry.image_tokens(model.config) + registry.TEXT_TOKENS
     seq = row.context_tokens
     with torch.inference_mode():
-        out = _language_model(model)(input_ids=torch.ones((1, seq), dtype=torch.long),
-                                     use_cache=True)
+        out = language_model(model)(input_ids=torch.ones((1, seq), dtype=torch.long),
+                                    use_cache=True)
     cached = sum(t.numel() * t.element_size()
                  for layer in out.cache.layers for t in (layer.keys, layer.values))
     # Sliding-window layers (Gemma 3) keep the window's last tokens (window - 1: the next
